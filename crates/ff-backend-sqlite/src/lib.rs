@@ -1,0 +1,1 @@
+//! ff-backend-sqlite

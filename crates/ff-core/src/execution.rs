@@ -1,0 +1,382 @@
+//! The execution record and its submission: defaults resolved and input
+//! validated here, once, for every backend.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::error::EngineError;
+use crate::ids::{ExecutionId, FlowId};
+use crate::json::JsonText;
+use crate::limits::Limits;
+use crate::retry::RetryPolicy;
+use crate::state::{Outcome, State};
+
+/// The namespace used when a request names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// The lease length used when a request names none.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+/// How many times an execution may be released before release is refused.
+pub const DEFAULT_MAX_RELEASES: u32 = 10;
+/// Lowest and highest priority.
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -100..=100;
+
+/// A request to run one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub lane: String,
+    pub kind: String,
+    #[serde(default)]
+    pub payload: JsonText,
+    #[serde(default)]
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+    #[serde(default)]
+    pub lease_ms: Option<u64>,
+    #[serde(default)]
+    pub attempt_timeout_ms: Option<u64>,
+    /// Absolute time (epoch ms) after which the execution fails with `deadline`.
+    #[serde(default)]
+    pub deadline: Option<Millis>,
+    /// Absolute time (epoch ms) before which it is not claimable.
+    #[serde(default)]
+    pub run_at: Option<Millis>,
+}
+
+impl SubmitRequest {
+    /// A request for `kind` on `lane` with `payload` and every default.
+    pub fn new(lane: impl Into<String>, kind: impl Into<String>, payload: JsonText) -> Self {
+        Self {
+            namespace: None,
+            lane: lane.into(),
+            kind: kind.into(),
+            payload,
+            priority: None,
+            capabilities: Vec::new(),
+            tags: BTreeMap::new(),
+            idempotency_key: None,
+            retry: None,
+            lease_ms: None,
+            attempt_timeout_ms: None,
+            deadline: None,
+            run_at: None,
+        }
+    }
+
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    pub fn capabilities<S: Into<String>>(mut self, caps: impl IntoIterator<Item = S>) -> Self {
+        self.capabilities = caps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    pub fn lease_ms(mut self, lease_ms: u64) -> Self {
+        self.lease_ms = Some(lease_ms);
+        self
+    }
+
+    pub fn attempt_timeout_ms(mut self, timeout_ms: u64) -> Self {
+        self.attempt_timeout_ms = Some(timeout_ms);
+        self
+    }
+
+    pub fn deadline(mut self, at: Millis) -> Self {
+        self.deadline = Some(at);
+        self
+    }
+
+    pub fn run_at(mut self, at: Millis) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// The namespace this request resolves to.
+    pub fn resolved_namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+
+    /// Checks every field against `limits`; changes nothing.
+    pub fn validate(&self, limits: &Limits) -> Result<(), EngineError> {
+        limits.check_name("namespace", self.resolved_namespace())?;
+        limits.check_name("lane", &self.lane)?;
+        limits.check_name("kind", &self.kind)?;
+        limits.check_size("payload", self.payload.len(), limits.max_payload_bytes)?;
+        self.payload.validate("payload")?;
+        if let Some(priority) = self.priority {
+            if !PRIORITY_RANGE.contains(&priority) {
+                return Err(EngineError::invalid(
+                    "priority",
+                    format!("{priority} is outside -100..=100"),
+                ));
+            }
+        }
+        if self.capabilities.len() > limits.max_capabilities {
+            return Err(EngineError::invalid(
+                "capabilities",
+                format!("more than {}", limits.max_capabilities),
+            ));
+        }
+        for cap in &self.capabilities {
+            limits.check_name("capabilities", cap)?;
+        }
+        if self.tags.len() > limits.max_tags {
+            return Err(EngineError::invalid(
+                "tags",
+                format!("{} tags is over the limit of {}", self.tags.len(), limits.max_tags),
+            ));
+        }
+        for (key, value) in &self.tags {
+            if key.is_empty() {
+                return Err(EngineError::invalid("tags", "a tag key must not be empty"));
+            }
+            limits.check_size("tags", key.len() + value.len(), limits.max_tag_bytes)?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            if key.is_empty() {
+                return Err(EngineError::invalid("idempotency_key", "must not be empty"));
+            }
+            limits.check_size("idempotency_key", key.len(), limits.max_tag_bytes)?;
+        }
+        if let Some(retry) = &self.retry {
+            retry.validate()?;
+        }
+        if let Some(lease_ms) = self.lease_ms {
+            check_duration("lease_ms", lease_ms, limits.max_lease_ms)?;
+        }
+        if let Some(timeout) = self.attempt_timeout_ms {
+            check_duration("attempt_timeout_ms", timeout, limits.max_lease_ms * 30)?;
+        }
+        for (field, at) in [("deadline", self.deadline), ("run_at", self.run_at)] {
+            if matches!(at, Some(t) if t < 0) {
+                return Err(EngineError::invalid(field, "must be epoch milliseconds"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_duration(field: &str, ms: u64, max: u64) -> Result<(), EngineError> {
+    if ms == 0 {
+        return Err(EngineError::invalid(field, "must be greater than zero"));
+    }
+    if ms > max {
+        return Err(EngineError::invalid(field, format!("must be at most {max} ms")));
+    }
+    Ok(())
+}
+
+/// Where a submission came from in a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowMembership {
+    pub flow_id: FlowId,
+    pub node_key: String,
+}
+
+/// Why an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptEnd {
+    Completed,
+    /// The worker failed it; `retry_at` when a retry was scheduled.
+    Failed { retry_at: Option<Millis> },
+    LeaseExpired,
+    AttemptTimeout,
+    Released,
+    Cancelled,
+    Deadline,
+}
+
+/// One claim of an execution and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub lease_epoch: u64,
+    pub worker_id: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub end: Option<AttemptEnd>,
+    pub error: Option<String>,
+}
+
+/// The stored execution: its resolved spec and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: ExecutionId,
+    pub namespace: String,
+    pub lane: String,
+    pub kind: String,
+    pub payload: JsonText,
+    pub priority: i32,
+    /// Sorted and deduplicated.
+    pub capabilities: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub idempotency_key: Option<String>,
+    pub retry: RetryPolicy,
+    pub lease_ms: u64,
+    pub attempt_timeout_ms: Option<u64>,
+    pub deadline: Option<Millis>,
+    pub run_at: Option<Millis>,
+    pub flow: Option<FlowMembership>,
+
+    pub state: State,
+    /// The current (or last) attempt, 0 before the first claim.
+    pub attempt: u32,
+    /// Increases with every claim.
+    pub lease_epoch: u64,
+    /// Attempts allowed in all; `retry.max_attempts` plus requeues.
+    pub attempts_allowed: u32,
+    pub releases: u32,
+    /// The next claim reuses `attempt` (the last lease was released).
+    pub reuse_attempt: bool,
+    pub lease_until: Option<Millis>,
+    pub attempt_deadline: Option<Millis>,
+    pub worker_id: Option<String>,
+    /// When it last became (or becomes) claimable; orders the lane.
+    pub ready_at: Millis,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub result: Option<JsonText>,
+    /// The last error recorded.
+    pub error: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+impl Execution {
+    /// Resolves a validated request into a new execution at `now`.
+    pub fn new(id: ExecutionId, req: SubmitRequest, now: Millis) -> Self {
+        let retry = req.retry.unwrap_or_default();
+        let mut capabilities = req.capabilities;
+        capabilities.sort();
+        capabilities.dedup();
+        let (state, ready_at) = match req.run_at {
+            Some(at) if at > now => (State::Scheduled, at),
+            _ => (State::Ready, now),
+        };
+        Self {
+            id,
+            namespace: req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            lane: req.lane,
+            kind: req.kind,
+            payload: req.payload,
+            priority: req.priority.unwrap_or(0),
+            capabilities,
+            tags: req.tags,
+            idempotency_key: req.idempotency_key,
+            retry,
+            lease_ms: req.lease_ms.unwrap_or(DEFAULT_LEASE_MS),
+            attempt_timeout_ms: req.attempt_timeout_ms,
+            deadline: req.deadline,
+            run_at: req.run_at,
+            flow: None,
+            state,
+            attempt: 0,
+            lease_epoch: 0,
+            attempts_allowed: retry.max_attempts,
+            releases: 0,
+            reuse_attempt: false,
+            lease_until: None,
+            attempt_deadline: None,
+            worker_id: None,
+            ready_at,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            result: None,
+            error: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// The outcome, once terminal.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.state.outcome()
+    }
+
+    /// Whether a claim at `now` may take it (state and time; capabilities
+    /// and lanes are the caller's filter).
+    pub fn is_claimable(&self, now: Millis) -> bool {
+        matches!(self.state, State::Ready | State::Scheduled)
+            && self.ready_at <= now
+            && self.deadline.is_none_or(|d| d > now)
+    }
+
+    /// Whether a worker advertising `caps` (sorted) may run it.
+    pub fn capabilities_met_by(&self, caps: &[String]) -> bool {
+        self.capabilities
+            .iter()
+            .all(|need| caps.binary_search(need).is_ok())
+    }
+
+    /// The lane order key: priority (higher first), `ready_at`, id.
+    pub fn order_key(&self) -> (i32, Millis, ExecutionId) {
+        (-self.priority, self.ready_at, self.id)
+    }
+
+    /// The current attempt's record, while there is one.
+    pub fn current_attempt(&self) -> Option<&AttemptRecord> {
+        self.attempts
+            .last()
+            .filter(|a| a.attempt == self.attempt && a.lease_epoch == self.lease_epoch)
+    }
+
+    pub(crate) fn current_attempt_mut(&mut self) -> Option<&mut AttemptRecord> {
+        let (attempt, epoch) = (self.attempt, self.lease_epoch);
+        self.attempts
+            .last_mut()
+            .filter(|a| a.attempt == attempt && a.lease_epoch == epoch)
+    }
+}
+
+/// The answer to a submit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    pub id: ExecutionId,
+    /// False when an idempotency key matched an existing execution.
+    pub created: bool,
+}
+
+/// Validates a whole batch before anything is stored; the error names the
+/// offending item, e.g. `requests[3].lane`.
+pub fn validate_batch(reqs: &[SubmitRequest], limits: &Limits) -> Result<(), EngineError> {
+    limits.check_batch("requests", reqs.len())?;
+    for (i, req) in reqs.iter().enumerate() {
+        req.validate(limits)
+            .map_err(|e| e.in_field(&format!("requests[{i}]")))?;
+    }
+    Ok(())
+}

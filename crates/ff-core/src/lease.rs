@@ -1,0 +1,437 @@
+//! Leases: the claim request, the handle a claim returns, the fencing checks
+//! every worker operation runs, and the worker-driven transitions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::error::EngineError;
+use crate::execution::{AttemptEnd, AttemptRecord, Execution, DEFAULT_MAX_RELEASES, DEFAULT_NAMESPACE};
+use crate::ids::{ExecutionId, FlowId};
+use crate::json::JsonText;
+use crate::limits::Limits;
+use crate::state::State;
+
+/// Proof of a lease: which attempt of which execution, under which epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseHandle {
+    pub execution_id: ExecutionId,
+    pub attempt: u32,
+    pub lease_epoch: u64,
+}
+
+/// What a worker asks for when it claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClaimRequest {
+    pub namespace: String,
+    pub lanes: Vec<String>,
+    /// Sorted and deduplicated by [`ClaimRequest::validate`].
+    pub capabilities: Vec<String>,
+    /// At most this many executions.
+    pub n: u32,
+    pub worker_id: String,
+}
+
+impl ClaimRequest {
+    /// Claims one execution from `lanes` in the default namespace.
+    pub fn new<S: Into<String>>(lanes: impl IntoIterator<Item = S>, worker_id: impl Into<String>) -> Self {
+        Self {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            lanes: lanes.into_iter().map(Into::into).collect(),
+            capabilities: Vec::new(),
+            n: 1,
+            worker_id: worker_id.into(),
+        }
+    }
+
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    pub fn capabilities<S: Into<String>>(mut self, caps: impl IntoIterator<Item = S>) -> Self {
+        self.capabilities = caps.into_iter().map(Into::into).collect();
+        self.capabilities.sort();
+        self.capabilities.dedup();
+        self
+    }
+
+    /// At most `n` executions per claim.
+    pub fn max(mut self, n: u32) -> Self {
+        self.n = n;
+        self
+    }
+
+    /// Checks the request and normalizes its capabilities.
+    pub fn validate(&mut self, limits: &Limits) -> Result<(), EngineError> {
+        limits.check_name("namespace", &self.namespace)?;
+        if self.lanes.is_empty() {
+            return Err(EngineError::invalid("lanes", "name at least one lane"));
+        }
+        for lane in &self.lanes {
+            limits.check_name("lanes", lane)?;
+        }
+        for cap in &self.capabilities {
+            limits.check_name("capabilities", cap)?;
+        }
+        limits.check_name("worker_id", &self.worker_id)?;
+        if self.n == 0 || self.n as usize > limits.max_batch {
+            return Err(EngineError::invalid(
+                "n",
+                format!("must be between 1 and {}", limits.max_batch),
+            ));
+        }
+        self.capabilities.sort();
+        self.capabilities.dedup();
+        self.lanes.sort();
+        self.lanes.dedup();
+        Ok(())
+    }
+}
+
+/// An execution handed to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claimed {
+    pub handle: LeaseHandle,
+    pub namespace: String,
+    pub lane: String,
+    pub kind: String,
+    pub payload: JsonText,
+    pub lease_ms: u64,
+    pub lease_until: Millis,
+    pub attempt_deadline: Option<Millis>,
+    pub deadline: Option<Millis>,
+    pub flow_id: Option<FlowId>,
+    pub node_key: Option<String>,
+}
+
+/// The answer to renew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renewed {
+    pub lease_until: Millis,
+}
+
+/// The answer to complete (the same on a replay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteResponse {
+    pub completed_at: Millis,
+}
+
+/// A worker's failure report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub error: String,
+    /// False fails the execution at once, whatever attempts are left.
+    #[serde(default = "retryable_default")]
+    pub retryable: bool,
+}
+
+fn retryable_default() -> bool {
+    true
+}
+
+impl Failure {
+    pub fn retryable(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// The answer to fail (the same on a replay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailResponse {
+    /// `scheduled` when a retry is due at `retry_at`, else `failed`.
+    pub state: State,
+    pub retry_at: Option<Millis>,
+}
+
+/// The worker operations that carry a lease handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerOp {
+    Renew,
+    Release,
+    Complete,
+    Fail,
+}
+
+/// What the fencing checks decided.
+#[derive(Debug)]
+pub enum Fence {
+    /// The handle holds the lease; apply the operation.
+    Proceed,
+    /// The same operation was already applied with this handle; answer as then.
+    Replay,
+    /// Refuse with this error; nothing changed.
+    Refuse(EngineError),
+    /// The lease ran out: the expiry was applied to the execution (the caller
+    /// persists it) and the operation answers `LeaseLost`.
+    Expired,
+}
+
+/// Runs fencing steps 2 to 5 of the design (step 1, the unknown id, is the
+/// caller's lookup). May apply a lease expiry to `exec` (step 5).
+pub fn fence(exec: &mut Execution, handle: &LeaseHandle, op: WorkerOp, now: Millis) -> Fence {
+    if handle.attempt != exec.attempt || handle.lease_epoch != exec.lease_epoch {
+        return Fence::Refuse(EngineError::LeaseLost);
+    }
+    let end = exec.current_attempt().and_then(|a| a.end);
+    match (end, op) {
+        (Some(AttemptEnd::Completed), WorkerOp::Complete)
+        | (Some(AttemptEnd::Failed { .. }), WorkerOp::Fail) => return Fence::Replay,
+        _ => {}
+    }
+    if exec.state != State::Running {
+        return Fence::Refuse(match (exec.outcome(), end) {
+            (_, Some(AttemptEnd::LeaseExpired | AttemptEnd::AttemptTimeout | AttemptEnd::Released)) => {
+                EngineError::LeaseLost
+            }
+            (Some(outcome), _) => EngineError::NotActive { outcome },
+            (None, _) => EngineError::LeaseLost,
+        });
+    }
+    if let Some(reason) = lapsed(exec, now) {
+        expire_attempt(exec, reason, now);
+        return Fence::Expired;
+    }
+    Fence::Proceed
+}
+
+/// Which expiry applies to a running execution at `now`, if any.
+pub fn lapsed(exec: &Execution, now: Millis) -> Option<AttemptEnd> {
+    if exec.state != State::Running {
+        return None;
+    }
+    if exec.attempt_deadline.is_some_and(|at| now >= at) {
+        Some(AttemptEnd::AttemptTimeout)
+    } else if exec.lease_until.is_some_and(|at| now >= at) {
+        Some(AttemptEnd::LeaseExpired)
+    } else {
+        None
+    }
+}
+
+/// Claims a claimable execution for `worker_id` at `now`.
+pub fn claim(exec: &mut Execution, worker_id: &str, now: Millis) -> Claimed {
+    if exec.reuse_attempt {
+        exec.reuse_attempt = false;
+    } else {
+        exec.attempt += 1;
+    }
+    exec.lease_epoch += 1;
+    exec.state = State::Running;
+    exec.lease_until = Some(now + exec.lease_ms as Millis);
+    exec.attempt_deadline = exec.attempt_timeout_ms.map(|t| now + t as Millis);
+    exec.worker_id = Some(worker_id.to_owned());
+    exec.updated_at = now;
+    exec.attempts.push(AttemptRecord {
+        attempt: exec.attempt,
+        lease_epoch: exec.lease_epoch,
+        worker_id: worker_id.to_owned(),
+        started_at: now,
+        ended_at: None,
+        end: None,
+        error: None,
+    });
+    Claimed {
+        handle: LeaseHandle {
+            execution_id: exec.id,
+            attempt: exec.attempt,
+            lease_epoch: exec.lease_epoch,
+        },
+        namespace: exec.namespace.clone(),
+        lane: exec.lane.clone(),
+        kind: exec.kind.clone(),
+        payload: exec.payload.clone(),
+        lease_ms: exec.lease_ms,
+        lease_until: now + exec.lease_ms as Millis,
+        attempt_deadline: exec.attempt_deadline,
+        deadline: exec.deadline,
+        flow_id: exec.flow.as_ref().map(|f| f.flow_id),
+        node_key: exec.flow.as_ref().map(|f| f.node_key.clone()),
+    }
+}
+
+/// Runs the fence for `op` and, when it says proceed, `apply`. Returns the
+/// answer; `exec` may have changed even when the answer is an error (an
+/// expiry applied by step 5).
+fn fenced<T>(
+    exec: &mut Execution,
+    handle: &LeaseHandle,
+    op: WorkerOp,
+    now: Millis,
+    replay: impl FnOnce(&Execution) -> Result<T, EngineError>,
+    apply: impl FnOnce(&mut Execution) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    match fence(exec, handle, op, now) {
+        Fence::Proceed => apply(exec),
+        Fence::Replay => replay(exec),
+        Fence::Refuse(err) => Err(err),
+        Fence::Expired => Err(EngineError::LeaseLost),
+    }
+}
+
+/// Renew and release are never replayed (`fence` answers `Replay` only for
+/// complete and fail); should that change, the caller sees `LeaseLost`.
+fn not_replayable<T>(_: &Execution) -> Result<T, EngineError> {
+    Err(EngineError::LeaseLost)
+}
+
+/// Extends the lease to `now + lease_ms`.
+pub fn renew(exec: &mut Execution, handle: &LeaseHandle, now: Millis) -> Result<Renewed, EngineError> {
+    fenced(
+        exec,
+        handle,
+        WorkerOp::Renew,
+        now,
+        not_replayable,
+        |exec| {
+            let lease_until = now + exec.lease_ms as Millis;
+            exec.lease_until = Some(lease_until);
+            exec.updated_at = now;
+            Ok(Renewed { lease_until })
+        },
+    )
+}
+
+/// Hands the execution back to its lane without consuming the attempt.
+pub fn release(exec: &mut Execution, handle: &LeaseHandle, now: Millis) -> Result<(), EngineError> {
+    fenced(
+        exec,
+        handle,
+        WorkerOp::Release,
+        now,
+        not_replayable,
+        |exec| {
+            if exec.releases >= DEFAULT_MAX_RELEASES {
+                return Err(EngineError::conflict(format!(
+                    "released {DEFAULT_MAX_RELEASES} times already; complete or fail it"
+                )));
+            }
+            exec.releases += 1;
+            exec.reuse_attempt = true;
+            end_attempt(exec, AttemptEnd::Released, None, now);
+            exec.state = State::Ready;
+            exec.ready_at = now;
+            Ok(())
+        },
+    )
+}
+
+/// Records the result; the execution is completed.
+pub fn complete(
+    exec: &mut Execution,
+    handle: &LeaseHandle,
+    result: JsonText,
+    now: Millis,
+) -> Result<CompleteResponse, EngineError> {
+    fenced(
+        exec,
+        handle,
+        WorkerOp::Complete,
+        now,
+        |exec| {
+            Ok(CompleteResponse {
+                completed_at: exec.finished_at.unwrap_or(exec.updated_at),
+            })
+        },
+        |exec| {
+            end_attempt(exec, AttemptEnd::Completed, None, now);
+            exec.state = State::Completed;
+            exec.result = Some(result);
+            exec.finished_at = Some(now);
+            Ok(CompleteResponse { completed_at: now })
+        },
+    )
+}
+
+/// Records a failure: a retry when allowed, else terminal.
+pub fn fail(
+    exec: &mut Execution,
+    handle: &LeaseHandle,
+    failure: Failure,
+    now: Millis,
+) -> Result<FailResponse, EngineError> {
+    fenced(
+        exec,
+        handle,
+        WorkerOp::Fail,
+        now,
+        |exec| {
+            Ok(match exec.current_attempt().and_then(|a| a.end) {
+                Some(AttemptEnd::Failed { retry_at }) => FailResponse {
+                    state: if retry_at.is_some() { State::Scheduled } else { State::Failed },
+                    retry_at,
+                },
+                _ => FailResponse {
+                    state: exec.state,
+                    retry_at: None,
+                },
+            })
+        },
+        |exec| Ok(fail_attempt(exec, failure.error, failure.retryable, None, now)),
+    )
+}
+
+/// Applies a lease expiry or attempt timeout as a retryable failure.
+pub fn expire_attempt(exec: &mut Execution, reason: AttemptEnd, now: Millis) {
+    let error = match reason {
+        AttemptEnd::AttemptTimeout => "attempt_timeout",
+        _ => "lease_expired",
+    };
+    fail_attempt(exec, error.to_owned(), true, Some(reason), now);
+}
+
+/// The shared failure path: schedules a retry when attempts are left and the
+/// retry time falls before the deadline, otherwise fails for good.
+fn fail_attempt(
+    exec: &mut Execution,
+    error: String,
+    retryable: bool,
+    reason: Option<AttemptEnd>,
+    now: Millis,
+) -> FailResponse {
+    let retry_at = (retryable && exec.attempt < exec.attempts_allowed)
+        .then(|| exec.retry.retry_at(exec.id, exec.attempt, now))
+        .filter(|at| exec.deadline.is_none_or(|deadline| *at < deadline));
+    let end = reason.unwrap_or(AttemptEnd::Failed { retry_at });
+    end_attempt(exec, end, Some(error.clone()), now);
+    exec.error = Some(error);
+    match retry_at {
+        Some(at) => {
+            exec.state = State::Scheduled;
+            exec.ready_at = at;
+        }
+        None => {
+            exec.state = State::Failed;
+            exec.finished_at = Some(now);
+        }
+    }
+    FailResponse {
+        state: exec.state,
+        retry_at,
+    }
+}
+
+/// Closes the current attempt and drops the lease.
+pub(crate) fn end_attempt(exec: &mut Execution, end: AttemptEnd, error: Option<String>, now: Millis) {
+    if let Some(attempt) = exec.current_attempt_mut() {
+        if attempt.end.is_none() {
+            attempt.end = Some(end);
+            attempt.ended_at = Some(now);
+            attempt.error = error;
+        }
+    }
+    exec.lease_until = None;
+    exec.attempt_deadline = None;
+    exec.worker_id = None;
+    exec.updated_at = now;
+}

@@ -1,0 +1,42 @@
+//! FlowFabric's core: the execution model, the rules that move it, the
+//! backend traits and the one error type. No I/O lives here; backends call
+//! these pure functions inside their own atomic steps, with `now` passed in.
+//!
+//! # Layout
+//! - [`ids`]: time-ordered UUIDv7 ids.
+//! - [`execution`]: the submit request, defaults, validation and the stored record.
+//! - [`lease`]: claim requests, lease handles, fencing and the worker transitions.
+//! - [`lifecycle`]: cancel, requeue, deadlines, scheduled promotion.
+//! - [`retry`]: retry policy and deterministic backoff.
+//! - [`completion`]: the outbox payload and the [`CompletionBackend`] subscription.
+//! - [`reads`]: list filters, cursors, counts.
+//! - [`ops`]: the backend traits, joined by [`EngineBackend`].
+//! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary.
+
+pub mod clock;
+pub mod completion;
+pub mod error;
+pub mod execution;
+pub mod ids;
+pub mod json;
+pub mod lease;
+pub mod lifecycle;
+pub mod limits;
+pub mod ops;
+pub mod reads;
+pub mod retry;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
+pub use completion::{CompletionBackend, CompletionPayload, CompletionStream};
+pub use error::{EngineError, ErrorKind};
+pub use execution::{Execution, SubmitRequest, Submitted};
+pub use ids::{ExecutionId, FlowId};
+pub use json::JsonText;
+pub use lease::{ClaimRequest, Claimed, CompleteResponse, FailResponse, Failure, LeaseHandle, Renewed};
+pub use lifecycle::CancelResponse;
+pub use limits::Limits;
+pub use ops::{EngineBackend, ExecutionOps, LeaseOps, MaintenanceOps, ReadOps};
+pub use reads::{LaneStateCount, ListFilter, Page};
+pub use retry::RetryPolicy;
+pub use state::{Outcome, State};

@@ -1,0 +1,104 @@
+//! Transitions not driven by a lease holder: cancel, requeue, deadlines and
+//! scheduled promotion.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::error::EngineError;
+use crate::execution::{AttemptEnd, Execution};
+use crate::lease::end_attempt;
+use crate::state::{Outcome, State};
+
+/// The answer to cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResponse {
+    /// The execution's outcome after the call.
+    pub outcome: Outcome,
+    /// False when it was already terminal (nothing changed).
+    pub changed: bool,
+}
+
+/// Cancels a non-terminal execution; on a terminal one, reports its outcome
+/// and changes nothing.
+pub fn cancel(exec: &mut Execution, now: Millis) -> CancelResponse {
+    if let Some(outcome) = exec.outcome() {
+        return CancelResponse {
+            outcome,
+            changed: false,
+        };
+    }
+    finish_without_worker(exec, State::Cancelled, AttemptEnd::Cancelled, None, now);
+    CancelResponse {
+        outcome: Outcome::Cancelled,
+        changed: true,
+    }
+}
+
+/// Fails a non-terminal execution whose deadline has passed; returns whether
+/// it changed.
+pub fn expire_deadline(exec: &mut Execution, now: Millis) -> bool {
+    let due = exec.deadline.is_some_and(|d| d <= now);
+    if !due || exec.state.is_terminal() {
+        return false;
+    }
+    finish_without_worker(
+        exec,
+        State::Failed,
+        AttemptEnd::Deadline,
+        Some("deadline".to_owned()),
+        now,
+    );
+    true
+}
+
+fn finish_without_worker(
+    exec: &mut Execution,
+    state: State,
+    end: AttemptEnd,
+    error: Option<String>,
+    now: Millis,
+) {
+    if exec.state == State::Running {
+        end_attempt(exec, end, error.clone(), now);
+    }
+    if error.is_some() {
+        exec.error = error;
+    }
+    exec.state = state;
+    exec.finished_at = Some(now);
+    exec.updated_at = now;
+}
+
+/// Gives a failed solo execution one more attempt.
+pub fn requeue(exec: &mut Execution, now: Millis) -> Result<(), EngineError> {
+    if exec.flow.is_some() {
+        return Err(EngineError::conflict(
+            "requeue is for solo executions; this one belongs to a flow",
+        ));
+    }
+    if exec.state != State::Failed {
+        return Err(EngineError::conflict(format!(
+            "only a failed execution can be requeued; this one is {}",
+            exec.state
+        )));
+    }
+    exec.attempts_allowed = exec.attempt + 1;
+    exec.reuse_attempt = false;
+    exec.state = State::Ready;
+    exec.ready_at = now;
+    exec.finished_at = None;
+    exec.updated_at = now;
+    Ok(())
+}
+
+/// Moves a due scheduled execution to ready; returns whether it changed.
+/// (A due scheduled execution is already claimable; this keeps reads and
+/// counts true.)
+pub fn promote_scheduled(exec: &mut Execution, now: Millis) -> bool {
+    if exec.state != State::Scheduled || exec.ready_at > now {
+        return false;
+    }
+    exec.state = State::Ready;
+    exec.updated_at = now;
+    true
+}

@@ -1,0 +1,21 @@
+//! `ReadOps`: lookups, lists and counts.
+
+use async_trait::async_trait;
+
+use crate::error::EngineError;
+use crate::execution::Execution;
+use crate::ids::ExecutionId;
+use crate::reads::{LaneStateCount, ListFilter, Page};
+
+#[async_trait]
+pub trait ReadOps: Send + Sync {
+    /// One execution; `NotFound` when unknown.
+    async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError>;
+
+    /// A page of executions matching `filter`, in id order.
+    async fn list_executions(&self, filter: &ListFilter) -> Result<Page<Execution>, EngineError>;
+
+    /// How many executions each lane of `namespace` holds in each state
+    /// (only non-zero counts, sorted by lane then state).
+    async fn count_by_lane_and_state(&self, namespace: &str) -> Result<Vec<LaneStateCount>, EngineError>;
+}
