@@ -42,7 +42,12 @@ pub struct CompletionPayload {
 
 impl CompletionPayload {
     /// The entry for `exec`, which has just become terminal.
-    pub fn for_execution(exec: &Execution, committed_at: Millis, partition: u32, seq: u64) -> Option<Self> {
+    pub fn for_execution(
+        exec: &Execution,
+        committed_at: Millis,
+        partition: u32,
+        seq: u64,
+    ) -> Option<Self> {
         Some(Self {
             execution_id: exec.id,
             namespace: exec.namespace.clone(),

@@ -156,7 +156,11 @@ impl SubmitRequest {
         if self.tags.len() > limits.max_tags {
             return Err(EngineError::invalid(
                 "tags",
-                format!("{} tags is over the limit of {}", self.tags.len(), limits.max_tags),
+                format!(
+                    "{} tags is over the limit of {}",
+                    self.tags.len(),
+                    limits.max_tags
+                ),
             ));
         }
         for (key, value) in &self.tags {
@@ -194,7 +198,10 @@ fn check_duration(field: &str, ms: u64, max: u64) -> Result<(), EngineError> {
         return Err(EngineError::invalid(field, "must be greater than zero"));
     }
     if ms > max {
-        return Err(EngineError::invalid(field, format!("must be at most {max} ms")));
+        return Err(EngineError::invalid(
+            field,
+            format!("must be at most {max} ms"),
+        ));
     }
     Ok(())
 }
@@ -212,7 +219,9 @@ pub struct FlowMembership {
 pub enum AttemptEnd {
     Completed,
     /// The worker failed it; `retry_at` when a retry was scheduled.
-    Failed { retry_at: Option<Millis> },
+    Failed {
+        retry_at: Option<Millis>,
+    },
     LeaseExpired,
     AttemptTimeout,
     Released,
@@ -289,7 +298,9 @@ impl Execution {
         };
         Self {
             id,
-            namespace: req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            namespace: req
+                .namespace
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
             lane: req.lane,
             kind: req.kind,
             payload: req.payload,

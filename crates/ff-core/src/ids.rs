@@ -16,7 +16,9 @@ static LAST_ID: Mutex<u128> = Mutex::new(0);
 
 fn next_v7() -> Uuid {
     let fresh = Uuid::now_v7().as_u128();
-    let mut last = LAST_ID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut last = LAST_ID
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let value = if fresh > *last {
         fresh
     } else {

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::error::EngineError;
-use crate::execution::{AttemptEnd, AttemptRecord, Execution, DEFAULT_MAX_RELEASES, DEFAULT_NAMESPACE};
+use crate::execution::{
+    AttemptEnd, AttemptRecord, Execution, DEFAULT_MAX_RELEASES, DEFAULT_NAMESPACE,
+};
 use crate::ids::{ExecutionId, FlowId};
 use crate::json::JsonText;
 use crate::limits::Limits;
@@ -34,7 +36,10 @@ pub struct ClaimRequest {
 
 impl ClaimRequest {
     /// Claims one execution from `lanes` in the default namespace.
-    pub fn new<S: Into<String>>(lanes: impl IntoIterator<Item = S>, worker_id: impl Into<String>) -> Self {
+    pub fn new<S: Into<String>>(
+        lanes: impl IntoIterator<Item = S>,
+        worker_id: impl Into<String>,
+    ) -> Self {
         Self {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             lanes: lanes.into_iter().map(Into::into).collect(),
@@ -191,9 +196,10 @@ pub fn fence(exec: &mut Execution, handle: &LeaseHandle, op: WorkerOp, now: Mill
     }
     if exec.state != State::Running {
         return Fence::Refuse(match (exec.outcome(), end) {
-            (_, Some(AttemptEnd::LeaseExpired | AttemptEnd::AttemptTimeout | AttemptEnd::Released)) => {
-                EngineError::LeaseLost
-            }
+            (
+                _,
+                Some(AttemptEnd::LeaseExpired | AttemptEnd::AttemptTimeout | AttemptEnd::Released),
+            ) => EngineError::LeaseLost,
             (Some(outcome), _) => EngineError::NotActive { outcome },
             (None, _) => EngineError::LeaseLost,
         });
@@ -286,20 +292,17 @@ fn not_replayable<T>(_: &Execution) -> Result<T, EngineError> {
 }
 
 /// Extends the lease to `now + lease_ms`.
-pub fn renew(exec: &mut Execution, handle: &LeaseHandle, now: Millis) -> Result<Renewed, EngineError> {
-    fenced(
-        exec,
-        handle,
-        WorkerOp::Renew,
-        now,
-        not_replayable,
-        |exec| {
-            let lease_until = now + exec.lease_ms as Millis;
-            exec.lease_until = Some(lease_until);
-            exec.updated_at = now;
-            Ok(Renewed { lease_until })
-        },
-    )
+pub fn renew(
+    exec: &mut Execution,
+    handle: &LeaseHandle,
+    now: Millis,
+) -> Result<Renewed, EngineError> {
+    fenced(exec, handle, WorkerOp::Renew, now, not_replayable, |exec| {
+        let lease_until = now + exec.lease_ms as Millis;
+        exec.lease_until = Some(lease_until);
+        exec.updated_at = now;
+        Ok(Renewed { lease_until })
+    })
 }
 
 /// Hands the execution back to its lane without consuming the attempt.
@@ -368,7 +371,11 @@ pub fn fail(
         |exec| {
             Ok(match exec.current_attempt().and_then(|a| a.end) {
                 Some(AttemptEnd::Failed { retry_at }) => FailResponse {
-                    state: if retry_at.is_some() { State::Scheduled } else { State::Failed },
+                    state: if retry_at.is_some() {
+                        State::Scheduled
+                    } else {
+                        State::Failed
+                    },
                     retry_at,
                 },
                 _ => FailResponse {
@@ -377,7 +384,15 @@ pub fn fail(
                 },
             })
         },
-        |exec| Ok(fail_attempt(exec, failure.error, failure.retryable, None, now)),
+        |exec| {
+            Ok(fail_attempt(
+                exec,
+                failure.error,
+                failure.retryable,
+                None,
+                now,
+            ))
+        },
     )
 }
 
@@ -422,7 +437,12 @@ fn fail_attempt(
 }
 
 /// Closes the current attempt and drops the lease.
-pub(crate) fn end_attempt(exec: &mut Execution, end: AttemptEnd, error: Option<String>, now: Millis) {
+pub(crate) fn end_attempt(
+    exec: &mut Execution,
+    end: AttemptEnd,
+    error: Option<String>,
+    now: Millis,
+) {
     if let Some(attempt) = exec.current_attempt_mut() {
         if attempt.end.is_none() {
             attempt.end = Some(end);

@@ -33,7 +33,9 @@ pub use error::{EngineError, ErrorKind};
 pub use execution::{Execution, SubmitRequest, Submitted};
 pub use ids::{ExecutionId, FlowId};
 pub use json::JsonText;
-pub use lease::{ClaimRequest, Claimed, CompleteResponse, FailResponse, Failure, LeaseHandle, Renewed};
+pub use lease::{
+    ClaimRequest, Claimed, CompleteResponse, FailResponse, Failure, LeaseHandle, Renewed,
+};
 pub use lifecycle::CancelResponse;
 pub use limits::Limits;
 pub use ops::{EngineBackend, ExecutionOps, LeaseOps, MaintenanceOps, ReadOps};

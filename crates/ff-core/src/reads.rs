@@ -99,7 +99,9 @@ impl Page<Execution> {
     pub fn from_overfetch(mut items: Vec<Execution>, limit: u32) -> Self {
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
-        let next_cursor = more.then(|| items.last().map(|e| encode_cursor(e.id))).flatten();
+        let next_cursor = more
+            .then(|| items.last().map(|e| encode_cursor(e.id)))
+            .flatten();
         Self { items, next_cursor }
     }
 }

@@ -100,7 +100,9 @@ fn jitter_hash(id: ExecutionId, attempt: u32) -> u64 {
     id.as_bytes()
         .iter()
         .chain(attempt.to_le_bytes().iter())
-        .fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
+        .fold(OFFSET, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+        })
 }
 
 #[cfg(test)]
@@ -119,7 +121,10 @@ mod tests {
         for attempt in 1..=8 {
             let base = (100u64 << (attempt - 1)).min(1_000);
             let got = policy.backoff_ms(id, attempt);
-            assert!(got <= base && got >= base * 80 / 100, "{attempt}: {got} vs {base}");
+            assert!(
+                got <= base && got >= base * 80 / 100,
+                "{attempt}: {got} vs {base}"
+            );
             assert_eq!(got, policy.backoff_ms(id, attempt), "deterministic");
         }
     }

@@ -1,1 +1,21 @@
-//! ff-testkit
+//! FlowFabric's test kit: the conformance suite every backend passes, the
+//! in-memory reference backend, and the differential test that holds a real
+//! backend to it.
+//!
+//! # Layout
+//! - [`conformance`]: one module per area, one `async fn` per scenario;
+//!   [`conformance_suite!`] expands them into `#[tokio::test]`s.
+//! - [`reference`]: [`ReferenceBackend`](reference::ReferenceBackend), the oracle.
+//! - [`differential`]: randomized operation sequences run on the reference
+//!   and a real backend, full snapshots compared after every step.
+//! - [`harness`]: [`BackendFactory`], [`TestBackend`], [`TempDir`].
+
+pub mod conformance;
+pub mod differential;
+pub mod harness;
+pub mod reference;
+mod streams;
+mod waiting;
+
+pub use harness::{BackendFactory, TempDir, TestBackend};
+pub use streams::broadcast_stream;

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use crate::completion::CompletionPayload;
 use crate::error::EngineError;
 
 #[async_trait]
@@ -17,4 +18,13 @@ pub trait MaintenanceOps: Send + Sync {
 
     /// Fails non-terminal executions whose deadline has passed (`deadline`).
     async fn expire_deadlines(&self, limit: u32) -> Result<u32, EngineError>;
+
+    /// Outbox entries not yet dispatched that committed at least
+    /// `older_than_ms` ago, oldest first, at most `limit`. The durable record
+    /// of completions: the reconciler reads it; tests check it.
+    async fn undispatched_completions(
+        &self,
+        older_than_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<CompletionPayload>, EngineError>;
 }

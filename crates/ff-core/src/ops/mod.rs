@@ -13,8 +13,14 @@ pub use read_ops::ReadOps;
 
 /// Everything a backend implements; held as `Arc<dyn EngineBackend>` beside
 /// an `Arc<dyn CompletionBackend>`.
-pub trait EngineBackend: ExecutionOps + LeaseOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static {}
+pub trait EngineBackend:
+    ExecutionOps + LeaseOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static
+{
+}
 
-impl<T> EngineBackend for T where T: ExecutionOps + LeaseOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static {}
+impl<T> EngineBackend for T where
+    T: ExecutionOps + LeaseOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static
+{
+}
 
 fn _assert_dyn_compatible(_: &dyn EngineBackend) {}

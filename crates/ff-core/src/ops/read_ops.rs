@@ -17,5 +17,8 @@ pub trait ReadOps: Send + Sync {
 
     /// How many executions each lane of `namespace` holds in each state
     /// (only non-zero counts, sorted by lane then state).
-    async fn count_by_lane_and_state(&self, namespace: &str) -> Result<Vec<LaneStateCount>, EngineError>;
+    async fn count_by_lane_and_state(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<LaneStateCount>, EngineError>;
 }

@@ -1,0 +1,81 @@
+//! What a conformance scenario runs against: a fresh backend per scenario,
+//! with a manual clock the scenario moves.
+
+use std::any::Any;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ff_core::{CompletionBackend, EngineBackend, ManualClock};
+
+/// One backend opened for one scenario. Dropping it drops the storage guard
+/// (a temporary directory, a schema, a key prefix).
+pub struct TestBackend {
+    pub engine: Arc<dyn EngineBackend>,
+    pub completions: Arc<dyn CompletionBackend>,
+    pub clock: ManualClock,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl TestBackend {
+    /// Bundles a backend with the clock it was opened with and whatever must
+    /// live as long as it.
+    pub fn new<B>(backend: Arc<B>, clock: ManualClock, guard: impl Any + Send + Sync) -> Self
+    where
+        B: EngineBackend + CompletionBackend,
+    {
+        Self {
+            engine: backend.clone(),
+            completions: backend,
+            clock,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for TestBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestBackend")
+            .field("engine", &self.engine)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens a fresh, empty backend driven by `clock`.
+#[async_trait]
+pub trait BackendFactory: Send + Sync {
+    async fn open(&self, clock: ManualClock) -> TestBackend;
+
+    /// Opens a fresh backend on a clock at the default start time.
+    async fn open_default(&self) -> TestBackend {
+        self.open(ManualClock::default()).await
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/flowfabric-<label>-<uuid>`.
+    pub fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "flowfabric-{label}-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

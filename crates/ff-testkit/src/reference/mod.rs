@@ -1,0 +1,150 @@
+//! The in-memory reference backend: every operation straight from the
+//! `ff-core` rules over a map behind one mutex. It is the oracle of the
+//! differential test and a test double for users.
+
+mod executions;
+mod leases;
+mod maintenance;
+mod reads;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use ff_core::{
+    CompletionBackend, CompletionPayload, CompletionStream, EngineError, Execution, ExecutionId,
+    Limits, SharedClock, State,
+};
+use tokio::sync::{broadcast, watch};
+
+/// The reference backend. Clones share one store.
+#[derive(Clone, Debug)]
+pub struct ReferenceBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Mutex<Store>,
+    clock: SharedClock,
+    limits: Limits,
+    work: watch::Sender<u64>,
+    completions: broadcast::Sender<CompletionPayload>,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    executions: BTreeMap<ExecutionId, Execution>,
+    idempotency: HashMap<(String, String), ExecutionId>,
+    outbox: Vec<OutboxEntry>,
+}
+
+#[derive(Debug)]
+struct OutboxEntry {
+    payload: CompletionPayload,
+    dispatched: bool,
+}
+
+/// What one locked operation produced, published after the lock is gone.
+#[derive(Default)]
+struct Effects {
+    completions: Vec<CompletionPayload>,
+    work_ready: bool,
+}
+
+impl ReferenceBackend {
+    /// An empty backend on `clock` with default limits.
+    pub fn new(clock: SharedClock) -> Self {
+        Self::with_limits(clock, Limits::default())
+    }
+
+    /// An empty backend on `clock` with `limits`.
+    pub fn with_limits(clock: SharedClock, limits: Limits) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: Mutex::new(Store::default()),
+                clock,
+                limits,
+                work: watch::channel(0).0,
+                completions: broadcast::channel(16_384).0,
+            }),
+        }
+    }
+
+    fn now(&self) -> ff_core::Millis {
+        self.inner.clock.now_ms()
+    }
+
+    /// Runs `f` on the locked store, then publishes its effects.
+    fn with_store<T>(&self, f: impl FnOnce(&mut Store, &mut Effects) -> T) -> T {
+        let mut effects = Effects::default();
+        let out = f(&mut self.lock(), &mut effects);
+        if effects.work_ready {
+            self.inner.work.send_modify(|n| *n += 1);
+        }
+        for payload in effects.completions {
+            // No receiver is not an error: the outbox keeps the entry.
+            let _ = self.inner.completions.send(payload);
+        }
+        out
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.inner
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store {
+    fn get_mut(&mut self, id: ExecutionId) -> Result<&mut Execution, EngineError> {
+        self.executions
+            .get_mut(&id)
+            .ok_or_else(|| EngineError::execution_not_found(id))
+    }
+
+    /// Applies `f` to one execution and records what the change implies: an
+    /// outbox entry when it became terminal, a wake-up when it became
+    /// claimable.
+    fn update<T>(
+        &mut self,
+        id: ExecutionId,
+        now: ff_core::Millis,
+        effects: &mut Effects,
+        f: impl FnOnce(&mut Execution) -> T,
+    ) -> Result<T, EngineError> {
+        let exec = self.get_mut(id)?;
+        let before = exec.state;
+        let out = f(exec);
+        let after = exec.state;
+        let completion = (!before.is_terminal() && after.is_terminal()).then(|| exec.clone());
+        if before != after && matches!(after, State::Ready) {
+            effects.work_ready = true;
+        }
+        if let Some(exec) = completion {
+            self.record_completion(&exec, now, effects);
+        }
+        Ok(out)
+    }
+
+    fn record_completion(&mut self, exec: &Execution, now: ff_core::Millis, effects: &mut Effects) {
+        let seq = self.outbox.len() as u64 + 1;
+        if let Some(payload) = CompletionPayload::for_execution(exec, now, 0, seq) {
+            effects.completions.push(payload.clone());
+            self.outbox.push(OutboxEntry {
+                payload,
+                dispatched: false,
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl CompletionBackend for ReferenceBackend {
+    async fn subscribe_completions(&self) -> Result<CompletionStream, EngineError> {
+        Ok(crate::streams::broadcast_stream(
+            self.inner.completions.subscribe(),
+        ))
+    }
+}

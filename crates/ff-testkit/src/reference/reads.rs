@@ -1,0 +1,60 @@
+//! `ReadOps` for the reference backend.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use ff_core::{EngineError, Execution, ExecutionId, LaneStateCount, ListFilter, Page, ReadOps};
+
+use super::ReferenceBackend;
+
+#[async_trait]
+impl ReadOps for ReferenceBackend {
+    async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
+        self.with_store(|store, _| {
+            store
+                .executions
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| EngineError::execution_not_found(id))
+        })
+    }
+
+    async fn list_executions(&self, filter: &ListFilter) -> Result<Page<Execution>, EngineError> {
+        let after = filter.validate(&self.inner.limits)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let items = self.with_store(|store, _| {
+            store
+                .executions
+                .range((start, Bound::Unbounded))
+                .map(|(_, e)| e)
+                .filter(|e| filter.matches(e))
+                .take(filter.limit as usize + 1)
+                .cloned()
+                .collect()
+        });
+        Ok(Page::from_overfetch(items, filter.limit))
+    }
+
+    async fn count_by_lane_and_state(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<LaneStateCount>, EngineError> {
+        self.inner.limits.check_name("namespace", namespace)?;
+        let counts = self.with_store(|store, _| {
+            let mut counts = BTreeMap::new();
+            for e in store
+                .executions
+                .values()
+                .filter(|e| e.namespace == namespace)
+            {
+                *counts.entry((e.lane.clone(), e.state)).or_insert(0u64) += 1;
+            }
+            counts
+        });
+        Ok(counts
+            .into_iter()
+            .map(|((lane, state), count)| LaneStateCount { lane, state, count })
+            .collect())
+    }
+}
