@@ -1,1 +1,165 @@
-//! ff-backend-sqlite
+//! FlowFabric's embedded SQLite backend: one file, one owning process, one
+//! writer thread that group-commits, a small pool of read connections.
+//!
+//! Entry points: [`SqliteBackend::open`] with a [`SqliteConfig`], then the
+//! `ff_core` traits ([`ff_core::EngineBackend`], [`ff_core::CompletionBackend`]),
+//! and [`SqliteBackend::close`] to drain the writer and release the file.
+//!
+//! # Layout
+//! - [`config`]: [`SqliteConfig`] and [`Synchronous`].
+//! - `lock`: the exclusive `<db>.lock` file that makes one process the owner.
+//! - `migrations`: forward-only schema migrations (`migrations/*.sql`) and the
+//!   `meta` table checks.
+//! - `writer`: the writer thread, its group commit and `WriteCtx`, the
+//!   handle every write command gets.
+//! - `readers`: the pool of read-only connections.
+//! - `rows`: the one mapping between `Execution` and its row.
+//! - `executions`, `leases`, `maintenance`, `reads`, `completions`: one file
+//!   per `ff_core` trait, each calling the `ff_core` rules inside a write
+//!   command and persisting what they changed.
+//!
+//! Every rule lives in `ff_core`: a write command loads the execution, calls
+//! the pure function with the command's `now`, and writes the row back. SQL
+//! only finds candidates (claim order, due scans) and stores results.
+
+pub mod config;
+
+mod completions;
+mod executions;
+mod leases;
+mod lock;
+mod maintenance;
+mod migrations;
+mod readers;
+mod reads;
+mod rows;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ff_core::{EngineError, Limits, SharedClock};
+
+pub use config::{SqliteConfig, Synchronous};
+
+use completions::Completions;
+use leases::WorkSignal;
+use lock::LockFile;
+use readers::Readers;
+use writer::Writer;
+
+/// The embedded SQLite backend. Cheap to clone; clones share one database.
+#[derive(Clone, Debug)]
+pub struct SqliteBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    limits: Limits,
+    clock: SharedClock,
+    writer: Writer,
+    readers: Readers,
+    completions: Completions,
+    work: WorkSignal,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (creating when missing) the database at `config.path`, takes its
+    /// lock file, migrates the schema and starts the writer thread.
+    ///
+    /// Fails with `Conflict` when another owner holds the file (`database in
+    /// use by pid N`) or when the file's schema is newer than this build.
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %config.path.display()))]
+    pub async fn open(config: SqliteConfig) -> Result<Self, EngineError> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(config))
+            .await
+            .map_err(EngineError::backend)?
+    }
+
+    fn open_blocking(config: SqliteConfig) -> Result<Self, EngineError> {
+        if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(EngineError::backend)?;
+        }
+        let lock = LockFile::acquire(&config.path)?;
+        let mut conn = writer::open_connection(&config.path, config.synchronous)?;
+        migrations::migrate(&mut conn)?;
+        let readers = Readers::open(&config.path, config.read_pool_size)?;
+        let completions = Completions::new();
+        let work = WorkSignal::new();
+        let writer = Writer::spawn(writer::WriterSetup {
+            conn,
+            lock,
+            clock: config.clock.clone(),
+            max_group_commit: config.max_group_commit,
+            completions: completions.clone(),
+            work: work.clone(),
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: config.path,
+                limits: config.limits,
+                clock: config.clock,
+                writer,
+                readers,
+                completions,
+                work,
+            }),
+        })
+    }
+
+    /// Drains the writer (every command already sent commits and is
+    /// answered), closes the connections, then releases the lock file.
+    /// Later calls on any clone answer `Unavailable`. Idempotent.
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %self.inner.path.display()))]
+    pub async fn close(&self) {
+        self.inner.readers.close();
+        self.inner.writer.shutdown().await;
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+/// `EngineError` for a backend that has been closed.
+fn closed() -> EngineError {
+    EngineError::Unavailable {
+        message: "the SQLite backend is closed".to_owned(),
+    }
+}
+
+/// Maps a SQLite error: a busy or locked database is retryable
+/// (`Unavailable`), anything else is a `Backend` failure.
+fn sql_error(err: rusqlite::Error) -> EngineError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _) if matches!(e.code, DatabaseBusy | DatabaseLocked) => {
+            EngineError::Unavailable {
+                message: format!("database is busy: {err}"),
+            }
+        }
+        _ => EngineError::backend(err),
+    }
+}
+
+/// `.db()` turns a rusqlite result into an `EngineError` one.
+trait SqlResult<T> {
+    fn db(self) -> Result<T, EngineError>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, EngineError> {
+        self.map_err(sql_error)
+    }
+}

@@ -1,0 +1,92 @@
+//! How to open the SQLite backend.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ff_core::{Limits, SharedClock, SystemClock};
+
+/// SQLite's `synchronous` setting for the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is fsynced: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// Commits are durable against a process crash, not a power loss: the
+    /// last transactions before an OS crash may be lost (the file stays
+    /// consistent). Faster on slow disks.
+    Normal,
+}
+
+impl Synchronous {
+    pub(crate) fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Settings of [`crate::SqliteBackend::open`].
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; its directory is created when missing.
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+    pub limits: Limits,
+    /// Decides every stored time; tests pass a manual clock.
+    pub clock: SharedClock,
+    /// Read-only connections serving reads (default 4).
+    pub read_pool_size: usize,
+    /// At most this many commands share one transaction (default 512).
+    pub max_group_commit: usize,
+}
+
+impl SqliteConfig {
+    /// Defaults for the database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            synchronous: Synchronous::default(),
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            read_pool_size: 4,
+            max_group_commit: 512,
+        }
+    }
+
+    /// `./.flowfabric/ff.db`, the embedded default.
+    pub fn default_path() -> PathBuf {
+        PathBuf::from(".").join(".flowfabric").join("ff.db")
+    }
+
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn read_pool_size(mut self, size: usize) -> Self {
+        self.read_pool_size = size;
+        self
+    }
+
+    pub fn max_group_commit(mut self, commands: usize) -> Self {
+        self.max_group_commit = commands;
+        self
+    }
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self::new(Self::default_path())
+    }
+}

@@ -1,0 +1,215 @@
+//! `LeaseOps`: claims in lane order, and the fenced worker operations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Rows};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use ff_core::lease::{self, LeaseHandle};
+use ff_core::{
+    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
+    JsonText, LeaseOps, Renewed,
+};
+
+use crate::rows::{self, columns, Stamp};
+use crate::writer::WriteCtx;
+use crate::{SqlResult, SqliteBackend};
+
+/// A waiting claim looks again at least this often, so work that became due
+/// by the clock alone (a run_at or backoff passing) is found without a signal.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Claimable executions of one lane in claim order: priority (higher first),
+/// then ready_at, then id. Served by the `executions_claim` partial index
+/// (the state test must match its WHERE); rows are read lazily, so a scan
+/// stops as soon as the claim has enough.
+const CANDIDATES: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM executions WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
+     AND ready_at <= ?3 AND (deadline IS NULL OR deadline > ?3) \
+     ORDER BY priority DESC, ready_at, id"
+);
+
+/// The in-process "work may be claimable" signal: a counter bumped after a
+/// commit that made an execution claimable.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkSignal(Arc<watch::Sender<u64>>);
+
+impl WorkSignal {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(watch::channel(0).0))
+    }
+
+    pub(crate) fn bump(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+#[async_trait]
+impl LeaseOps for SqliteBackend {
+    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
+        let mut req = req.clone();
+        req.validate(&self.inner.limits)?;
+        self.inner.writer.write(move |ctx| claim(ctx, &req)).await
+    }
+
+    async fn claim_wait(
+        &self,
+        req: &ClaimRequest,
+        timeout: Duration,
+    ) -> Result<Vec<Claimed>, EngineError> {
+        let deadline = Instant::now() + timeout;
+        // Subscribed before the first claim: a commit landing between an
+        // empty claim and the wait still wakes us.
+        let mut signal = self.inner.work.subscribe();
+        loop {
+            signal.borrow_and_update();
+            let claimed = self.claim(req).await?;
+            let now = Instant::now();
+            if !claimed.is_empty() || now >= deadline {
+                return Ok(claimed);
+            }
+            let wait = (deadline - now).min(RECHECK);
+            if let Ok(Err(_)) = tokio::time::timeout(wait, signal.changed()).await {
+                // The backend is gone; nothing will ever wake us.
+                return Ok(claimed);
+            }
+        }
+    }
+
+    async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
+        let handle = *handle;
+        fenced(self, handle, move |exec, now| {
+            lease::renew(exec, &handle, now)
+        })
+        .await
+    }
+
+    async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
+        let handle = *handle;
+        fenced(self, handle, move |exec, now| {
+            lease::release(exec, &handle, now)
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        handle: &LeaseHandle,
+        result: JsonText,
+    ) -> Result<CompleteResponse, EngineError> {
+        let limits = &self.inner.limits;
+        limits.check_size("result", result.len(), limits.max_result_bytes)?;
+        result.validate("result")?;
+        let handle = *handle;
+        fenced(self, handle, move |exec, now| {
+            lease::complete(exec, &handle, result, now)
+        })
+        .await
+    }
+
+    async fn fail(
+        &self,
+        handle: &LeaseHandle,
+        failure: Failure,
+    ) -> Result<FailResponse, EngineError> {
+        self.inner.limits.check_error(&failure.error)?;
+        let handle = *handle;
+        fenced(self, handle, move |exec, now| {
+            lease::fail(exec, &handle, failure, now)
+        })
+        .await
+    }
+}
+
+/// Runs a worker operation: load (unknown id → `NotFound`), let the
+/// `ff_core` rule fence and apply it, and persist whatever it changed — even
+/// when it answers with an error, as after a lease expiry it applied itself.
+async fn fenced<T, F>(backend: &SqliteBackend, handle: LeaseHandle, op: F) -> Result<T, EngineError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Execution, ff_core::Millis) -> Result<T, EngineError> + Send + 'static,
+{
+    backend
+        .inner
+        .writer
+        .write(move |ctx| {
+            let mut exec = ctx.load(handle.execution_id)?;
+            let before = Stamp::of(&exec);
+            let answer = op(&mut exec, ctx.now);
+            ctx.save(&exec, before)?;
+            Ok(answer)
+        })
+        .await?
+}
+
+/// Claims up to `req.n` executions: merges the lanes' candidate streams by
+/// claim order, passes over executions needing capabilities the worker lacks
+/// (they never block a lane), then applies `ff_core`'s claim to each pick.
+fn claim(ctx: &mut WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
+    let picked = pick_candidates(ctx, req)?;
+    let mut claimed = Vec::with_capacity(picked.len());
+    for mut exec in picked {
+        let before = Stamp::of(&exec);
+        claimed.push(lease::claim(&mut exec, &req.worker_id, ctx.now));
+        ctx.save(&exec, before)?;
+    }
+    Ok(claimed)
+}
+
+fn pick_candidates(ctx: &WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Execution>, EngineError> {
+    let conn = ctx.conn();
+    let now = ctx.now;
+    let want = req.n as usize;
+    // One cursor per lane, open together. Each lane's statement text differs
+    // (a trailing comment) so every one of them stays in the statement cache.
+    let mut stmts = Vec::with_capacity(req.lanes.len());
+    for i in 0..req.lanes.len() {
+        let sql = if i == 0 {
+            CANDIDATES.to_owned()
+        } else {
+            format!("{CANDIDATES} -- lane {i}")
+        };
+        stmts.push(conn.prepare_cached(&sql).db()?);
+    }
+    let mut cursors = Vec::with_capacity(stmts.len());
+    for (stmt, lane) in stmts.iter_mut().zip(&req.lanes) {
+        cursors.push(stmt.query(params![req.namespace, lane, now]).db()?);
+    }
+    let mut heads = Vec::with_capacity(cursors.len());
+    for cursor in &mut cursors {
+        heads.push(next_row(cursor)?);
+    }
+    let mut picked = Vec::with_capacity(want);
+    while picked.len() < want {
+        let Some(lane) = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, head)| head.as_ref().map(|e| (e.order_key(), i)))
+            .min()
+            .map(|(_, i)| i)
+        else {
+            break;
+        };
+        let next = next_row(&mut cursors[lane])?;
+        let Some(exec) = std::mem::replace(&mut heads[lane], next) else {
+            break;
+        };
+        if exec.is_claimable(now) && exec.capabilities_met_by(&req.capabilities) {
+            picked.push(exec);
+        }
+    }
+    Ok(picked)
+}
+
+fn next_row(rows: &mut Rows<'_>) -> Result<Option<Execution>, EngineError> {
+    rows.next().db()?.map(rows::read_execution).transpose()
+}

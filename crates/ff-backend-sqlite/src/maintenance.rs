@@ -1,0 +1,122 @@
+//! `MaintenanceOps`: the bounded scans the engine drives. Each is one write
+//! command: SQL finds at most `limit` due executions through a partial
+//! index, the `ff_core` rule decides, and the changed rows are written back.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use ff_core::{
+    lease, lifecycle, CompletionPayload, EngineError, Execution, MaintenanceOps, Millis,
+};
+
+use crate::completions;
+use crate::rows::{self, columns, Stamp};
+use crate::writer::WriteCtx;
+use crate::{SqlResult, SqliteBackend};
+
+/// Running executions whose lease or attempt timeout has passed: one arm per
+/// partial index.
+const LAPSED: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM executions WHERE id IN (\
+       SELECT id FROM executions WHERE state = 'running' AND lease_until <= ?1 \
+       UNION \
+       SELECT id FROM executions WHERE state = 'running' AND attempt_deadline IS NOT NULL \
+         AND attempt_deadline <= ?1 \
+     LIMIT ?2)"
+);
+
+/// Scheduled executions whose time has come, earliest first.
+const DUE_SCHEDULED: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM executions WHERE state = 'scheduled' AND ready_at <= ?1 ORDER BY ready_at LIMIT ?2"
+);
+
+/// Non-terminal executions past their deadline, earliest first.
+const PAST_DEADLINE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM executions WHERE deadline IS NOT NULL \
+       AND state NOT IN ('completed', 'failed', 'cancelled', 'skipped') \
+       AND deadline <= ?1 ORDER BY deadline LIMIT ?2"
+);
+
+#[async_trait]
+impl MaintenanceOps for SqliteBackend {
+    async fn expire_leases(&self, limit: u32) -> Result<u32, EngineError> {
+        scan(self, LAPSED, limit, |exec, now| {
+            match lease::lapsed(exec, now) {
+                Some(reason) => {
+                    lease::expire_attempt(exec, reason, now);
+                    true
+                }
+                None => false,
+            }
+        })
+        .await
+    }
+
+    async fn promote_scheduled(&self, limit: u32) -> Result<u32, EngineError> {
+        scan(self, DUE_SCHEDULED, limit, lifecycle::promote_scheduled).await
+    }
+
+    async fn expire_deadlines(&self, limit: u32) -> Result<u32, EngineError> {
+        scan(self, PAST_DEADLINE, limit, lifecycle::expire_deadline).await
+    }
+
+    async fn undispatched_completions(
+        &self,
+        older_than_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<CompletionPayload>, EngineError> {
+        let age = Millis::try_from(older_than_ms).unwrap_or(Millis::MAX);
+        let cutoff = self.inner.clock.now_ms().saturating_sub(age);
+        self.inner
+            .readers
+            .read(move |conn| completions::undispatched(conn, cutoff, limit))
+            .await
+    }
+}
+
+/// Loads up to `limit` executions with `sql` (`?1` = now, `?2` = limit),
+/// applies `rule` to each and saves those it changed; returns how many.
+async fn scan<F>(
+    backend: &SqliteBackend,
+    sql: &'static str,
+    limit: u32,
+    rule: F,
+) -> Result<u32, EngineError>
+where
+    F: Fn(&mut Execution, Millis) -> bool + Send + 'static,
+{
+    if limit == 0 {
+        return Ok(0);
+    }
+    backend
+        .inner
+        .writer
+        .write(move |ctx| {
+            let due = select(ctx, sql, limit)?;
+            let mut changed = 0;
+            for mut exec in due {
+                let before = Stamp::of(&exec);
+                if rule(&mut exec, ctx.now) && ctx.save(&exec, before)? {
+                    changed += 1;
+                }
+            }
+            Ok(changed)
+        })
+        .await
+}
+
+fn select(ctx: &WriteCtx<'_>, sql: &str, limit: u32) -> Result<Vec<Execution>, EngineError> {
+    let mut stmt = ctx.conn().prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params![ctx.now, limit]).db()?;
+    let mut due = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        due.push(rows::read_execution(row)?);
+    }
+    Ok(due)
+}

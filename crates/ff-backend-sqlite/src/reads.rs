@@ -1,0 +1,106 @@
+//! `ReadOps`: lookups, lists and counts, served by the read pool.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use ff_core::{
+    EngineError, Execution, ExecutionId, LaneStateCount, ListFilter, Page, ReadOps, State,
+};
+
+use crate::rows::{self, columns};
+use crate::{SqlResult, SqliteBackend};
+
+/// A page of a namespace in id order after a cursor. A `NULL` filter
+/// parameter means "any"; the tag filter matches the key exactly through
+/// `json_each`, whatever characters it holds.
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM executions WHERE namespace = ?1 AND id > ?2 \
+       AND (?3 IS NULL OR state = ?3) \
+       AND (?4 IS NULL OR lane = ?4) \
+       AND (?5 IS NULL OR kind = ?5) \
+       AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(executions.tags) AS t \
+                                  WHERE t.key = ?6 AND t.value = ?7)) \
+     ORDER BY id LIMIT ?8"
+);
+
+#[async_trait]
+impl ReadOps for SqliteBackend {
+    async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
+        self.inner
+            .readers
+            .read(move |conn| {
+                rows::load_execution(conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
+            })
+            .await
+    }
+
+    async fn list_executions(&self, filter: &ListFilter) -> Result<Page<Execution>, EngineError> {
+        let after = filter.validate(&self.inner.limits)?;
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| {
+                // The empty blob sorts before every id.
+                let after = after.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
+                let (tag_key, tag_value) = filter.tag.clone().unzip();
+                let mut stmt = conn.prepare_cached(LIST).db()?;
+                let mut rows = stmt
+                    .query(params![
+                        filter.namespace,
+                        after,
+                        filter.state.map(State::as_str),
+                        filter.lane,
+                        filter.kind,
+                        tag_key,
+                        tag_value,
+                        i64::from(filter.limit) + 1,
+                    ])
+                    .db()?;
+                let mut items = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    let exec = rows::read_execution(row)?;
+                    debug_assert!(
+                        filter.matches(&exec),
+                        "list SQL and ListFilter::matches disagree"
+                    );
+                    items.push(exec);
+                }
+                Ok(Page::from_overfetch(items, filter.limit))
+            })
+            .await
+    }
+
+    async fn count_by_lane_and_state(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<LaneStateCount>, EngineError> {
+        let namespace = namespace.to_owned();
+        self.inner
+            .readers
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT lane, state, COUNT(*) FROM executions WHERE namespace = ?1 \
+                         GROUP BY lane, state",
+                    )
+                    .db()?;
+                let mut rows = stmt.query([&namespace]).db()?;
+                let mut counts = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    let state: String = row.get(1).db()?;
+                    counts.push(LaneStateCount {
+                        lane: row.get(0).db()?,
+                        state: state.parse()?,
+                        count: row.get(2).db()?,
+                    });
+                }
+                // State order is the model's (blocked .. skipped), not the
+                // alphabetical order SQL would give.
+                counts.sort();
+                Ok(counts)
+            })
+            .await
+    }
+}
