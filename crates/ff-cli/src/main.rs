@@ -1,1 +1,52 @@
-fn main() {}
+//! `ff`, FlowFabric's command-line tool.
+//!
+//! # Layout
+//! - `db_url`: which backend a `--database-url` names.
+//! - `signals`: Ctrl-C / SIGTERM as a shutdown trigger.
+//! - `demo`: `ff demo`, the embedded engine with in-process workers.
+
+mod db_url;
+mod demo;
+mod signals;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// FlowFabric: a durable execution engine.
+#[derive(Debug, Parser)]
+#[command(name = "ff", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a batch of executions through the embedded engine with
+    /// in-process workers, then print a summary.
+    Demo(demo::DemoArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Logs go to stderr so stdout carries only results; RUST_LOG overrides.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

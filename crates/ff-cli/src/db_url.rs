@@ -1,0 +1,76 @@
+//! Which backend a database URL names. Only the embedded SQLite backend is
+//! built so far; the other schemes of the design are recognised so their
+//! users get a clear error instead of a file named `postgres:`.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+/// A parsed `--database-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH`, `sqlite:PATH` or a plain path.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let url = url.trim();
+        if url.is_empty() {
+            bail!("the database URL is empty");
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                bail!("`{url}` names no file; use sqlite://PATH");
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        match url.split_once("://").map(|(scheme, _)| scheme) {
+            None => Ok(Self::Sqlite(PathBuf::from(url))),
+            Some("postgres" | "postgresql") => {
+                bail!("postgres backend not built yet; use sqlite://PATH")
+            }
+            Some("redis" | "rediss" | "redis+cluster" | "valkey") => {
+                bail!("valkey/redis backend not built yet; use sqlite://PATH")
+            }
+            Some(scheme) => bail!("unknown database URL scheme `{scheme}`; use sqlite://PATH"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(url: &str) -> PathBuf {
+        match DatabaseUrl::parse(url) {
+            Ok(DatabaseUrl::Sqlite(path)) => path,
+            Err(error) => panic!("{url}: {error}"),
+        }
+    }
+
+    #[test]
+    fn sqlite_urls_and_plain_paths() {
+        assert_eq!(
+            sqlite("sqlite://.flowfabric/ff.db"),
+            PathBuf::from(".flowfabric/ff.db")
+        );
+        assert_eq!(sqlite("sqlite:///tmp/x.db"), PathBuf::from("/tmp/x.db"));
+        assert_eq!(sqlite("sqlite:data.db"), PathBuf::from("data.db"));
+        assert_eq!(sqlite("/var/lib/ff.db"), PathBuf::from("/var/lib/ff.db"));
+    }
+
+    #[test]
+    fn other_backends_are_refused_clearly() {
+        let err = |url: &str| DatabaseUrl::parse(url).map(|_| ()).unwrap_err().to_string();
+        assert!(err("postgres://u@h/db").contains("postgres backend not built yet"));
+        assert!(err("postgresql://h/db").contains("postgres backend not built yet"));
+        assert!(err("redis://127.0.0.1").contains("redis backend not built yet"));
+        assert!(err("mysql://h/db").contains("unknown database URL scheme `mysql`"));
+        assert!(err("sqlite://").contains("names no file"));
+        assert!(err("").contains("empty"));
+    }
+}
