@@ -83,7 +83,10 @@ async fn late_completes_after_a_kill_get_lease_lost_and_a_restart_finishes_the_r
             }
         }
     }
-    eprintln!("{} attempts killed, {lease_lost} late completes fenced off", killed.len());
+    eprintln!(
+        "{} attempts killed, {lease_lost} late completes fenced off",
+        killed.len()
+    );
     assert!(lease_lost > 0, "some late complete was fenced off");
     backend.close().await;
 

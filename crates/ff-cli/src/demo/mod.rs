@@ -150,7 +150,10 @@ async fn run_with(
         never = progress::follow(&bar, before, &pool.tally) => match never {},
     };
     bar.set_message("");
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "submission finished");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "submission finished"
+    );
     let finished = match submission {
         Ok(submission) if !submission.interrupted => {
             let lane_total = before.terminal + before.unfinished + submission.created;
