@@ -51,13 +51,11 @@ impl ListFilter {
         if let Some(kind) = &self.kind {
             limits.check_name("kind", kind)?;
         }
-        if self.limit == 0 || self.limit as usize > limits.max_batch {
-            return Err(EngineError::invalid(
-                "limit",
-                format!("must be between 1 and {}", limits.max_batch),
-            ));
-        }
-        self.cursor.as_deref().map(decode_cursor).transpose()
+        check_page_limit(self.limit, limits)?;
+        self.cursor
+            .as_deref()
+            .map(|c| decode_cursor(c).map(ExecutionId::from_uuid))
+            .transpose()
     }
 
     /// Whether `exec` passes every filter but the cursor.
@@ -73,17 +71,44 @@ impl ListFilter {
     }
 }
 
-/// An opaque cursor naming the last id of a page.
-pub fn encode_cursor(last: ExecutionId) -> String {
-    format!("x{}", last.as_uuid().simple())
+/// A page size between 1 and the batch limit.
+pub(crate) fn check_page_limit(limit: u32, limits: &Limits) -> Result<(), EngineError> {
+    if limit == 0 || limit as usize > limits.max_batch {
+        return Err(EngineError::invalid(
+            "limit",
+            format!("must be between 1 and {}", limits.max_batch),
+        ));
+    }
+    Ok(())
 }
 
-fn decode_cursor(cursor: &str) -> Result<ExecutionId, EngineError> {
+/// An opaque cursor naming the last id of a page.
+pub fn encode_cursor(last: &uuid::Uuid) -> String {
+    format!("x{}", last.simple())
+}
+
+pub(crate) fn decode_cursor(cursor: &str) -> Result<uuid::Uuid, EngineError> {
     cursor
         .strip_prefix('x')
         .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
-        .map(ExecutionId::from_uuid)
         .ok_or_else(|| EngineError::invalid("cursor", "not a cursor returned by a list"))
+}
+
+/// Items a page can hold: each names the id its cursor continues after.
+pub trait Paged {
+    fn cursor_id(&self) -> &uuid::Uuid;
+}
+
+impl Paged for Execution {
+    fn cursor_id(&self) -> &uuid::Uuid {
+        self.id.as_uuid()
+    }
+}
+
+impl Paged for crate::flow::FlowSummary {
+    fn cursor_id(&self) -> &uuid::Uuid {
+        self.id.as_uuid()
+    }
 }
 
 /// One page of a list.
@@ -94,13 +119,13 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-impl Page<Execution> {
+impl<T: Paged> Page<T> {
     /// Builds a page from up to `limit + 1` items in id order.
-    pub fn from_overfetch(mut items: Vec<Execution>, limit: u32) -> Self {
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32) -> Self {
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_cursor = more
-            .then(|| items.last().map(|e| encode_cursor(e.id)))
+            .then(|| items.last().map(|e| encode_cursor(e.cursor_id())))
             .flatten();
         Self { items, next_cursor }
     }
