@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::error::EngineError;
+use crate::flow::Inputs;
 use crate::ids::{ExecutionId, FlowId};
 use crate::json::JsonText;
 use crate::limits::Limits;
@@ -283,6 +284,8 @@ pub struct Execution {
     /// The last error recorded.
     pub error: Option<String>,
     pub attempts: Vec<AttemptRecord>,
+    /// For a flow node: what its parents ended with, fixed when it became ready.
+    pub inputs: Option<Inputs>,
 }
 
 impl Execution {
@@ -330,6 +333,7 @@ impl Execution {
             result: None,
             error: None,
             attempts: Vec::new(),
+            inputs: None,
         }
     }
 

@@ -165,9 +165,18 @@ impl FlowSpec {
             limits.check_size("idempotency_key", key.len(), limits.max_tag_bytes)?;
         }
         if self.nodes.is_empty() {
-            return Err(EngineError::invalid("nodes", "a flow needs at least one node"));
+            return Err(EngineError::invalid(
+                "nodes",
+                "a flow needs at least one node",
+            ));
         }
-        validate_graph(self.resolved_namespace(), &self.nodes, &self.edges, &[], limits)
+        validate_graph(
+            self.resolved_namespace(),
+            &self.nodes,
+            &self.edges,
+            &[],
+            limits,
+        )
     }
 }
 
@@ -369,10 +378,15 @@ impl std::str::FromStr for FlowState {
     type Err = EngineError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [FlowState::Running, FlowState::Completed, FlowState::Failed, FlowState::Cancelled]
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| EngineError::invalid("state", format!("unknown flow state `{s}`")))
+        [
+            FlowState::Running,
+            FlowState::Completed,
+            FlowState::Failed,
+            FlowState::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+        .ok_or_else(|| EngineError::invalid("state", format!("unknown flow state `{s}`")))
     }
 }
 
@@ -480,15 +494,27 @@ mod tests {
     fn finds_and_names_a_cycle() {
         let edges = [("a", "b"), ("b", "c"), ("c", "d"), ("d", "b")];
         assert_eq!(find_cycle(edges).as_deref(), Some("b -> c -> d -> b"));
-        assert_eq!(find_cycle([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]), None);
+        assert_eq!(
+            find_cycle([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]),
+            None
+        );
     }
 
     #[test]
     fn derived_flow_state() {
         use State::*;
-        assert_eq!(FlowState::derive(false, [Completed, Running]), FlowState::Running);
-        assert_eq!(FlowState::derive(false, [Completed, Skipped]), FlowState::Completed);
-        assert_eq!(FlowState::derive(false, [Completed, Failed, Cancelled]), FlowState::Failed);
+        assert_eq!(
+            FlowState::derive(false, [Completed, Running]),
+            FlowState::Running
+        );
+        assert_eq!(
+            FlowState::derive(false, [Completed, Skipped]),
+            FlowState::Completed
+        );
+        assert_eq!(
+            FlowState::derive(false, [Completed, Failed, Cancelled]),
+            FlowState::Failed
+        );
         assert_eq!(FlowState::derive(true, [Running]), FlowState::Cancelled);
     }
 }

@@ -57,27 +57,78 @@ mod tests {
 
     #[test]
     fn all_of() {
-        assert_eq!(evaluate(Join::AllOf, &[(OnSuccess, DONE), (OnSuccess, None)]), JoinDecision::Wait);
-        assert_eq!(evaluate(Join::AllOf, &[(OnSuccess, DONE), (OnSuccess, DONE)]), JoinDecision::Ready);
-        assert_eq!(evaluate(Join::AllOf, &[(OnSuccess, FAILED), (OnSuccess, None)]), JoinDecision::Skip);
-        assert_eq!(evaluate(Join::AllOf, &[(OnFailure, FAILED)]), JoinDecision::Ready);
-        assert_eq!(evaluate(Join::AllOf, &[(Always, CANCELLED)]), JoinDecision::Ready);
-        assert_eq!(evaluate(Join::AllOf, &[(OnSuccess, CANCELLED)]), JoinDecision::Skip);
+        assert_eq!(
+            evaluate(Join::AllOf, &[(OnSuccess, DONE), (OnSuccess, None)]),
+            JoinDecision::Wait
+        );
+        assert_eq!(
+            evaluate(Join::AllOf, &[(OnSuccess, DONE), (OnSuccess, DONE)]),
+            JoinDecision::Ready
+        );
+        assert_eq!(
+            evaluate(Join::AllOf, &[(OnSuccess, FAILED), (OnSuccess, None)]),
+            JoinDecision::Skip
+        );
+        assert_eq!(
+            evaluate(Join::AllOf, &[(OnFailure, FAILED)]),
+            JoinDecision::Ready
+        );
+        assert_eq!(
+            evaluate(Join::AllOf, &[(Always, CANCELLED)]),
+            JoinDecision::Ready
+        );
+        assert_eq!(
+            evaluate(Join::AllOf, &[(OnSuccess, CANCELLED)]),
+            JoinDecision::Skip
+        );
     }
 
     #[test]
     fn any_of() {
-        assert_eq!(evaluate(Join::AnyOf, &[(OnSuccess, FAILED), (OnSuccess, None)]), JoinDecision::Wait);
-        assert_eq!(evaluate(Join::AnyOf, &[(OnSuccess, None), (OnSuccess, DONE)]), JoinDecision::Ready);
-        assert_eq!(evaluate(Join::AnyOf, &[(OnSuccess, FAILED), (OnSuccess, FAILED)]), JoinDecision::Skip);
+        assert_eq!(
+            evaluate(Join::AnyOf, &[(OnSuccess, FAILED), (OnSuccess, None)]),
+            JoinDecision::Wait
+        );
+        assert_eq!(
+            evaluate(Join::AnyOf, &[(OnSuccess, None), (OnSuccess, DONE)]),
+            JoinDecision::Ready
+        );
+        assert_eq!(
+            evaluate(Join::AnyOf, &[(OnSuccess, FAILED), (OnSuccess, FAILED)]),
+            JoinDecision::Skip
+        );
     }
 
     #[test]
     fn quorum() {
         let q2 = Join::Quorum(2);
-        assert_eq!(evaluate(q2, &[(OnSuccess, DONE), (OnSuccess, None), (OnSuccess, None)]), JoinDecision::Wait);
-        assert_eq!(evaluate(q2, &[(OnSuccess, DONE), (OnSuccess, DONE), (OnSuccess, None)]), JoinDecision::Ready);
-        assert_eq!(evaluate(q2, &[(OnSuccess, FAILED), (OnSuccess, None), (OnSuccess, None)]), JoinDecision::Wait);
-        assert_eq!(evaluate(q2, &[(OnSuccess, FAILED), (OnSuccess, FAILED), (OnSuccess, None)]), JoinDecision::Skip);
+        assert_eq!(
+            evaluate(
+                q2,
+                &[(OnSuccess, DONE), (OnSuccess, None), (OnSuccess, None)]
+            ),
+            JoinDecision::Wait
+        );
+        assert_eq!(
+            evaluate(
+                q2,
+                &[(OnSuccess, DONE), (OnSuccess, DONE), (OnSuccess, None)]
+            ),
+            JoinDecision::Ready
+        );
+        assert_eq!(
+            evaluate(
+                q2,
+                &[(OnSuccess, FAILED), (OnSuccess, None), (OnSuccess, None)]
+            ),
+            JoinDecision::Wait
+        );
+        assert_eq!(
+            evaluate(
+                q2,
+                &[(OnSuccess, FAILED), (OnSuccess, FAILED), (OnSuccess, None)]
+            ),
+            JoinDecision::Skip
+        );
     }
 }

@@ -8,6 +8,7 @@ use crate::error::EngineError;
 use crate::execution::{
     AttemptEnd, AttemptRecord, Execution, DEFAULT_MAX_RELEASES, DEFAULT_NAMESPACE,
 };
+use crate::flow::Inputs;
 use crate::ids::{ExecutionId, FlowId};
 use crate::json::JsonText;
 use crate::limits::Limits;
@@ -108,6 +109,8 @@ pub struct Claimed {
     pub deadline: Option<Millis>,
     pub flow_id: Option<FlowId>,
     pub node_key: Option<String>,
+    /// For a flow node: its parents' outcomes and results.
+    pub inputs: Option<Inputs>,
 }
 
 /// The answer to renew.
@@ -166,6 +169,8 @@ pub enum WorkerOp {
     Release,
     Complete,
     Fail,
+    /// Dynamic fan-out: adding nodes to the flow.
+    AddNodes,
 }
 
 /// What the fencing checks decided.
@@ -263,6 +268,7 @@ pub fn claim(exec: &mut Execution, worker_id: &str, now: Millis) -> Claimed {
         deadline: exec.deadline,
         flow_id: exec.flow.as_ref().map(|f| f.flow_id),
         node_key: exec.flow.as_ref().map(|f| f.node_key.clone()),
+        inputs: exec.inputs.clone(),
     }
 }
 

@@ -8,11 +8,14 @@
 //! - [`lease`]: claim requests, lease handles, fencing and the worker transitions.
 //! - [`lifecycle`]: cancel, requeue, deadlines, scheduled promotion.
 //! - [`retry`]: retry policy and deterministic backoff.
+//! - [`flow`], [`join`], [`cascade`]: flow specs and validation, join rules,
+//!   and the flow algorithms written once over the [`cascade::FlowStore`] a backend offers.
 //! - [`completion`]: the outbox payload and the [`CompletionBackend`] subscription.
 //! - [`reads`]: list filters, cursors, counts.
 //! - [`ops`]: the backend traits, joined by [`EngineBackend`].
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary.
 
+pub mod cascade;
 pub mod clock;
 pub mod completion;
 pub mod error;
@@ -40,7 +43,7 @@ pub use lease::{
 };
 pub use lifecycle::CancelResponse;
 pub use limits::Limits;
-pub use ops::{EngineBackend, ExecutionOps, LeaseOps, MaintenanceOps, ReadOps};
+pub use ops::{EngineBackend, ExecutionOps, FlowOps, LeaseOps, MaintenanceOps, ReadOps};
 pub use reads::{LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;
 pub use state::{Outcome, State};

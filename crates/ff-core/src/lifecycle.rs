@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Millis;
 use crate::error::EngineError;
 use crate::execution::{AttemptEnd, Execution};
+use crate::flow::Inputs;
 use crate::lease::end_attempt;
 use crate::state::{Outcome, State};
 
@@ -101,4 +102,24 @@ pub fn promote_scheduled(exec: &mut Execution, now: Millis) -> bool {
     exec.state = State::Ready;
     exec.updated_at = now;
     true
+}
+
+/// Moves a blocked flow node whose join is satisfied to ready (or scheduled,
+/// when its `run_at` is still ahead), with its parents' `inputs`.
+pub fn unblock(exec: &mut Execution, inputs: Inputs, now: Millis) {
+    let (state, ready_at) = match exec.run_at {
+        Some(at) if at > now => (State::Scheduled, at),
+        _ => (State::Ready, now),
+    };
+    exec.state = state;
+    exec.ready_at = ready_at;
+    exec.inputs = Some(inputs);
+    exec.updated_at = now;
+}
+
+/// Skips a blocked flow node whose join can no longer be satisfied.
+pub fn skip(exec: &mut Execution, now: Millis) {
+    exec.state = State::Skipped;
+    exec.finished_at = Some(now);
+    exec.updated_at = now;
 }

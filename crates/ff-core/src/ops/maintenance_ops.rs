@@ -27,4 +27,12 @@ pub trait MaintenanceOps: Send + Sync {
         older_than_ms: u64,
         limit: u32,
     ) -> Result<Vec<CompletionPayload>, EngineError>;
+
+    /// Decides blocked flow nodes whose parents are all terminal (a safety
+    /// net beside the outbox); returns how many it promoted or skipped.
+    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError>;
+
+    /// Deletes dispatched outbox entries that committed at least
+    /// `older_than_ms` ago, at most `limit`; returns how many.
+    async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError>;
 }

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 
 use crate::error::EngineError;
 use crate::execution::Execution;
-use crate::ids::ExecutionId;
+use crate::flow::{FlowFilter, FlowSummary, FlowView};
+use crate::ids::{ExecutionId, FlowId};
 use crate::reads::{LaneStateCount, ListFilter, Page};
 
 #[async_trait]
@@ -21,4 +22,10 @@ pub trait ReadOps: Send + Sync {
         &self,
         namespace: &str,
     ) -> Result<Vec<LaneStateCount>, EngineError>;
+
+    /// A flow with its nodes (and their states), edges and derived state.
+    async fn get_flow(&self, id: FlowId) -> Result<FlowView, EngineError>;
+
+    /// A page of flows matching `filter`, in id order.
+    async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError>;
 }

@@ -6,10 +6,15 @@
 pub mod claims;
 pub mod completions;
 pub mod executions;
+pub mod flow_control;
+pub mod flows;
+pub mod joins;
 pub mod leases;
+pub mod pipeline;
 pub mod reads;
 pub mod retries;
 
+mod flow_support;
 mod support;
 
 /// Expands the suite into one `#[tokio::test]` per scenario, for the backend
@@ -62,6 +67,39 @@ macro_rules! conformance_suite {
             completions::completion_recorded_for_every_terminal_transition,
             completions::two_completion_streams_are_independent,
             completions::completion_payload_describes_transition,
+            flows::flow_linear_chain,
+            flows::flow_diamond,
+            flows::flow_fan_out_fan_in_100,
+            flows::flow_cycle_rejected_nothing_stored,
+            flows::flow_create_idempotent,
+            flows::inputs_carry_parent_outcomes,
+            flows::flow_outcome_completed_failed_cancelled,
+            flows::requeue_flow_member_conflict,
+            flows::flow_with_1000_nodes,
+            joins::all_of_dead_edge_skips_child,
+            joins::any_of_first_success_promotes,
+            joins::any_of_all_dead_skips,
+            joins::any_of_cancels_losers,
+            joins::loser_kept_when_other_node_needs_it,
+            joins::quorum_two_of_three,
+            joins::quorum_skips_when_impossible_early,
+            joins::quorum_n_above_incoming_rejected,
+            joins::on_failure_edge_runs_on_failure,
+            joins::on_failure_edge_dead_on_success,
+            joins::always_edge_runs_after_cancel,
+            joins::skip_cascades_three_levels,
+            flow_control::fail_fast_cancels_rest_spares_compensation,
+            flow_control::cancel_flow_cancels_running_member,
+            flow_control::cancel_flow_never_promotes_after,
+            flow_control::cancel_flow_on_terminal_is_noop,
+            flow_control::dynamic_fan_out_adds_children,
+            flow_control::dynamic_fan_out_replay_is_idempotent,
+            flow_control::dynamic_fan_out_on_cancelled_flow_not_active,
+            pipeline::duplicate_completion_is_noop,
+            pipeline::concurrent_cascades_into_one_fan_in,
+            pipeline::completions_for_solo_executions,
+            pipeline::reconciler_promotes_stuck_blocked_node,
+            pipeline::outbox_trim_deletes_only_dispatched,
         );
     };
 }

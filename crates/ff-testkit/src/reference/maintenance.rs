@@ -83,10 +83,35 @@ impl MaintenanceOps for ReferenceBackend {
             store
                 .outbox
                 .iter()
+                .flatten()
                 .filter(|entry| !entry.dispatched && entry.payload.committed_at <= cutoff)
                 .take(limit as usize)
                 .map(|entry| entry.payload.clone())
                 .collect()
+        }))
+    }
+
+    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError> {
+        self.reconcile_blocked_nodes(limit)
+    }
+
+    async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
+        let cutoff = self.now() - older_than_ms as Millis;
+        Ok(self.with_store(|store, _| {
+            let mut trimmed = 0;
+            for slot in store.outbox.iter_mut() {
+                if trimmed == limit {
+                    break;
+                }
+                if slot
+                    .as_ref()
+                    .is_some_and(|e| e.dispatched && e.payload.committed_at <= cutoff)
+                {
+                    *slot = None;
+                    trimmed += 1;
+                }
+            }
+            trimmed
         }))
     }
 }

@@ -3,6 +3,7 @@
 //! differential test and a test double for users.
 
 mod executions;
+mod flows;
 mod leases;
 mod maintenance;
 mod reads;
@@ -11,9 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use ff_core::flow::{FlowEdge, FlowNode, FlowRecord};
 use ff_core::{
     CompletionBackend, CompletionPayload, CompletionStream, EngineError, Execution, ExecutionId,
-    Limits, SharedClock, State,
+    FlowId, Limits, SharedClock, State,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -32,14 +34,35 @@ struct Inner {
     completions: broadcast::Sender<CompletionPayload>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Store {
     executions: BTreeMap<ExecutionId, Execution>,
     idempotency: HashMap<(String, String), ExecutionId>,
-    outbox: Vec<OutboxEntry>,
+    /// Trimmed entries leave `None`, so `seq - 1` stays the index.
+    outbox: Vec<Option<OutboxEntry>>,
+    flows: BTreeMap<FlowId, StoredFlow>,
+    flow_keys: HashMap<(String, String), FlowId>,
 }
 
-#[derive(Debug)]
+/// A flow with its nodes (in creation order) and edges.
+#[derive(Debug, Clone)]
+struct StoredFlow {
+    record: FlowRecord,
+    nodes: Vec<FlowNode>,
+    edges: Vec<FlowEdge>,
+}
+
+impl StoredFlow {
+    fn new(record: FlowRecord) -> Self {
+        Self {
+            record,
+            nodes: Vec::new(),
+            edges: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct OutboxEntry {
     payload: CompletionPayload,
     dispatched: bool,
@@ -98,6 +121,15 @@ impl ReferenceBackend {
 }
 
 impl Store {
+    fn flow_mut(&mut self, id: FlowId) -> Result<&mut StoredFlow, EngineError> {
+        self.flows
+            .get_mut(&id)
+            .ok_or_else(|| EngineError::NotFound {
+                entity: "flow",
+                id: id.to_string(),
+            })
+    }
+
     fn get_mut(&mut self, id: ExecutionId) -> Result<&mut Execution, EngineError> {
         self.executions
             .get_mut(&id)
@@ -132,10 +164,10 @@ impl Store {
         let seq = self.outbox.len() as u64 + 1;
         if let Some(payload) = CompletionPayload::for_execution(exec, now, 0, seq) {
             effects.completions.push(payload.clone());
-            self.outbox.push(OutboxEntry {
+            self.outbox.push(Some(OutboxEntry {
                 payload,
                 dispatched: false,
-            });
+            }));
         }
     }
 }

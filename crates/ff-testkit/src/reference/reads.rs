@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use ff_core::{EngineError, Execution, ExecutionId, LaneStateCount, ListFilter, Page, ReadOps};
+use ff_core::flow::{FlowFilter, FlowSummary, FlowView};
+use ff_core::{
+    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps,
+};
 
 use super::ReferenceBackend;
 
@@ -56,5 +59,13 @@ impl ReadOps for ReferenceBackend {
             .into_iter()
             .map(|((lane, state), count)| LaneStateCount { lane, state, count })
             .collect())
+    }
+
+    async fn get_flow(&self, id: FlowId) -> Result<FlowView, EngineError> {
+        self.flow_view(id)
+    }
+
+    async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
+        self.flow_page(filter)
     }
 }

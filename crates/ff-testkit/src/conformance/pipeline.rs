@@ -1,0 +1,199 @@
+//! The completion pipeline: duplicates, concurrent cascades, solo entries.
+
+use std::sync::Arc;
+
+use ff_core::flow::FlowSpec;
+use ff_core::{ClaimRequest, JsonText, Outcome, State};
+
+use super::flow_support::*;
+use super::support::*;
+use crate::BackendFactory;
+
+pub async fn duplicate_completion_is_noop(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let flow = create(
+        &b,
+        FlowSpec::new(vec![node("a"), node("b")], vec![edge("a", "b")]),
+    )
+    .await;
+    run_node(&b, "a", "null").await;
+    let pending = b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox");
+    assert_eq!(pending.len(), 1);
+    let first = b
+        .engine
+        .cascade_completion(&pending[0])
+        .await
+        .expect("cascade");
+    assert!(first.dispatched);
+    assert_eq!(first.promoted, vec![flow.nodes["b"]]);
+    let before = get(&b, flow.nodes["b"]).await;
+    let second = b
+        .engine
+        .cascade_completion(&pending[0])
+        .await
+        .expect("cascade");
+    assert!(!second.dispatched && second.promoted.is_empty());
+    assert_eq!(get(&b, flow.nodes["b"]).await, before);
+    assert!(b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox")
+        .is_empty());
+}
+
+pub async fn concurrent_cascades_into_one_fan_in(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let mut nodes = vec![node("sink")];
+    let mut edges = Vec::new();
+    for i in 0..10 {
+        let key = format!("p{i}");
+        nodes.push(ff_core::flow::NodeSpec::new(
+            &key,
+            ff_core::SubmitRequest::new("parents", "step", JsonText::null()),
+        ));
+        edges.push(edge(&key, "sink"));
+    }
+    let flow = create(&b, FlowSpec::new(nodes, edges)).await;
+    let claimed = b
+        .engine
+        .claim(&ClaimRequest::new(["parents"], "w").max(10))
+        .await
+        .expect("claim");
+    for c in &claimed {
+        b.engine
+            .complete(&c.handle, JsonText::null())
+            .await
+            .expect("complete");
+    }
+    let pending = b
+        .engine
+        .undispatched_completions(0, 100)
+        .await
+        .expect("outbox");
+    assert_eq!(pending.len(), 10);
+    let mut tasks = Vec::new();
+    for payload in pending.iter().chain(pending.iter()) {
+        let engine = Arc::clone(&b.engine);
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            engine.cascade_completion(&payload).await
+        }));
+    }
+    let mut promoted = Vec::new();
+    let mut dispatched = 0;
+    for task in tasks {
+        let report = task.await.expect("join").expect("cascade");
+        dispatched += usize::from(report.dispatched);
+        promoted.extend(report.promoted);
+    }
+    assert_eq!(dispatched, 10, "each entry is dispatched once");
+    assert_eq!(
+        promoted,
+        vec![flow.nodes["sink"]],
+        "the fan-in is promoted exactly once"
+    );
+    let sink = get(&b, flow.nodes["sink"]).await;
+    assert_eq!((sink.state, sink.attempt), (State::Ready, 0));
+    assert_eq!(sink.inputs.map(|i| i.len()), Some(10));
+}
+
+pub async fn completions_for_solo_executions(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let id = submit(&b, job("solo")).await;
+    let claimed = claim_one(&b, "solo").await;
+    b.engine
+        .complete(&claimed.handle, JsonText::null())
+        .await
+        .expect("complete");
+    let pending = b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].execution_id, pending[0].outcome),
+        (id, Outcome::Completed)
+    );
+    assert_eq!(pending[0].flow_id, None);
+    let report = b
+        .engine
+        .cascade_completion(&pending[0])
+        .await
+        .expect("cascade");
+    assert!(report.dispatched && report.promoted.is_empty());
+    assert!(b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox")
+        .is_empty());
+}
+
+pub async fn reconciler_promotes_stuck_blocked_node(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let flow = create(
+        &b,
+        FlowSpec::new(vec![node("a"), node("b")], vec![edge("a", "b")]),
+    )
+    .await;
+    run_node(&b, "a", "null").await;
+    // The completion was never cascaded (a lost wake-up and a lost entry);
+    // the blocked-node scan still decides b from its parents.
+    assert_eq!(b.engine.reconcile_blocked(100).await.expect("scan"), 1);
+    assert_eq!(state_of(&b, &flow, "b").await, State::Ready);
+    assert_eq!(b.engine.reconcile_blocked(100).await.expect("scan"), 0);
+    // The entry itself is still dispatched once, as a no-op for b.
+    assert_eq!(pump(&b).await, 1);
+    assert_eq!(state_of(&b, &flow, "b").await, State::Ready);
+}
+
+pub async fn outbox_trim_deletes_only_dispatched(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    for lane in ["t1", "t2"] {
+        submit(&b, job(lane)).await;
+        let claimed = claim_one(&b, lane).await;
+        b.engine
+            .complete(&claimed.handle, JsonText::null())
+            .await
+            .expect("complete");
+    }
+    let pending = b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox");
+    b.engine
+        .cascade_completion(&pending[0])
+        .await
+        .expect("cascade");
+    b.clock.advance(ms(1_000));
+    assert_eq!(
+        b.engine.trim_outbox(5_000, 100).await.expect("trim"),
+        0,
+        "inside the grace period"
+    );
+    assert_eq!(b.engine.trim_outbox(500, 100).await.expect("trim"), 1);
+    let left = b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox");
+    assert_eq!(
+        left,
+        vec![pending[1].clone()],
+        "the undispatched entry stays"
+    );
+    assert!(
+        !b.engine
+            .cascade_completion(&pending[0])
+            .await
+            .expect("cascade")
+            .dispatched
+    );
+}
