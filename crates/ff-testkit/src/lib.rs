@@ -8,10 +8,13 @@
 //! - [`reference`]: [`ReferenceBackend`](reference::ReferenceBackend), the oracle.
 //! - [`differential`]: randomized operation sequences run on the reference
 //!   and a real backend, full snapshots compared after every step.
+//! - [`faults`]: fault wrappers — a completion stream that drops events, a
+//!   backend that crashes after its k-th write.
 //! - [`harness`]: [`BackendFactory`], [`TestBackend`], [`TempDir`].
 
 pub mod conformance;
 pub mod differential;
+pub mod faults;
 pub mod harness;
 pub mod reference;
 mod streams;
