@@ -59,6 +59,7 @@ pub struct CascadeReport {
 }
 
 /// The answer to `cancel_flow`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowCancelResponse {
     pub state: FlowState,
@@ -395,6 +396,7 @@ pub fn cancel_flow<S: FlowStore + ?Sized>(
 }
 
 /// The answer to add_nodes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodesAdded {
     /// Node key → execution id, for every node named in the request.

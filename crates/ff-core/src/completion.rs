@@ -24,6 +24,7 @@ use crate::ids::{ExecutionId, FlowId};
 use crate::state::Outcome;
 
 /// One terminal transition, as recorded in the outbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletionPayload {
     pub execution_id: ExecutionId,

@@ -24,6 +24,7 @@ pub const DEFAULT_MAX_RELEASES: u32 = 10;
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -100..=100;
 
 /// A request to run one execution.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
@@ -208,6 +209,7 @@ fn check_duration(field: &str, ms: u64, max: u64) -> Result<(), EngineError> {
 }
 
 /// Where a submission came from in a flow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowMembership {
     pub flow_id: FlowId,
@@ -215,6 +217,7 @@ pub struct FlowMembership {
 }
 
 /// Why an attempt ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptEnd {
@@ -231,6 +234,7 @@ pub enum AttemptEnd {
 }
 
 /// One claim of an execution and how it ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub attempt: u32,
@@ -243,6 +247,7 @@ pub struct AttemptRecord {
 }
 
 /// The stored execution: its resolved spec and its state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
     pub id: ExecutionId,
@@ -378,6 +383,7 @@ impl Execution {
 }
 
 /// The answer to a submit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submitted {
     pub id: ExecutionId,

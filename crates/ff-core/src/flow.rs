@@ -14,6 +14,7 @@ use crate::limits::Limits;
 use crate::state::{Outcome, State};
 
 /// When a node with several incoming edges becomes ready.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Join {
@@ -27,6 +28,7 @@ pub enum Join {
 }
 
 /// Which parent outcomes satisfy an edge.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeCondition {
@@ -49,6 +51,7 @@ impl EdgeCondition {
 }
 
 /// One node of a flow: its key, what it runs and how it joins.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
@@ -85,6 +88,7 @@ impl NodeSpec {
 }
 
 /// A dependency: `to` waits on `from`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeSpec {
@@ -110,6 +114,7 @@ impl EdgeSpec {
 }
 
 /// A request to create a flow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
@@ -329,6 +334,7 @@ pub fn find_cycle<'a>(edges: impl IntoIterator<Item = (&'a str, &'a str)>) -> Op
 
 /// A flow's lifecycle as stored: running until cancelled or every member is
 /// terminal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowState {
@@ -416,6 +422,7 @@ pub struct FlowNode {
 }
 
 /// A stored edge.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FlowEdge {
     pub from: String,
@@ -434,6 +441,7 @@ impl From<&EdgeSpec> for FlowEdge {
 }
 
 /// What a parent handed to a child that became ready.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInput {
     pub outcome: Outcome,
@@ -447,6 +455,7 @@ pub struct NodeInput {
 pub type Inputs = BTreeMap<String, NodeInput>;
 
 /// The answer to create_flow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowCreated {
     pub flow_id: FlowId,
@@ -457,6 +466,7 @@ pub struct FlowCreated {
 }
 
 /// A node as read back, with its execution's state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeView {
     pub key: String,
@@ -466,6 +476,7 @@ pub struct NodeView {
 }
 
 /// A flow with its nodes, edges and derived state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowView {
     pub id: FlowId,
@@ -553,6 +564,7 @@ impl FlowFilter {
 }
 
 /// A flow in a list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowSummary {
     pub id: FlowId,

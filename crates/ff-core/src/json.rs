@@ -111,3 +111,20 @@ impl<'de> Deserialize<'de> for JsonText {
         Ok(Self(String::from(raw.get())))
     }
 }
+
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType};
+    use utoipa::openapi::RefOr;
+
+    impl utoipa::PartialSchema for super::JsonText {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .description(Some("Any JSON value, stored and returned verbatim"))
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for super::JsonText {}
+}

@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::state::State;
 
 /// Proof of a lease: which attempt of which execution, under which epoch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeaseHandle {
     pub execution_id: ExecutionId,
@@ -23,6 +24,7 @@ pub struct LeaseHandle {
 }
 
 /// What a worker asks for when it claims.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ClaimRequest {
@@ -96,6 +98,7 @@ impl ClaimRequest {
 }
 
 /// An execution handed to a worker.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claimed {
     pub handle: LeaseHandle,
@@ -114,18 +117,21 @@ pub struct Claimed {
 }
 
 /// The answer to renew.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Renewed {
     pub lease_until: Millis,
 }
 
 /// The answer to complete (the same on a replay).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompleteResponse {
     pub completed_at: Millis,
 }
 
 /// A worker's failure report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub error: String,
@@ -155,6 +161,7 @@ impl Failure {
 }
 
 /// The answer to fail (the same on a replay).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailResponse {
     /// `scheduled` when a retry is due at `retry_at`, else `failed`.

@@ -35,7 +35,7 @@ pub mod state;
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use completion::{CompletionBackend, CompletionPayload, CompletionStream};
 pub use error::{EngineError, ErrorKind};
-pub use execution::{Execution, SubmitRequest, Submitted};
+pub use execution::{Execution, SubmitRequest, Submitted, DEFAULT_NAMESPACE};
 pub use ids::{ExecutionId, FlowId};
 pub use json::JsonText;
 pub use lease::{

@@ -11,6 +11,7 @@ use crate::lease::end_attempt;
 use crate::state::{Outcome, State};
 
 /// The answer to cancel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelResponse {
     /// The execution's outcome after the call.

@@ -112,6 +112,7 @@ impl Paged for crate::flow::FlowSummary {
 }
 
 /// One page of a list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -132,6 +133,7 @@ impl<T: Paged> Page<T> {
 }
 
 /// How many executions of one lane are in one state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LaneStateCount {
     pub lane: String,

@@ -7,6 +7,7 @@ use crate::error::EngineError;
 use crate::ids::ExecutionId;
 
 /// How an execution is retried after a retryable failure.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetryPolicy {

@@ -109,6 +109,11 @@ impl Engine {
     }
 
     /// The counters so far.
+    /// A shared handle on the live counters, for exporters.
+    pub fn stats_handle(&self) -> Arc<EngineStats> {
+        Arc::clone(&self.stats)
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
