@@ -64,27 +64,27 @@ impl<'c> WriteCtx<'c> {
         self.conn
     }
 
-    /// The execution, or `NotFound`.
-    pub(crate) fn load(&self, id: ExecutionId) -> Result<Execution, EngineError> {
-        rows::load_execution(self.conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
+    /// The execution and its stamp, or `NotFound`.
+    pub(crate) fn load(&self, id: ExecutionId) -> Result<(Execution, Stamp), EngineError> {
+        rows::load_stored(self.conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
     }
 
     /// Stores a new execution.
-    pub(crate) fn insert(&mut self, exec: &Execution) -> Result<(), EngineError> {
-        rows::insert_execution(self.conn, exec)?;
+    pub(crate) fn insert(&mut self, exec: &Execution) -> Result<Stamp, EngineError> {
+        let stamp = rows::insert_execution(self.conn, exec)?;
         self.wake |= exec.is_claimable(self.now);
-        Ok(())
+        Ok(stamp)
     }
 
     /// Writes `exec` back if a rule changed it since `before`; a transition
     /// into a terminal state records its outbox entry in the same
     /// transaction. Returns whether it wrote.
-    pub(crate) fn save(&mut self, exec: &Execution, before: Stamp) -> Result<bool, EngineError> {
-        if Stamp::of(exec) == before {
+    pub(crate) fn save(&mut self, exec: &Execution, before: &Stamp) -> Result<bool, EngineError> {
+        if !before.changed(exec) {
             return Ok(false);
         }
-        rows::update_execution(self.conn, exec)?;
-        if !before.state.is_terminal() && exec.state.is_terminal() {
+        rows::update_execution(self.conn, before, exec)?;
+        if !before.state().is_terminal() && exec.state.is_terminal() {
             let payload = completions::record(self.conn, exec, self.now)?;
             self.completions.push(payload);
         }
@@ -384,10 +384,9 @@ mod tests {
     ) -> Result<ExecutionId, EngineError> {
         let req = SubmitRequest::new("a", "job", JsonText::null());
         let mut exec = Execution::new(ExecutionId::new(), req, ctx.now);
-        ctx.insert(&exec)?;
-        let before = Stamp::of(&exec);
+        let before = ctx.insert(&exec)?;
         lifecycle::cancel(&mut exec, ctx.now);
-        ctx.save(&exec, before)?;
+        ctx.save(&exec, &before)?;
         outcome.map(|()| exec.id)
     }
 
