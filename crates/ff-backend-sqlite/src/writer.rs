@@ -17,19 +17,17 @@ use tokio::sync::{mpsc, oneshot};
 use ff_core::clock::Millis;
 use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, SharedClock};
 
-use crate::completions::{self, Completions};
-use crate::config::Synchronous;
-use crate::leases::WorkSignal;
+use crate::checkpointer::Checkpointer;
+use crate::completions;
 use crate::lock::LockFile;
 use crate::rows::{self, Stamp};
+use crate::syncer::{Committed, Syncer};
 use crate::{closed, SqlResult};
 
-/// Opens the write connection: WAL, the chosen durability, a statement cache
-/// large enough for every write statement.
-pub(crate) fn open_connection(
-    path: &Path,
-    synchronous: Synchronous,
-) -> Result<Connection, EngineError> {
+/// Opens the write connection: WAL, a statement cache large enough for every
+/// write statement. Commits do not fsync (`synchronous=NORMAL`): the syncer
+/// thread does, off this thread, before anyone is answered.
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, EngineError> {
     let conn = Connection::open(path).db()?;
     conn.busy_timeout(Duration::from_secs(5)).db()?;
     let mode: String = conn
@@ -41,8 +39,9 @@ pub(crate) fn open_connection(
             path.display()
         )));
     }
-    conn.pragma_update(None, "synchronous", synchronous.pragma_value())
-        .db()?;
+    conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+    // The checkpointer thread copies the WAL back instead (see checkpointer.rs).
+    conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     conn.pragma_update(None, "cache_size", -32_768).db()?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -101,7 +100,7 @@ trait Job: Send {
     fn abort(self: Box<Self>, err: &EngineError);
 }
 
-trait Answer: Send {
+pub(crate) trait Answer: Send {
     /// False rolls the command's savepoint back.
     fn keeps(&self) -> bool;
     /// Delivers the answer once the group's fate is known.
@@ -178,8 +177,8 @@ pub(crate) struct WriterSetup {
     pub(crate) lock: LockFile,
     pub(crate) clock: SharedClock,
     pub(crate) max_group_commit: usize,
-    pub(crate) completions: Completions,
-    pub(crate) work: WorkSignal,
+    pub(crate) syncer: Syncer,
+    pub(crate) checkpointer: Checkpointer,
 }
 
 impl Writer {
@@ -228,8 +227,8 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
         conn,
         lock,
         clock,
-        completions,
-        work,
+        syncer,
+        checkpointer,
         ..
     } = setup;
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(max_group);
@@ -251,16 +250,20 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
             let group = Group {
                 conn: &conn,
                 clock: &clock,
-                completions: &completions,
-                work: &work,
+                syncer: &syncer,
             };
-            group.commit(&mut jobs);
+            if group.commit(&mut jobs) {
+                checkpointer.nudge();
+            }
+            checkpointer.restart_if_large(&conn);
         }
     }
     // Commands sent after the shutdown are dropped unanswered; their callers
     // see the backend as closed.
     rx.close();
     drop(rx);
+    syncer.finish();
+    drop(checkpointer);
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite write connection failed");
     }
@@ -273,14 +276,14 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
 struct Group<'a> {
     conn: &'a Connection,
     clock: &'a SharedClock,
-    completions: &'a Completions,
-    work: &'a WorkSignal,
+    syncer: &'a Syncer,
 }
 
 impl Group<'_> {
-    /// Runs and commits `jobs` (draining it); once committed, announces the
-    /// group's completions and wake-up, then answers every caller.
-    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>) {
+    /// Runs and commits `jobs` (draining it); a committed group goes to the
+    /// syncer, which answers once it is durable; a failed one is answered
+    /// here. Returns whether the group committed.
+    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>) -> bool {
         let mut ctx = WriteCtx {
             conn: self.conn,
             now: 0,
@@ -289,7 +292,7 @@ impl Group<'_> {
         };
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             jobs.drain(..).for_each(|job| job.abort(&e));
-            return;
+            return false;
         }
         let mut answers = Vec::with_capacity(jobs.len());
         let mut pending = jobs.drain(..);
@@ -324,11 +327,12 @@ impl Group<'_> {
         match outcome {
             Ok(()) => {
                 tracing::trace!(commands = answers.len(), "group committed");
-                self.completions.publish(ctx.completions);
-                if ctx.wake {
-                    self.work.bump();
-                }
-                answers.into_iter().for_each(|a| a.send(Ok(())));
+                self.syncer.submit(Committed {
+                    answers,
+                    completions: ctx.completions,
+                    wake: ctx.wake,
+                });
+                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, commands = answers.len(), "group transaction failed");
@@ -337,6 +341,7 @@ impl Group<'_> {
                 }
                 pending.for_each(|job| job.abort(&e));
                 answers.into_iter().for_each(|a| a.send(Err(&e)));
+                false
             }
         }
     }
@@ -356,21 +361,31 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
+    use crate::completions::Completions;
+    use crate::config::Synchronous;
+    use crate::leases::WorkSignal;
     use crate::migrations;
 
     fn start(dir: &TempDir) -> (Writer, Completions) {
         let path = dir.path().join("ff.db");
         let lock = LockFile::acquire(&path).unwrap();
-        let mut conn = open_connection(&path, Synchronous::Full).unwrap();
+        let mut conn = open_connection(&path).unwrap();
         migrations::migrate(&mut conn).unwrap();
         let completions = Completions::new();
+        let syncer = Syncer::spawn(
+            &path,
+            Synchronous::Full,
+            completions.clone(),
+            WorkSignal::new(),
+        )
+        .unwrap();
         let writer = Writer::spawn(WriterSetup {
             conn,
             lock,
             clock: Arc::new(ManualClock::default()),
             max_group_commit: 16,
-            completions: completions.clone(),
-            work: WorkSignal::new(),
+            syncer,
+            checkpointer: Checkpointer::spawn(&path).unwrap(),
         })
         .unwrap();
         (writer, completions)

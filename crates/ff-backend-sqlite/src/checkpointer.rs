@@ -1,0 +1,110 @@
+//! WAL checkpoints off the writer thread.
+//!
+//! SQLite's automatic checkpoint runs inside a COMMIT, so every few thousand
+//! frames the writer would stall copying pages and waiting on two fsyncs.
+//! Instead the writer connection has auto-checkpointing off, and this thread
+//! runs PASSIVE checkpoints on its own connection, concurrently with the
+//! writer. A passive checkpoint cannot rewind the WAL while the writer keeps
+//! it busy (the rewind happens when a write starts on a fully copied WAL), so
+//! once the WAL passes [`RESTART_FRAMES`] the writer itself runs a RESTART
+//! checkpoint between two groups: most pages are already copied by then, so
+//! that stall is short and rare.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use ff_core::EngineError;
+
+use crate::SqlResult;
+
+/// WAL size (frames of one page) past which the writer rewinds the WAL.
+const RESTART_FRAMES: i64 = 16_384;
+
+/// Checkpoints run at most this often, so each copies a useful amount.
+const INTERVAL: Duration = Duration::from_millis(100);
+
+/// The handle on the checkpoint thread; dropping it stops the thread.
+pub(crate) struct Checkpointer {
+    nudge: mpsc::SyncSender<()>,
+    wal_frames: Arc<AtomicI64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn spawn(db_path: &Path) -> Result<Self, EngineError> {
+        let conn = Connection::open(db_path).db()?;
+        conn.busy_timeout(Duration::from_secs(5)).db()?;
+        let (nudge, nudged) = mpsc::sync_channel(1);
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let frames = wal_frames.clone();
+        let thread = std::thread::Builder::new()
+            .name("ff-sqlite-checkpoint".to_owned())
+            .spawn(move || run(conn, nudged, frames))
+            .map_err(EngineError::backend)?;
+        Ok(Self {
+            nudge,
+            wal_frames,
+            thread: Some(thread),
+        })
+    }
+
+    /// Tells the thread new frames were committed; never blocks.
+    pub(crate) fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
+
+    /// Run by the writer between groups: rewinds a WAL grown past
+    /// [`RESTART_FRAMES`].
+    pub(crate) fn restart_if_large(&self, writer: &Connection) {
+        if self.wal_frames.load(Ordering::Relaxed) < RESTART_FRAMES {
+            return;
+        }
+        match checkpoint(writer, "RESTART") {
+            Ok((false, _)) => self.wal_frames.store(0, Ordering::Relaxed),
+            Ok((true, _)) => tracing::debug!("WAL restart checkpoint was busy"),
+            Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed"),
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Replacing the sender closes the channel the thread waits on.
+        self.nudge = mpsc::sync_channel(1).0;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the SQLite checkpoint thread panicked");
+            }
+        }
+    }
+}
+
+fn run(conn: Connection, nudged: mpsc::Receiver<()>, wal_frames: Arc<AtomicI64>) {
+    let mut last = Instant::now();
+    while nudged.recv().is_ok() {
+        let wait = INTERVAL.saturating_sub(last.elapsed());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        // Coalesce the nudges that arrived while waiting.
+        while nudged.try_recv().is_ok() {}
+        last = Instant::now();
+        match checkpoint(&conn, "PASSIVE") {
+            Ok((_, frames)) => wal_frames.store(frames, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// Runs `PRAGMA wal_checkpoint(mode)`; returns (busy, frames in the WAL).
+fn checkpoint(conn: &Connection, mode: &str) -> Result<(bool, i64), EngineError> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok((row.get::<_, i64>(0)? != 0, row.get::<_, i64>(1)?))
+    })
+    .db()
+}
