@@ -8,8 +8,8 @@ use ff_core::{
     Submitted,
 };
 
+use crate::command::WriteCtx;
 use crate::rows;
-use crate::writer::WriteCtx;
 use crate::SqliteBackend;
 
 #[async_trait]

@@ -14,8 +14,8 @@ use ff_core::{
     JsonText, LeaseOps, Renewed,
 };
 
+use crate::command::WriteCtx;
 use crate::rows::{self, select_stored, Stamp};
-use crate::writer::WriteCtx;
 use crate::{SqlResult, SqliteBackend};
 
 /// A waiting claim looks again at least this often, so work that became due

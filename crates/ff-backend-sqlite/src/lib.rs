@@ -10,8 +10,8 @@
 //! - `lock`: the exclusive `<db>.lock` file that makes one process the owner.
 //! - `migrations`: forward-only schema migrations (`migrations/*.sql`) and the
 //!   `meta` table checks.
-//! - `writer`: the writer thread, its group commit and `WriteCtx`, the
-//!   handle every write command gets.
+//! - `writer`: the writer thread and its group commit.
+//! - `command`: one write command and `WriteCtx`, the handle it gets.
 //! - `syncer`: the thread that fsyncs committed groups and only then
 //!   answers them, so the fsync overlaps the next group.
 //! - `checkpointer`: WAL checkpoints on their own thread.
@@ -28,6 +28,7 @@
 pub mod config;
 
 mod checkpointer;
+mod command;
 mod completions;
 mod executions;
 mod leases;

@@ -9,9 +9,9 @@ use ff_core::{
     lease, lifecycle, CompletionPayload, EngineError, Execution, MaintenanceOps, Millis,
 };
 
+use crate::command::WriteCtx;
 use crate::completions;
 use crate::rows::{self, select_stored, Stamp};
-use crate::writer::WriteCtx;
 use crate::{SqlResult, SqliteBackend};
 
 /// Running executions whose lease or attempt timeout has passed: one arm per

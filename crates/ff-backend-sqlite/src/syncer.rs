@@ -23,10 +23,10 @@ use std::thread::JoinHandle;
 
 use ff_core::{CompletionPayload, EngineError};
 
+use crate::command::Answer;
 use crate::completions::Completions;
 use crate::config::Synchronous;
 use crate::leases::WorkSignal;
-use crate::writer::Answer;
 
 /// A committed group waiting to be made durable and answered.
 pub(crate) struct Committed {

@@ -3,24 +3,22 @@
 //! Commands arrive over a channel. The thread blocks for the first, drains up
 //! to `max_group_commit` more that are already queued, and runs them all in
 //! one `BEGIN IMMEDIATE` transaction, each inside its own savepoint so that a
-//! failing command rolls back alone. It commits once (one fsync for the whole
-//! group) and only then answers the callers and publishes completions and
-//! wake-ups: nothing is announced that did not commit.
+//! failing command rolls back alone. It commits once and hands the group to
+//! the syncer, which makes it durable (one fsync for the whole group) and
+//! only then answers the callers and publishes completions and wake-ups:
+//! nothing is announced that is not on disk.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use ff_core::clock::Millis;
-use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, SharedClock};
+use ff_core::{EngineError, SharedClock};
 
 use crate::checkpointer::Checkpointer;
-use crate::completions;
+use crate::command::{Command, Job, WriteCtx};
 use crate::lock::LockFile;
-use crate::rows::{self, Stamp};
 use crate::syncer::{Committed, Syncer};
 use crate::{closed, SqlResult};
 
@@ -46,119 +44,6 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, EngineError> {
     conn.pragma_update(None, "cache_size", -32_768).db()?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-/// The handle write commands get: the transaction's connection, the
-/// command's `now`, and what to announce after the commit.
-pub(crate) struct WriteCtx<'c> {
-    conn: &'c Connection,
-    /// Read once per command from the configured clock.
-    pub(crate) now: Millis,
-    completions: Vec<CompletionPayload>,
-    wake: bool,
-}
-
-impl<'c> WriteCtx<'c> {
-    pub(crate) fn conn(&self) -> &'c Connection {
-        self.conn
-    }
-
-    /// The execution and its stamp, or `NotFound`.
-    pub(crate) fn load(&self, id: ExecutionId) -> Result<(Execution, Stamp), EngineError> {
-        rows::load_stored(self.conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
-    }
-
-    /// Stores a new execution.
-    pub(crate) fn insert(&mut self, exec: &Execution) -> Result<Stamp, EngineError> {
-        let stamp = rows::insert_execution(self.conn, exec)?;
-        self.wake |= exec.is_claimable(self.now);
-        Ok(stamp)
-    }
-
-    /// Writes `exec` back if a rule changed it since `before`; a transition
-    /// into a terminal state records its outbox entry in the same
-    /// transaction. Returns whether it wrote.
-    pub(crate) fn save(&mut self, exec: &Execution, before: &Stamp) -> Result<bool, EngineError> {
-        if !before.changed(exec) {
-            return Ok(false);
-        }
-        rows::update_execution(self.conn, before, exec)?;
-        if !before.state().is_terminal() && exec.state.is_terminal() {
-            let payload = completions::record(self.conn, exec, self.now)?;
-            self.completions.push(payload);
-        }
-        self.wake |= exec.is_claimable(self.now);
-        Ok(true)
-    }
-}
-
-/// A queued command, type-erased so one channel carries every answer type.
-trait Job: Send {
-    /// Runs the command; its answer waits for the commit.
-    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Box<dyn Answer>;
-    /// Answers without running (the transaction could not start).
-    fn abort(self: Box<Self>, err: &EngineError);
-}
-
-pub(crate) trait Answer: Send {
-    /// False rolls the command's savepoint back.
-    fn keeps(&self) -> bool;
-    /// Delivers the answer once the group's fate is known.
-    fn send(self: Box<Self>, commit: Result<(), &EngineError>);
-}
-
-struct Command<T, F> {
-    f: F,
-    tx: oneshot::Sender<Result<T, EngineError>>,
-}
-
-impl<T, F> Job for Command<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, EngineError> + Send + 'static,
-{
-    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Box<dyn Answer> {
-        let Command { f, tx } = *self;
-        // A panicking command must not take the writer (and every later
-        // command) down with it; its savepoint is rolled back like an error.
-        let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
-            .unwrap_or_else(|_| Err(EngineError::backend("a write command panicked")));
-        Box::new(Reply { result, tx })
-    }
-
-    fn abort(self: Box<Self>, err: &EngineError) {
-        let _ = self.tx.send(Err(copy_error(err)));
-    }
-}
-
-struct Reply<T> {
-    result: Result<T, EngineError>,
-    tx: oneshot::Sender<Result<T, EngineError>>,
-}
-
-impl<T: Send> Answer for Reply<T> {
-    fn keeps(&self) -> bool {
-        self.result.is_ok()
-    }
-
-    fn send(self: Box<Self>, commit: Result<(), &EngineError>) {
-        let answer = match (commit, self.result) {
-            (Err(e), Ok(_)) => Err(copy_error(e)),
-            (_, result) => result,
-        };
-        let _ = self.tx.send(answer);
-    }
-}
-
-/// One group failure goes to every caller of the group.
-fn copy_error(err: &EngineError) -> EngineError {
-    match err {
-        EngineError::Unavailable { message } => EngineError::Unavailable {
-            message: message.clone(),
-        },
-        EngineError::Backend(source) => EngineError::backend(source.to_string()),
-        other => EngineError::backend(other.to_string()),
-    }
 }
 
 enum Msg {
@@ -284,12 +169,7 @@ impl Group<'_> {
     /// syncer, which answers once it is durable; a failed one is answered
     /// here. Returns whether the group committed.
     fn commit(&self, jobs: &mut Vec<Box<dyn Job>>) -> bool {
-        let mut ctx = WriteCtx {
-            conn: self.conn,
-            now: 0,
-            completions: Vec::new(),
-            wake: false,
-        };
+        let mut ctx = WriteCtx::new(self.conn);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             jobs.drain(..).for_each(|job| job.abort(&e));
             return false;
@@ -303,14 +183,12 @@ impl Group<'_> {
                 failure = Some(e);
                 break;
             }
-            ctx.now = self.clock.now_ms();
-            let (announced, wake) = (ctx.completions.len(), ctx.wake);
+            let mark = ctx.begin_command(self.clock.now_ms());
             let answer = job.run(&mut ctx);
             let closed = if answer.keeps() {
                 self.exec("RELEASE command")
             } else {
-                ctx.completions.truncate(announced);
-                ctx.wake = wake;
+                ctx.forget_command(mark);
                 self.exec("ROLLBACK TO command")
                     .and_then(|()| self.exec("RELEASE command"))
             };
@@ -327,10 +205,11 @@ impl Group<'_> {
         match outcome {
             Ok(()) => {
                 tracing::trace!(commands = answers.len(), "group committed");
+                let (completions, wake) = ctx.into_announcements();
                 self.syncer.submit(Committed {
                     answers,
-                    completions: ctx.completions,
-                    wake: ctx.wake,
+                    completions,
+                    wake,
                 });
                 true
             }
@@ -365,6 +244,7 @@ mod tests {
     use crate::config::Synchronous;
     use crate::leases::WorkSignal;
     use crate::migrations;
+    use ff_core::{Execution, ExecutionId};
 
     fn start(dir: &TempDir) -> (Writer, Completions) {
         let path = dir.path().join("ff.db");
