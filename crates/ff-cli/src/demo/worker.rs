@@ -233,3 +233,54 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff_core::{ExecutionId, LeaseHandle};
+
+    fn job(index: u64, attempt: u32) -> Claimed {
+        Claimed {
+            handle: LeaseHandle {
+                execution_id: ExecutionId::new(),
+                attempt,
+                lease_epoch: u64::from(attempt),
+            },
+            namespace: "default".into(),
+            lane: LANE.into(),
+            kind: "demo.noop".into(),
+            payload: JsonText::unchecked(format!("{{\"i\":{index}}}")),
+            lease_ms: 1_000,
+            lease_until: 0,
+            attempt_deadline: None,
+            deadline: None,
+            flow_id: None,
+            node_key: None,
+        }
+    }
+
+    fn fails(plan: FailurePlan, index: u64, attempt: u32) -> bool {
+        matches!(plan.verdict(&job(index, attempt)), Verdict::Fail(_))
+    }
+
+    #[test]
+    fn every_kth_fails_once_and_execution_zero_always() {
+        let plan = FailurePlan { fail_every: 10 };
+        assert!(
+            fails(plan, 9, 1) && !fails(plan, 9, 2),
+            "fails once, then succeeds"
+        );
+        assert!(!fails(plan, 10, 1) && !fails(plan, 5, 1));
+        assert!((1..=3).all(|attempt| fails(plan, 0, attempt)));
+        let none = FailurePlan { fail_every: 0 };
+        assert!(!fails(none, 0, 1) && !fails(none, 9, 1));
+    }
+
+    #[test]
+    fn a_payload_without_an_index_fails_permanently() {
+        let mut bad = job(1, 1);
+        bad.payload = JsonText::null();
+        let plan = FailurePlan { fail_every: 10 };
+        assert!(matches!(plan.verdict(&bad), Verdict::Fail(f) if !f.retryable));
+    }
+}
