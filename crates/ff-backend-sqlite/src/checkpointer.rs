@@ -10,6 +10,7 @@
 //! checkpoint between two groups: most pages are already copied by then, so
 //! that stall is short and rare.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -20,7 +21,7 @@ use rusqlite::Connection;
 
 use ff_core::EngineError;
 
-use crate::SqlResult;
+use crate::{SqlResult, BUSY_TIMEOUT};
 
 /// WAL size (frames of one page) past which the writer rewinds the WAL.
 const RESTART_FRAMES: i64 = 16_384;
@@ -28,17 +29,25 @@ const RESTART_FRAMES: i64 = 16_384;
 /// Checkpoints run at most this often, so each copies a useful amount.
 const INTERVAL: Duration = Duration::from_millis(100);
 
+/// How long a RESTART waits for readers still on the WAL before giving up
+/// until [`RESTART_RETRY`] has passed: the writer must not stall behind a
+/// long read.
+const RESTART_WAIT: Duration = Duration::from_millis(20);
+const RESTART_RETRY: Duration = Duration::from_millis(250);
+
 /// The handle on the checkpoint thread; dropping it stops the thread.
 pub(crate) struct Checkpointer {
     nudge: mpsc::SyncSender<()>,
     wal_frames: Arc<AtomicI64>,
     thread: Option<JoinHandle<()>>,
+    /// When the writer last tried a RESTART that found readers in the way.
+    restart_busy_at: Cell<Option<Instant>>,
 }
 
 impl Checkpointer {
     pub(crate) fn spawn(db_path: &Path) -> Result<Self, EngineError> {
         let conn = Connection::open(db_path).db()?;
-        conn.busy_timeout(Duration::from_secs(5)).db()?;
+        conn.busy_timeout(BUSY_TIMEOUT).db()?;
         let (nudge, nudged) = mpsc::sync_channel(1);
         let wal_frames = Arc::new(AtomicI64::new(0));
         let frames = wal_frames.clone();
@@ -50,6 +59,7 @@ impl Checkpointer {
             nudge,
             wal_frames,
             thread: Some(thread),
+            restart_busy_at: Cell::new(None),
         })
     }
 
@@ -61,13 +71,34 @@ impl Checkpointer {
     /// Run by the writer between groups: rewinds a WAL grown past
     /// [`RESTART_FRAMES`].
     pub(crate) fn restart_if_large(&self, writer: &Connection) {
-        if self.wal_frames.load(Ordering::Relaxed) < RESTART_FRAMES {
+        if self.wal_frames.load(Ordering::Relaxed) < RESTART_FRAMES
+            || self
+                .restart_busy_at
+                .get()
+                .is_some_and(|at| at.elapsed() < RESTART_RETRY)
+        {
             return;
         }
-        match checkpoint(writer, "RESTART") {
-            Ok((false, _)) => self.wal_frames.store(0, Ordering::Relaxed),
-            Ok((true, _)) => tracing::debug!("WAL restart checkpoint was busy"),
-            Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed"),
+        let restarted = writer
+            .busy_timeout(RESTART_WAIT)
+            .db()
+            .and_then(|()| checkpoint(writer, "RESTART"));
+        if let Err(e) = writer.busy_timeout(BUSY_TIMEOUT).db() {
+            tracing::warn!(error = %e, "restoring the writer's busy timeout failed");
+        }
+        match restarted {
+            Ok((false, _)) => {
+                self.wal_frames.store(0, Ordering::Relaxed);
+                self.restart_busy_at.set(None);
+            }
+            Ok((true, _)) => {
+                tracing::debug!("WAL restart checkpoint found readers in the way");
+                self.restart_busy_at.set(Some(Instant::now()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL restart checkpoint failed");
+                self.restart_busy_at.set(Some(Instant::now()));
+            }
         }
     }
 }

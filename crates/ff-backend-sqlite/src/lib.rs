@@ -146,6 +146,9 @@ impl SqliteBackend {
     }
 }
 
+/// How long a connection waits on a lock held by another connection.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `EngineError` for a backend that has been closed.
 fn closed() -> EngineError {
     EngineError::Unavailable {

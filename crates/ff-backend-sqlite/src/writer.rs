@@ -9,7 +9,6 @@
 //! nothing is announced that is not on disk.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -20,14 +19,14 @@ use crate::checkpointer::Checkpointer;
 use crate::command::{Command, Job, WriteCtx};
 use crate::lock::LockFile;
 use crate::syncer::{Committed, Syncer};
-use crate::{closed, SqlResult};
+use crate::{closed, SqlResult, BUSY_TIMEOUT};
 
 /// Opens the write connection: WAL, a statement cache large enough for every
 /// write statement. Commits do not fsync (`synchronous=NORMAL`): the syncer
 /// thread does, off this thread, before anyone is answered.
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, EngineError> {
     let conn = Connection::open(path).db()?;
-    conn.busy_timeout(Duration::from_secs(5)).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .db()?;
@@ -238,6 +237,8 @@ mod tests {
     use ff_core::{lifecycle, JsonText, ManualClock, SubmitRequest};
     use ff_testkit::TempDir;
     use futures::StreamExt;
+
+    use std::time::Duration;
 
     use super::*;
     use crate::completions::Completions;
