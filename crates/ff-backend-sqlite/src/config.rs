@@ -5,25 +5,18 @@ use std::sync::Arc;
 
 use ff_core::{Limits, SharedClock, SystemClock};
 
-/// SQLite's `synchronous` setting for the WAL.
+/// How durable an acknowledged write is (SQLite's `synchronous` levels for
+/// a WAL database).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
-    /// Every commit is fsynced: an acknowledged write survives power loss.
+    /// Every group commit is fsynced before any of its callers is answered:
+    /// an acknowledged write survives power loss.
     #[default]
     Full,
-    /// Commits are durable against a process crash, not a power loss: the
-    /// last transactions before an OS crash may be lost (the file stays
-    /// consistent). Faster on slow disks.
+    /// Commits are answered without an fsync: durable against a process
+    /// crash, not a power loss (the last transactions before an OS crash may
+    /// be lost; the file stays consistent). Faster on slow disks.
     Normal,
-}
-
-impl Synchronous {
-    pub(crate) fn pragma_value(self) -> &'static str {
-        match self {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        }
-    }
 }
 
 /// Settings of [`crate::SqliteBackend::open`].

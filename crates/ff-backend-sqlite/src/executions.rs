@@ -8,8 +8,8 @@ use ff_core::{
     Submitted,
 };
 
-use crate::rows::{self, Stamp};
-use crate::writer::WriteCtx;
+use crate::command::WriteCtx;
+use crate::rows;
 use crate::SqliteBackend;
 
 #[async_trait]
@@ -36,10 +36,9 @@ impl ExecutionOps for SqliteBackend {
         self.inner
             .writer
             .write(move |ctx| {
-                let mut exec = ctx.load(id)?;
-                let before = Stamp::of(&exec);
+                let (mut exec, before) = ctx.load(id)?;
                 let response = lifecycle::cancel(&mut exec, ctx.now);
-                ctx.save(&exec, before)?;
+                ctx.save(&exec, &before)?;
                 Ok(response)
             })
             .await
@@ -49,10 +48,9 @@ impl ExecutionOps for SqliteBackend {
         self.inner
             .writer
             .write(move |ctx| {
-                let mut exec = ctx.load(id)?;
-                let before = Stamp::of(&exec);
+                let (mut exec, before) = ctx.load(id)?;
                 lifecycle::requeue(&mut exec, ctx.now)?;
-                ctx.save(&exec, before)?;
+                ctx.save(&exec, &before)?;
                 Ok(())
             })
             .await

@@ -14,8 +14,8 @@ use ff_core::{
     JsonText, LeaseOps, Renewed,
 };
 
-use crate::rows::{self, columns, Stamp};
-use crate::writer::WriteCtx;
+use crate::command::WriteCtx;
+use crate::rows::{self, select_stored, Stamp};
 use crate::{SqlResult, SqliteBackend};
 
 /// A waiting claim looks again at least this often, so work that became due
@@ -27,9 +27,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// (the state test must match its WHERE); rows are read lazily, so a scan
 /// stops as soon as the claim has enough.
 const CANDIDATES: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM executions WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
+    select_stored!(),
+    " WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
      AND ready_at <= ?3 AND (deadline IS NULL OR deadline > ?3) \
      ORDER BY priority DESC, ready_at, id"
 );
@@ -142,10 +141,9 @@ where
         .inner
         .writer
         .write(move |ctx| {
-            let mut exec = ctx.load(handle.execution_id)?;
-            let before = Stamp::of(&exec);
+            let (mut exec, before) = ctx.load(handle.execution_id)?;
             let answer = op(&mut exec, ctx.now);
-            ctx.save(&exec, before)?;
+            ctx.save(&exec, &before)?;
             Ok(answer)
         })
         .await?
@@ -157,15 +155,17 @@ where
 fn claim(ctx: &mut WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
     let picked = pick_candidates(ctx, req)?;
     let mut claimed = Vec::with_capacity(picked.len());
-    for mut exec in picked {
-        let before = Stamp::of(&exec);
+    for (mut exec, before) in picked {
         claimed.push(lease::claim(&mut exec, &req.worker_id, ctx.now));
-        ctx.save(&exec, before)?;
+        ctx.save(&exec, &before)?;
     }
     Ok(claimed)
 }
 
-fn pick_candidates(ctx: &WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Execution>, EngineError> {
+fn pick_candidates(
+    ctx: &WriteCtx<'_>,
+    req: &ClaimRequest,
+) -> Result<Vec<(Execution, Stamp)>, EngineError> {
     let conn = ctx.conn();
     let now = ctx.now;
     let want = req.n as usize;
@@ -193,23 +193,23 @@ fn pick_candidates(ctx: &WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Executi
         let Some(lane) = heads
             .iter()
             .enumerate()
-            .filter_map(|(i, head)| head.as_ref().map(|e| (e.order_key(), i)))
+            .filter_map(|(i, head)| head.as_ref().map(|(e, _)| (e.order_key(), i)))
             .min()
             .map(|(_, i)| i)
         else {
             break;
         };
         let next = next_row(&mut cursors[lane])?;
-        let Some(exec) = std::mem::replace(&mut heads[lane], next) else {
+        let Some((exec, stamp)) = std::mem::replace(&mut heads[lane], next) else {
             break;
         };
         if exec.is_claimable(now) && exec.capabilities_met_by(&req.capabilities) {
-            picked.push(exec);
+            picked.push((exec, stamp));
         }
     }
     Ok(picked)
 }
 
-fn next_row(rows: &mut Rows<'_>) -> Result<Option<Execution>, EngineError> {
-    rows.next().db()?.map(rows::read_execution).transpose()
+fn next_row(rows: &mut Rows<'_>) -> Result<Option<(Execution, Stamp)>, EngineError> {
+    rows.next().db()?.map(rows::read_stored).transpose()
 }

@@ -10,8 +10,11 @@
 //! - `lock`: the exclusive `<db>.lock` file that makes one process the owner.
 //! - `migrations`: forward-only schema migrations (`migrations/*.sql`) and the
 //!   `meta` table checks.
-//! - `writer`: the writer thread, its group commit and `WriteCtx`, the
-//!   handle every write command gets.
+//! - `writer`: the writer thread and its group commit.
+//! - `command`: one write command and `WriteCtx`, the handle it gets.
+//! - `syncer`: the thread that fsyncs committed groups and only then
+//!   answers them, so the fsync overlaps the next group.
+//! - `checkpointer`: WAL checkpoints on their own thread.
 //! - `readers`: the pool of read-only connections.
 //! - `rows`: the one mapping between `Execution` and its row.
 //! - `executions`, `leases`, `maintenance`, `reads`, `completions`: one file
@@ -24,6 +27,8 @@
 
 pub mod config;
 
+mod checkpointer;
+mod command;
 mod completions;
 mod executions;
 mod leases;
@@ -33,6 +38,7 @@ mod migrations;
 mod readers;
 mod reads;
 mod rows;
+mod syncer;
 mod writer;
 
 use std::fmt;
@@ -43,10 +49,12 @@ use ff_core::{EngineError, Limits, SharedClock};
 
 pub use config::{SqliteConfig, Synchronous};
 
+use checkpointer::Checkpointer;
 use completions::Completions;
 use leases::WorkSignal;
 use lock::LockFile;
 use readers::Readers;
+use syncer::Syncer;
 use writer::Writer;
 
 /// The embedded SQLite backend. Cheap to clone; clones share one database.
@@ -91,18 +99,24 @@ impl SqliteBackend {
             std::fs::create_dir_all(parent).map_err(EngineError::backend)?;
         }
         let lock = LockFile::acquire(&config.path)?;
-        let mut conn = writer::open_connection(&config.path, config.synchronous)?;
+        let mut conn = writer::open_connection(&config.path)?;
         migrations::migrate(&mut conn)?;
         let readers = Readers::open(&config.path, config.read_pool_size)?;
         let completions = Completions::new();
         let work = WorkSignal::new();
+        let syncer = Syncer::spawn(
+            &config.path,
+            config.synchronous,
+            completions.clone(),
+            work.clone(),
+        )?;
         let writer = Writer::spawn(writer::WriterSetup {
             conn,
             lock,
             clock: config.clock.clone(),
             max_group_commit: config.max_group_commit,
-            completions: completions.clone(),
-            work: work.clone(),
+            syncer,
+            checkpointer: Checkpointer::spawn(&config.path)?,
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -131,6 +145,9 @@ impl SqliteBackend {
         &self.inner.path
     }
 }
+
+/// How long a connection waits on a lock held by another connection.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `EngineError` for a backend that has been closed.
 fn closed() -> EngineError {

@@ -9,17 +9,16 @@ use ff_core::{
     lease, lifecycle, CompletionPayload, EngineError, Execution, MaintenanceOps, Millis,
 };
 
+use crate::command::WriteCtx;
 use crate::completions;
-use crate::rows::{self, columns, Stamp};
-use crate::writer::WriteCtx;
+use crate::rows::{self, select_stored, Stamp};
 use crate::{SqlResult, SqliteBackend};
 
 /// Running executions whose lease or attempt timeout has passed: one arm per
 /// partial index.
 const LAPSED: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM executions WHERE id IN (\
+    select_stored!(),
+    " WHERE id IN (\
        SELECT id FROM executions WHERE state = 'running' AND lease_until <= ?1 \
        UNION \
        SELECT id FROM executions WHERE state = 'running' AND attempt_deadline IS NOT NULL \
@@ -29,16 +28,14 @@ const LAPSED: &str = concat!(
 
 /// Scheduled executions whose time has come, earliest first.
 const DUE_SCHEDULED: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM executions WHERE state = 'scheduled' AND ready_at <= ?1 ORDER BY ready_at LIMIT ?2"
+    select_stored!(),
+    " WHERE state = 'scheduled' AND ready_at <= ?1 ORDER BY ready_at LIMIT ?2"
 );
 
 /// Non-terminal executions past their deadline, earliest first.
 const PAST_DEADLINE: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM executions WHERE deadline IS NOT NULL \
+    select_stored!(),
+    " WHERE deadline IS NOT NULL \
        AND state NOT IN ('completed', 'failed', 'cancelled', 'skipped') \
        AND deadline <= ?1 ORDER BY deadline LIMIT ?2"
 );
@@ -100,9 +97,8 @@ where
         .write(move |ctx| {
             let due = select(ctx, sql, limit)?;
             let mut changed = 0;
-            for mut exec in due {
-                let before = Stamp::of(&exec);
-                if rule(&mut exec, ctx.now) && ctx.save(&exec, before)? {
+            for (mut exec, before) in due {
+                if rule(&mut exec, ctx.now) && ctx.save(&exec, &before)? {
                     changed += 1;
                 }
             }
@@ -111,12 +107,16 @@ where
         .await
 }
 
-fn select(ctx: &WriteCtx<'_>, sql: &str, limit: u32) -> Result<Vec<Execution>, EngineError> {
+fn select(
+    ctx: &WriteCtx<'_>,
+    sql: &str,
+    limit: u32,
+) -> Result<Vec<(Execution, Stamp)>, EngineError> {
     let mut stmt = ctx.conn().prepare_cached(sql).db()?;
     let mut rows = stmt.query(params![ctx.now, limit]).db()?;
     let mut due = Vec::new();
     while let Some(row) = rows.next().db()? {
-        due.push(rows::read_execution(row)?);
+        due.push(rows::read_stored(row)?);
     }
     Ok(due)
 }

@@ -5,14 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use ff_core::EngineError;
 
-use crate::{closed, SqlResult};
+use crate::{closed, SqlResult, BUSY_TIMEOUT};
 
 /// Up to `size` connections, opened on first use and reused.
 #[derive(Debug)]
@@ -93,7 +92,7 @@ fn open_connection(path: &Path) -> Result<Connection, EngineError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).db()?;
-    conn.busy_timeout(Duration::from_secs(5)).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }

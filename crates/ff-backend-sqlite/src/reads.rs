@@ -31,7 +31,9 @@ impl ReadOps for SqliteBackend {
         self.inner
             .readers
             .read(move |conn| {
-                rows::load_execution(conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
+                rows::load_stored(conn, id)?
+                    .map(|(exec, _)| exec)
+                    .ok_or_else(|| EngineError::execution_not_found(id))
             })
             .await
     }

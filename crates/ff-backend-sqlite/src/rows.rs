@@ -1,6 +1,6 @@
 //! The one mapping between `ff_core::Execution` and its `executions` row.
-//! Every statement that reads whole executions selects [`columns!`] and
-//! decodes with [`read_execution`]; every write goes through
+//! Every statement that reads whole executions selects [`columns!`] and the
+//! rowid and decodes with [`read_stored`]; every write goes through
 //! [`insert_execution`] or [`update_execution`].
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -23,6 +23,27 @@ macro_rules! columns {
     };
 }
 pub(crate) use columns;
+
+/// `SELECT` of every execution column and then the rowid, which
+/// [`read_stored`] keeps so an update finds the row without the id index.
+macro_rules! select_stored {
+    () => {
+        concat!(
+            "SELECT ",
+            crate::rows::columns!(),
+            ", rowid FROM executions"
+        )
+    };
+}
+pub(crate) use select_stored;
+
+/// Decodes a row selected with [`select_stored!`]: the execution and the
+/// stamp a later [`update_execution`] needs.
+pub(crate) fn read_stored(row: &Row<'_>) -> Result<(Execution, Stamp), EngineError> {
+    let exec = read_execution(row)?;
+    let stamp = Stamp::new(row.get(32).db()?, &exec);
+    Ok((exec, stamp))
+}
 
 /// Decodes a row selected with [`columns!`].
 pub(crate) fn read_execution(row: &Row<'_>) -> Result<Execution, EngineError> {
@@ -103,20 +124,16 @@ fn corrupt(err: EngineError) -> EngineError {
     EngineError::backend(format!("corrupt execution row: {err}"))
 }
 
-/// One execution by id.
-pub(crate) fn load_execution(
+/// One execution by id, with its stamp.
+pub(crate) fn load_stored(
     conn: &Connection,
     id: ExecutionId,
-) -> Result<Option<Execution>, EngineError> {
+) -> Result<Option<(Execution, Stamp)>, EngineError> {
     let mut stmt = conn
-        .prepare_cached(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM executions WHERE id = ?1"
-        ))
+        .prepare_cached(concat!(select_stored!(), " WHERE id = ?1"))
         .db()?;
     let mut rows = stmt.query([&id.as_bytes()[..]]).db()?;
-    rows.next().db()?.map(read_execution).transpose()
+    rows.next().db()?.map(read_stored).transpose()
 }
 
 /// The id holding `key` in `namespace`, if any.
@@ -137,8 +154,8 @@ pub(crate) fn find_by_idempotency_key(
         .transpose()
 }
 
-/// Stores a new execution, every column.
-pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<(), EngineError> {
+/// Stores a new execution, every column; returns its stamp.
+pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp, EngineError> {
     let mut stmt = conn
         .prepare_cached(concat!(
             "INSERT INTO executions (",
@@ -147,59 +164,64 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<(), E
              ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"
         ))
         .db()?;
-    stmt.execute(params![
-        &e.id.as_bytes()[..],
-        e.namespace,
-        e.lane,
-        e.kind,
-        e.payload.as_str(),
-        e.priority,
-        to_json(&e.capabilities)?,
-        to_json(&e.tags)?,
-        e.idempotency_key,
-        to_json(&e.retry)?,
-        e.lease_ms,
-        e.attempt_timeout_ms,
-        e.deadline,
-        e.run_at,
-        e.flow.as_ref().map(|f| &f.flow_id.as_bytes()[..]),
-        e.flow.as_ref().map(|f| f.node_key.as_str()),
-        e.state.as_str(),
-        e.attempt,
-        e.lease_epoch,
-        e.attempts_allowed,
-        e.releases,
-        e.reuse_attempt,
-        e.lease_until,
-        e.attempt_deadline,
-        e.worker_id,
-        e.ready_at,
-        e.created_at,
-        e.updated_at,
-        e.finished_at,
-        e.result.as_ref().map(JsonText::as_str),
-        e.error,
-        to_json(&e.attempts)?,
-    ])
-    .db()?;
-    Ok(())
+    let rowid = stmt
+        .insert(params![
+            &e.id.as_bytes()[..],
+            e.namespace,
+            e.lane,
+            e.kind,
+            e.payload.as_str(),
+            e.priority,
+            to_json(&e.capabilities)?,
+            to_json(&e.tags)?,
+            e.idempotency_key,
+            to_json(&e.retry)?,
+            e.lease_ms,
+            e.attempt_timeout_ms,
+            e.deadline,
+            e.run_at,
+            e.flow.as_ref().map(|f| &f.flow_id.as_bytes()[..]),
+            e.flow.as_ref().map(|f| f.node_key.as_str()),
+            e.state.as_str(),
+            e.attempt,
+            e.lease_epoch,
+            e.attempts_allowed,
+            e.releases,
+            e.reuse_attempt,
+            e.lease_until,
+            e.attempt_deadline,
+            e.worker_id,
+            e.ready_at,
+            e.created_at,
+            e.updated_at,
+            e.finished_at,
+            e.result.as_ref().map(JsonText::as_str),
+            e.error,
+            to_json(&e.attempts)?,
+        ])
+        .db()?;
+    Ok(Stamp::new(rowid, e))
 }
 
 /// Writes the state columns of a stored execution. The spec columns
 /// (namespace .. node_key, created_at) are set once at submit and no
 /// `ff_core` transition changes them, so they are not rewritten.
-pub(crate) fn update_execution(conn: &Connection, e: &Execution) -> Result<(), EngineError> {
+pub(crate) fn update_execution(
+    conn: &Connection,
+    stamp: &Stamp,
+    e: &Execution,
+) -> Result<(), EngineError> {
     let mut stmt = conn
         .prepare_cached(
             "UPDATE executions SET state = ?2, attempt = ?3, lease_epoch = ?4, \
              attempts_allowed = ?5, releases = ?6, reuse_attempt = ?7, lease_until = ?8, \
              attempt_deadline = ?9, worker_id = ?10, ready_at = ?11, updated_at = ?12, \
-             finished_at = ?13, result = ?14, error = ?15, attempts = ?16 WHERE id = ?1",
+             finished_at = ?13, result = ?14, error = ?15, attempts = ?16 WHERE rowid = ?1",
         )
         .db()?;
     let changed = stmt
         .execute(params![
-            &e.id.as_bytes()[..],
+            stamp.rowid,
             e.state.as_str(),
             e.attempt,
             e.lease_epoch,
@@ -226,22 +248,35 @@ pub(crate) fn update_execution(conn: &Connection, e: &Execution) -> Result<(), E
     Ok(())
 }
 
-/// What every `ff_core` transition moves: the state, or (renew) the lease and
-/// `updated_at`. Comparing stamps before and after a rule tells whether the
-/// row must be written, without cloning the execution and its payload.
+/// Where a loaded execution is stored and what every `ff_core` transition
+/// moves: the state, or (renew) the lease and `updated_at`. Comparing the
+/// stamp taken at load with the execution after a rule tells whether the row
+/// must be written, without cloning the execution and its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
-    pub(crate) state: State,
+    rowid: i64,
+    state: State,
     updated_at: Millis,
     lease_until: Option<Millis>,
 }
 
 impl Stamp {
-    pub(crate) fn of(e: &Execution) -> Self {
+    fn new(rowid: i64, e: &Execution) -> Self {
         Self {
+            rowid,
             state: e.state,
             updated_at: e.updated_at,
             lease_until: e.lease_until,
         }
+    }
+
+    /// The state when the stamp was taken.
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether `e` moved since the stamp was taken.
+    pub(crate) fn changed(&self, e: &Execution) -> bool {
+        *self != Self::new(self.rowid, e)
     }
 }

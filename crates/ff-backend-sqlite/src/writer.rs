@@ -3,35 +3,30 @@
 //! Commands arrive over a channel. The thread blocks for the first, drains up
 //! to `max_group_commit` more that are already queued, and runs them all in
 //! one `BEGIN IMMEDIATE` transaction, each inside its own savepoint so that a
-//! failing command rolls back alone. It commits once (one fsync for the whole
-//! group) and only then answers the callers and publishes completions and
-//! wake-ups: nothing is announced that did not commit.
+//! failing command rolls back alone. It commits once and hands the group to
+//! the syncer, which makes it durable (one fsync for the whole group) and
+//! only then answers the callers and publishes completions and wake-ups:
+//! nothing is announced that is not on disk.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use ff_core::clock::Millis;
-use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, SharedClock};
+use ff_core::{EngineError, SharedClock};
 
-use crate::completions::{self, Completions};
-use crate::config::Synchronous;
-use crate::leases::WorkSignal;
+use crate::checkpointer::Checkpointer;
+use crate::command::{Command, Job, WriteCtx};
 use crate::lock::LockFile;
-use crate::rows::{self, Stamp};
-use crate::{closed, SqlResult};
+use crate::syncer::{Committed, Syncer};
+use crate::{closed, SqlResult, BUSY_TIMEOUT};
 
-/// Opens the write connection: WAL, the chosen durability, a statement cache
-/// large enough for every write statement.
-pub(crate) fn open_connection(
-    path: &Path,
-    synchronous: Synchronous,
-) -> Result<Connection, EngineError> {
+/// Opens the write connection: WAL, a statement cache large enough for every
+/// write statement. Commits do not fsync (`synchronous=NORMAL`): the syncer
+/// thread does, off this thread, before anyone is answered.
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, EngineError> {
     let conn = Connection::open(path).db()?;
-    conn.busy_timeout(Duration::from_secs(5)).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .db()?;
@@ -41,125 +36,13 @@ pub(crate) fn open_connection(
             path.display()
         )));
     }
-    conn.pragma_update(None, "synchronous", synchronous.pragma_value())
-        .db()?;
+    conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+    // The checkpointer thread copies the WAL back instead (see checkpointer.rs).
+    conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     conn.pragma_update(None, "cache_size", -32_768).db()?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-/// The handle write commands get: the transaction's connection, the
-/// command's `now`, and what to announce after the commit.
-pub(crate) struct WriteCtx<'c> {
-    conn: &'c Connection,
-    /// Read once per command from the configured clock.
-    pub(crate) now: Millis,
-    completions: Vec<CompletionPayload>,
-    wake: bool,
-}
-
-impl<'c> WriteCtx<'c> {
-    pub(crate) fn conn(&self) -> &'c Connection {
-        self.conn
-    }
-
-    /// The execution, or `NotFound`.
-    pub(crate) fn load(&self, id: ExecutionId) -> Result<Execution, EngineError> {
-        rows::load_execution(self.conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
-    }
-
-    /// Stores a new execution.
-    pub(crate) fn insert(&mut self, exec: &Execution) -> Result<(), EngineError> {
-        rows::insert_execution(self.conn, exec)?;
-        self.wake |= exec.is_claimable(self.now);
-        Ok(())
-    }
-
-    /// Writes `exec` back if a rule changed it since `before`; a transition
-    /// into a terminal state records its outbox entry in the same
-    /// transaction. Returns whether it wrote.
-    pub(crate) fn save(&mut self, exec: &Execution, before: Stamp) -> Result<bool, EngineError> {
-        if Stamp::of(exec) == before {
-            return Ok(false);
-        }
-        rows::update_execution(self.conn, exec)?;
-        if !before.state.is_terminal() && exec.state.is_terminal() {
-            let payload = completions::record(self.conn, exec, self.now)?;
-            self.completions.push(payload);
-        }
-        self.wake |= exec.is_claimable(self.now);
-        Ok(true)
-    }
-}
-
-/// A queued command, type-erased so one channel carries every answer type.
-trait Job: Send {
-    /// Runs the command; its answer waits for the commit.
-    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Box<dyn Answer>;
-    /// Answers without running (the transaction could not start).
-    fn abort(self: Box<Self>, err: &EngineError);
-}
-
-trait Answer: Send {
-    /// False rolls the command's savepoint back.
-    fn keeps(&self) -> bool;
-    /// Delivers the answer once the group's fate is known.
-    fn send(self: Box<Self>, commit: Result<(), &EngineError>);
-}
-
-struct Command<T, F> {
-    f: F,
-    tx: oneshot::Sender<Result<T, EngineError>>,
-}
-
-impl<T, F> Job for Command<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, EngineError> + Send + 'static,
-{
-    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Box<dyn Answer> {
-        let Command { f, tx } = *self;
-        // A panicking command must not take the writer (and every later
-        // command) down with it; its savepoint is rolled back like an error.
-        let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
-            .unwrap_or_else(|_| Err(EngineError::backend("a write command panicked")));
-        Box::new(Reply { result, tx })
-    }
-
-    fn abort(self: Box<Self>, err: &EngineError) {
-        let _ = self.tx.send(Err(copy_error(err)));
-    }
-}
-
-struct Reply<T> {
-    result: Result<T, EngineError>,
-    tx: oneshot::Sender<Result<T, EngineError>>,
-}
-
-impl<T: Send> Answer for Reply<T> {
-    fn keeps(&self) -> bool {
-        self.result.is_ok()
-    }
-
-    fn send(self: Box<Self>, commit: Result<(), &EngineError>) {
-        let answer = match (commit, self.result) {
-            (Err(e), Ok(_)) => Err(copy_error(e)),
-            (_, result) => result,
-        };
-        let _ = self.tx.send(answer);
-    }
-}
-
-/// One group failure goes to every caller of the group.
-fn copy_error(err: &EngineError) -> EngineError {
-    match err {
-        EngineError::Unavailable { message } => EngineError::Unavailable {
-            message: message.clone(),
-        },
-        EngineError::Backend(source) => EngineError::backend(source.to_string()),
-        other => EngineError::backend(other.to_string()),
-    }
 }
 
 enum Msg {
@@ -178,8 +61,8 @@ pub(crate) struct WriterSetup {
     pub(crate) lock: LockFile,
     pub(crate) clock: SharedClock,
     pub(crate) max_group_commit: usize,
-    pub(crate) completions: Completions,
-    pub(crate) work: WorkSignal,
+    pub(crate) syncer: Syncer,
+    pub(crate) checkpointer: Checkpointer,
 }
 
 impl Writer {
@@ -228,8 +111,8 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
         conn,
         lock,
         clock,
-        completions,
-        work,
+        syncer,
+        checkpointer,
         ..
     } = setup;
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(max_group);
@@ -251,16 +134,20 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
             let group = Group {
                 conn: &conn,
                 clock: &clock,
-                completions: &completions,
-                work: &work,
+                syncer: &syncer,
             };
-            group.commit(&mut jobs);
+            if group.commit(&mut jobs) {
+                checkpointer.nudge();
+            }
+            checkpointer.restart_if_large(&conn);
         }
     }
     // Commands sent after the shutdown are dropped unanswered; their callers
     // see the backend as closed.
     rx.close();
     drop(rx);
+    syncer.finish();
+    drop(checkpointer);
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite write connection failed");
     }
@@ -273,23 +160,18 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
 struct Group<'a> {
     conn: &'a Connection,
     clock: &'a SharedClock,
-    completions: &'a Completions,
-    work: &'a WorkSignal,
+    syncer: &'a Syncer,
 }
 
 impl Group<'_> {
-    /// Runs and commits `jobs` (draining it); once committed, announces the
-    /// group's completions and wake-up, then answers every caller.
-    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>) {
-        let mut ctx = WriteCtx {
-            conn: self.conn,
-            now: 0,
-            completions: Vec::new(),
-            wake: false,
-        };
+    /// Runs and commits `jobs` (draining it); a committed group goes to the
+    /// syncer, which answers once it is durable; a failed one is answered
+    /// here. Returns whether the group committed.
+    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>) -> bool {
+        let mut ctx = WriteCtx::new(self.conn);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             jobs.drain(..).for_each(|job| job.abort(&e));
-            return;
+            return false;
         }
         let mut answers = Vec::with_capacity(jobs.len());
         let mut pending = jobs.drain(..);
@@ -300,14 +182,12 @@ impl Group<'_> {
                 failure = Some(e);
                 break;
             }
-            ctx.now = self.clock.now_ms();
-            let (announced, wake) = (ctx.completions.len(), ctx.wake);
+            let mark = ctx.begin_command(self.clock.now_ms());
             let answer = job.run(&mut ctx);
             let closed = if answer.keeps() {
                 self.exec("RELEASE command")
             } else {
-                ctx.completions.truncate(announced);
-                ctx.wake = wake;
+                ctx.forget_command(mark);
                 self.exec("ROLLBACK TO command")
                     .and_then(|()| self.exec("RELEASE command"))
             };
@@ -324,11 +204,13 @@ impl Group<'_> {
         match outcome {
             Ok(()) => {
                 tracing::trace!(commands = answers.len(), "group committed");
-                self.completions.publish(ctx.completions);
-                if ctx.wake {
-                    self.work.bump();
-                }
-                answers.into_iter().for_each(|a| a.send(Ok(())));
+                let (completions, wake) = ctx.into_announcements();
+                self.syncer.submit(Committed {
+                    answers,
+                    completions,
+                    wake,
+                });
+                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, commands = answers.len(), "group transaction failed");
@@ -337,6 +219,7 @@ impl Group<'_> {
                 }
                 pending.for_each(|job| job.abort(&e));
                 answers.into_iter().for_each(|a| a.send(Err(&e)));
+                false
             }
         }
     }
@@ -355,22 +238,35 @@ mod tests {
     use ff_testkit::TempDir;
     use futures::StreamExt;
 
+    use std::time::Duration;
+
     use super::*;
+    use crate::completions::Completions;
+    use crate::config::Synchronous;
+    use crate::leases::WorkSignal;
     use crate::migrations;
+    use ff_core::{Execution, ExecutionId};
 
     fn start(dir: &TempDir) -> (Writer, Completions) {
         let path = dir.path().join("ff.db");
         let lock = LockFile::acquire(&path).unwrap();
-        let mut conn = open_connection(&path, Synchronous::Full).unwrap();
+        let mut conn = open_connection(&path).unwrap();
         migrations::migrate(&mut conn).unwrap();
         let completions = Completions::new();
+        let syncer = Syncer::spawn(
+            &path,
+            Synchronous::Full,
+            completions.clone(),
+            WorkSignal::new(),
+        )
+        .unwrap();
         let writer = Writer::spawn(WriterSetup {
             conn,
             lock,
             clock: Arc::new(ManualClock::default()),
             max_group_commit: 16,
-            completions: completions.clone(),
-            work: WorkSignal::new(),
+            syncer,
+            checkpointer: Checkpointer::spawn(&path).unwrap(),
         })
         .unwrap();
         (writer, completions)
@@ -384,10 +280,9 @@ mod tests {
     ) -> Result<ExecutionId, EngineError> {
         let req = SubmitRequest::new("a", "job", JsonText::null());
         let mut exec = Execution::new(ExecutionId::new(), req, ctx.now);
-        ctx.insert(&exec)?;
-        let before = Stamp::of(&exec);
+        let before = ctx.insert(&exec)?;
         lifecycle::cancel(&mut exec, ctx.now);
-        ctx.save(&exec, before)?;
+        ctx.save(&exec, &before)?;
         outcome.map(|()| exec.id)
     }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
+use ff_backend_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
 use ff_core::{
     ClaimRequest, ErrorKind, ExecutionOps, JsonText, LeaseOps, MaintenanceOps, ManualClock,
     ReadOps, State, SubmitRequest,
@@ -182,5 +182,23 @@ async fn data_survives_close_and_reopen() {
         .expect("outbox");
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].execution_id, done);
+    reopened.close().await;
+}
+
+#[tokio::test]
+async fn normal_synchronous_round_trip() {
+    let dir = TempDir::new("sqlite-normal");
+    let path = dir.path().join("ff.db");
+    let config = SqliteConfig::new(&path)
+        .synchronous(Synchronous::Normal)
+        .clock(Arc::new(ManualClock::default()));
+    let backend = SqliteBackend::open(config).await.expect("open");
+    let id = backend.submit(job()).await.expect("submit").id;
+    backend.close().await;
+    let reopened = open(&path).await.expect("reopen");
+    assert_eq!(
+        reopened.get_execution(id).await.expect("get").state,
+        State::Ready
+    );
     reopened.close().await;
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ff_core::{ClaimRequest, Claimed, EngineBackend, EngineError, Failure, JsonText, State};
 use ff_engine::shutdown::Signal;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use super::journal::Journal;
@@ -18,6 +18,8 @@ use super::LANE;
 /// dropped after the backend granted it would strand its leases until they
 /// expire), so this also bounds how long shutdown waits for an idle worker.
 const CLAIM_WAIT: Duration = Duration::from_millis(250);
+/// Claimed batches one claim loop runs at once.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Which executions the handler fails, by the index in their payload.
 #[derive(Debug, Clone, Copy)]
@@ -98,25 +100,41 @@ impl WorkerPool {
     pub fn spawn(self: &Arc<Self>, workers: usize, shutdown: &Signal) -> Vec<JoinHandle<()>> {
         (0..workers)
             .map(|index| {
-                let pool = self.clone();
-                let shutdown = shutdown.clone();
                 let span = tracing::info_span!("worker", index);
-                tokio::spawn(async move { pool.claim_loop(index, shutdown).await }.instrument(span))
+                tokio::spawn(
+                    self.clone()
+                        .claim_loop(index, shutdown.clone())
+                        .instrument(span),
+                )
             })
             .collect()
     }
 
-    async fn claim_loop(&self, index: usize, mut shutdown: Signal) {
+    /// Claims batch after batch. A claimed batch runs in its own task while
+    /// the loop claims the next one, so the backend always has the next
+    /// claim queued behind the current batch's reports instead of idling
+    /// between them; at most [`BATCHES_IN_FLIGHT`] batches run per loop.
+    async fn claim_loop(self: Arc<Self>, index: usize, mut shutdown: Signal) {
         let request = ClaimRequest::new([LANE], format!("demo-worker-{index}")).max(self.batch);
+        let mut running = JoinSet::new();
         let mut backoff = Duration::from_millis(50);
         while !shutdown.is_triggered() {
+            while running.len() >= BATCHES_IN_FLIGHT {
+                reap(running.join_next().await);
+            }
             match self.backend.claim_wait(&request, CLAIM_WAIT).await {
+                Ok(jobs) if jobs.is_empty() => {}
                 Ok(jobs) => {
                     backoff = Duration::from_millis(50);
-                    futures::future::join_all(
-                        jobs.into_iter().map(|job| self.run_attempt(job, &shutdown)),
-                    )
-                    .await;
+                    let (pool, signal) = (self.clone(), shutdown.clone());
+                    running.spawn(
+                        async move {
+                            let attempts =
+                                jobs.into_iter().map(|job| pool.run_attempt(job, &signal));
+                            futures::future::join_all(attempts).await;
+                        }
+                        .in_current_span(),
+                    );
                 }
                 Err(error) => {
                     self.tally.errors.fetch_add(1, Ordering::Relaxed);
@@ -127,6 +145,9 @@ impl WorkerPool {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
+        }
+        while let Some(ended) = running.join_next().await {
+            reap(Some(ended));
         }
     }
 
@@ -199,9 +220,67 @@ impl WorkerPool {
     }
 }
 
+/// Logs a batch task that panicked; its leases run out and are retried.
+fn reap(ended: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(error)) = ended {
+        tracing::error!(%error, "a batch of handlers panicked");
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff_core::{ExecutionId, LeaseHandle};
+
+    fn job(index: u64, attempt: u32) -> Claimed {
+        Claimed {
+            handle: LeaseHandle {
+                execution_id: ExecutionId::new(),
+                attempt,
+                lease_epoch: u64::from(attempt),
+            },
+            namespace: "default".into(),
+            lane: LANE.into(),
+            kind: "demo.noop".into(),
+            payload: JsonText::unchecked(format!("{{\"i\":{index}}}")),
+            lease_ms: 1_000,
+            lease_until: 0,
+            attempt_deadline: None,
+            deadline: None,
+            flow_id: None,
+            node_key: None,
+        }
+    }
+
+    fn fails(plan: FailurePlan, index: u64, attempt: u32) -> bool {
+        matches!(plan.verdict(&job(index, attempt)), Verdict::Fail(_))
+    }
+
+    #[test]
+    fn every_kth_fails_once_and_execution_zero_always() {
+        let plan = FailurePlan { fail_every: 10 };
+        assert!(
+            fails(plan, 9, 1) && !fails(plan, 9, 2),
+            "fails once, then succeeds"
+        );
+        assert!(!fails(plan, 10, 1) && !fails(plan, 5, 1));
+        assert!((1..=3).all(|attempt| fails(plan, 0, attempt)));
+        let none = FailurePlan { fail_every: 0 };
+        assert!(!fails(none, 0, 1) && !fails(none, 9, 1));
+    }
+
+    #[test]
+    fn a_payload_without_an_index_fails_permanently() {
+        let mut bad = job(1, 1);
+        bad.payload = JsonText::null();
+        let plan = FailurePlan { fail_every: 10 };
+        assert!(matches!(plan.verdict(&bad), Verdict::Fail(f) if !f.retryable));
+    }
 }

@@ -1,0 +1,155 @@
+//! What one write command is: the type-erased job the writer thread runs,
+//! the answer it holds back until the group's fate is known, and
+//! [`WriteCtx`], the handle the command's closure gets.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use ff_core::clock::Millis;
+use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId};
+
+use crate::completions;
+use crate::rows::{self, Stamp};
+
+/// The handle write commands get: the transaction's connection, the
+/// command's `now`, and what to announce after the commit.
+pub(crate) struct WriteCtx<'c> {
+    conn: &'c Connection,
+    /// Read once per command from the configured clock.
+    pub(crate) now: Millis,
+    completions: Vec<CompletionPayload>,
+    wake: bool,
+}
+
+impl<'c> WriteCtx<'c> {
+    /// A context for one group transaction on `conn`.
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            now: 0,
+            completions: Vec::new(),
+            wake: false,
+        }
+    }
+
+    /// Starts the next command at `now`; the mark undoes what it announces.
+    pub(crate) fn begin_command(&mut self, now: Millis) -> (usize, bool) {
+        self.now = now;
+        (self.completions.len(), self.wake)
+    }
+
+    /// Forgets what the command begun at `mark` announced (it rolled back).
+    pub(crate) fn forget_command(&mut self, mark: (usize, bool)) {
+        self.completions.truncate(mark.0);
+        self.wake = mark.1;
+    }
+
+    /// What the group announces once durable: completions, and whether
+    /// something became claimable.
+    pub(crate) fn into_announcements(self) -> (Vec<CompletionPayload>, bool) {
+        (self.completions, self.wake)
+    }
+
+    pub(crate) fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+
+    /// The execution and its stamp, or `NotFound`.
+    pub(crate) fn load(&self, id: ExecutionId) -> Result<(Execution, Stamp), EngineError> {
+        rows::load_stored(self.conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
+    }
+
+    /// Stores a new execution.
+    pub(crate) fn insert(&mut self, exec: &Execution) -> Result<Stamp, EngineError> {
+        let stamp = rows::insert_execution(self.conn, exec)?;
+        self.wake |= exec.is_claimable(self.now);
+        Ok(stamp)
+    }
+
+    /// Writes `exec` back if a rule changed it since `before`; a transition
+    /// into a terminal state records its outbox entry in the same
+    /// transaction. Returns whether it wrote.
+    pub(crate) fn save(&mut self, exec: &Execution, before: &Stamp) -> Result<bool, EngineError> {
+        if !before.changed(exec) {
+            return Ok(false);
+        }
+        rows::update_execution(self.conn, before, exec)?;
+        if !before.state().is_terminal() && exec.state.is_terminal() {
+            let payload = completions::record(self.conn, exec, self.now)?;
+            self.completions.push(payload);
+        }
+        self.wake |= exec.is_claimable(self.now);
+        Ok(true)
+    }
+}
+
+/// A queued command, type-erased so one channel carries every answer type.
+pub(crate) trait Job: Send {
+    /// Runs the command; its answer waits for the commit.
+    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Box<dyn Answer>;
+    /// Answers without running (the transaction could not start).
+    fn abort(self: Box<Self>, err: &EngineError);
+}
+
+pub(crate) trait Answer: Send {
+    /// False rolls the command's savepoint back.
+    fn keeps(&self) -> bool;
+    /// Delivers the answer once the group's fate is known.
+    fn send(self: Box<Self>, commit: Result<(), &EngineError>);
+}
+
+pub(crate) struct Command<T, F> {
+    pub(crate) f: F,
+    pub(crate) tx: oneshot::Sender<Result<T, EngineError>>,
+}
+
+impl<T, F> Job for Command<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, EngineError> + Send + 'static,
+{
+    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Box<dyn Answer> {
+        let Command { f, tx } = *self;
+        // A panicking command must not take the writer (and every later
+        // command) down with it; its savepoint is rolled back like an error.
+        let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
+            .unwrap_or_else(|_| Err(EngineError::backend("a write command panicked")));
+        Box::new(Reply { result, tx })
+    }
+
+    fn abort(self: Box<Self>, err: &EngineError) {
+        let _ = self.tx.send(Err(copy_error(err)));
+    }
+}
+
+struct Reply<T> {
+    result: Result<T, EngineError>,
+    tx: oneshot::Sender<Result<T, EngineError>>,
+}
+
+impl<T: Send> Answer for Reply<T> {
+    fn keeps(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    fn send(self: Box<Self>, commit: Result<(), &EngineError>) {
+        let answer = match (commit, self.result) {
+            (Err(e), Ok(_)) => Err(copy_error(e)),
+            (_, result) => result,
+        };
+        let _ = self.tx.send(answer);
+    }
+}
+
+/// One group failure goes to every caller of the group.
+pub(crate) fn copy_error(err: &EngineError) -> EngineError {
+    match err {
+        EngineError::Unavailable { message } => EngineError::Unavailable {
+            message: message.clone(),
+        },
+        EngineError::Backend(source) => EngineError::backend(source.to_string()),
+        other => EngineError::backend(other.to_string()),
+    }
+}
