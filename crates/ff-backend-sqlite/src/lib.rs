@@ -17,7 +17,7 @@
 //! - `checkpointer`: WAL checkpoints on their own thread.
 //! - `readers`: the pool of read-only connections.
 //! - `rows`: the one mapping between `Execution` and its row.
-//! - `executions`, `leases`, `maintenance`, `reads`, `completions`: one file
+//! - `executions`, `leases`, `flows`, `maintenance`, `reads`, `completions`: one file
 //!   per `ff_core` trait, each calling the `ff_core` rules inside a write
 //!   command and persisting what they changed.
 //!
@@ -31,6 +31,7 @@ mod checkpointer;
 mod command;
 mod completions;
 mod executions;
+mod flows;
 mod leases;
 mod lock;
 mod maintenance;

@@ -75,6 +75,29 @@ impl MaintenanceOps for SqliteBackend {
             .read(move |conn| completions::undispatched(conn, cutoff, limit))
             .await
     }
+
+    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError> {
+        self.reconcile_blocked_nodes(limit).await
+    }
+
+    async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
+        let age = Millis::try_from(older_than_ms).unwrap_or(Millis::MAX);
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let cutoff = ctx.now.saturating_sub(age);
+                let mut stmt = ctx
+                    .conn()
+                    .prepare_cached(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox \
+                         WHERE dispatched_at IS NOT NULL AND committed_at <= ?1 ORDER BY seq LIMIT ?2)",
+                    )
+                    .db()?;
+                let deleted = stmt.execute(params![cutoff, limit]).db()?;
+                Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+            })
+            .await
+    }
 }
 
 /// Loads up to `limit` executions with `sql` (`?1` = now, `?2` = limit),

@@ -9,7 +9,10 @@ use ff_core::EngineError;
 use crate::SqlResult;
 
 /// Every migration, in order; the version is the file's number.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_flows.sql")),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

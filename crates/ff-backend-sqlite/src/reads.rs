@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
+use ff_core::flow::{FlowFilter, FlowSummary, FlowView};
 use ff_core::{
-    EngineError, Execution, ExecutionId, LaneStateCount, ListFilter, Page, ReadOps, State,
+    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps, State,
 };
 
 use crate::rows::{self, columns};
@@ -103,6 +104,22 @@ impl ReadOps for SqliteBackend {
                 counts.sort();
                 Ok(counts)
             })
+            .await
+    }
+
+    async fn get_flow(&self, id: FlowId) -> Result<FlowView, EngineError> {
+        self.inner
+            .readers
+            .read(move |conn| crate::flows::flow_view(conn, id))
+            .await
+    }
+
+    async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
+        let after = filter.validate(&self.inner.limits)?;
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| crate::flows::flow_page(conn, &filter, after))
             .await
     }
 }

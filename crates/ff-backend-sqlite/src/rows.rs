@@ -19,7 +19,7 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts"
+         error, attempts, inputs"
     };
 }
 pub(crate) use columns;
@@ -41,7 +41,7 @@ pub(crate) use select_stored;
 /// stamp a later [`update_execution`] needs.
 pub(crate) fn read_stored(row: &Row<'_>) -> Result<(Execution, Stamp), EngineError> {
     let exec = read_execution(row)?;
-    let stamp = Stamp::new(row.get(32).db()?, &exec);
+    let stamp = Stamp::new(row.get(33).db()?, &exec);
     Ok((exec, stamp))
 }
 
@@ -92,6 +92,11 @@ pub(crate) fn read_execution(row: &Row<'_>) -> Result<Execution, EngineError> {
             .map(JsonText::unchecked),
         error: row.get(30).db()?,
         attempts: read_json(row, 31)?,
+        inputs: row
+            .get::<_, Option<String>>(32)
+            .db()?
+            .map(|text| serde_json::from_str(&text).map_err(EngineError::backend))
+            .transpose()?,
     })
 }
 
@@ -161,7 +166,7 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             "INSERT INTO executions (",
             columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"
+             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)"
         ))
         .db()?;
     let rowid = stmt
@@ -198,6 +203,7 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             e.result.as_ref().map(JsonText::as_str),
             e.error,
             to_json(&e.attempts)?,
+            e.inputs.as_ref().map(to_json).transpose()?,
         ])
         .db()?;
     Ok(Stamp::new(rowid, e))
@@ -216,7 +222,8 @@ pub(crate) fn update_execution(
             "UPDATE executions SET state = ?2, attempt = ?3, lease_epoch = ?4, \
              attempts_allowed = ?5, releases = ?6, reuse_attempt = ?7, lease_until = ?8, \
              attempt_deadline = ?9, worker_id = ?10, ready_at = ?11, updated_at = ?12, \
-             finished_at = ?13, result = ?14, error = ?15, attempts = ?16 WHERE rowid = ?1",
+             finished_at = ?13, result = ?14, error = ?15, attempts = ?16, inputs = ?17 \
+             WHERE rowid = ?1",
         )
         .db()?;
     let changed = stmt
@@ -237,6 +244,7 @@ pub(crate) fn update_execution(
             e.result.as_ref().map(JsonText::as_str),
             e.error,
             to_json(&e.attempts)?,
+            e.inputs.as_ref().map(to_json).transpose()?,
         ])
         .db()?;
     if changed != 1 {
@@ -273,6 +281,11 @@ impl Stamp {
     /// The state when the stamp was taken.
     pub(crate) fn state(&self) -> State {
         self.state
+    }
+
+    /// The stamp of the same row once `e` is written.
+    pub(crate) fn after(&self, e: &Execution) -> Self {
+        Self::new(self.rowid, e)
     }
 
     /// Whether `e` moved since the stamp was taken.
