@@ -270,6 +270,11 @@ impl Stamp {
         }
     }
 
+    /// The stamp of `e` once written back over this one's row.
+    pub(crate) fn after(&self, e: &Execution) -> Self {
+        Self::new(self.rowid, e)
+    }
+
     /// The state when the stamp was taken.
     pub(crate) fn state(&self) -> State {
         self.state
