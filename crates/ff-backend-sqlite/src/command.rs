@@ -11,12 +11,15 @@ use ff_core::clock::Millis;
 use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId};
 
 use crate::completions;
+use crate::row_cache::RowCache;
 use crate::rows::{self, Stamp};
 
 /// The handle write commands get: the transaction's connection, the
-/// command's `now`, and what to announce after the commit.
+/// command's `now`, the writer's row cache, and what to announce after the
+/// commit.
 pub(crate) struct WriteCtx<'c> {
     conn: &'c Connection,
+    cache: &'c mut RowCache,
     /// Read once per command from the configured clock.
     pub(crate) now: Millis,
     completions: Vec<CompletionPayload>,
@@ -25,9 +28,10 @@ pub(crate) struct WriteCtx<'c> {
 
 impl<'c> WriteCtx<'c> {
     /// A context for one group transaction on `conn`.
-    pub(crate) fn new(conn: &'c Connection) -> Self {
+    pub(crate) fn new(conn: &'c Connection, cache: &'c mut RowCache) -> Self {
         Self {
             conn,
+            cache,
             now: 0,
             completions: Vec::new(),
             wake: false,
@@ -37,13 +41,15 @@ impl<'c> WriteCtx<'c> {
     /// Starts the next command at `now`; the mark undoes what it announces.
     pub(crate) fn begin_command(&mut self, now: Millis) -> (usize, bool) {
         self.now = now;
+        self.cache.begin_command();
         (self.completions.len(), self.wake)
     }
 
-    /// Forgets what the command begun at `mark` announced (it rolled back).
+    /// Forgets what the command begun at `mark` did (it rolled back).
     pub(crate) fn forget_command(&mut self, mark: (usize, bool)) {
         self.completions.truncate(mark.0);
         self.wake = mark.1;
+        self.cache.roll_back_command();
     }
 
     /// What the group announces once durable: completions, and whether
@@ -52,12 +58,20 @@ impl<'c> WriteCtx<'c> {
         (self.completions, self.wake)
     }
 
+    /// The group transaction failed: forget everything it did.
+    pub(crate) fn discard(self) {
+        self.cache.clear();
+    }
+
     pub(crate) fn conn(&self) -> &'c Connection {
         self.conn
     }
 
     /// The execution and its stamp, or `NotFound`.
-    pub(crate) fn load(&self, id: ExecutionId) -> Result<(Execution, Stamp), EngineError> {
+    pub(crate) fn load(&mut self, id: ExecutionId) -> Result<(Execution, Stamp), EngineError> {
+        if let Some(cached) = self.cache.take(id) {
+            return Ok(cached);
+        }
         rows::load_stored(self.conn, id)?.ok_or_else(|| EngineError::execution_not_found(id))
     }
 
@@ -68,19 +82,22 @@ impl<'c> WriteCtx<'c> {
         Ok(stamp)
     }
 
-    /// Writes `exec` back if a rule changed it since `before`; a transition
-    /// into a terminal state records its outbox entry in the same
-    /// transaction. Returns whether it wrote.
-    pub(crate) fn save(&mut self, exec: &Execution, before: &Stamp) -> Result<bool, EngineError> {
-        if !before.changed(exec) {
+    /// Writes `exec` back if a rule changed it since `before` (its stamp at
+    /// load); a transition into a terminal state records its outbox entry in
+    /// the same transaction. Returns whether it wrote.
+    pub(crate) fn save(&mut self, exec: Execution, before: Stamp) -> Result<bool, EngineError> {
+        if !before.changed(&exec) {
+            self.cache.put(exec, before);
             return Ok(false);
         }
-        rows::update_execution(self.conn, before, exec)?;
+        rows::update_execution(self.conn, &before, &exec)?;
         if !before.state().is_terminal() && exec.state.is_terminal() {
-            let payload = completions::record(self.conn, exec, self.now)?;
+            let payload = completions::record(self.conn, &exec, self.now)?;
             self.completions.push(payload);
         }
         self.wake |= exec.is_claimable(self.now);
+        let after = before.after(&exec);
+        self.cache.put(exec, after);
         Ok(true)
     }
 }

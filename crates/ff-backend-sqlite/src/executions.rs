@@ -38,7 +38,7 @@ impl ExecutionOps for SqliteBackend {
             .write(move |ctx| {
                 let (mut exec, before) = ctx.load(id)?;
                 let response = lifecycle::cancel(&mut exec, ctx.now);
-                ctx.save(&exec, &before)?;
+                ctx.save(exec, before)?;
                 Ok(response)
             })
             .await
@@ -50,7 +50,7 @@ impl ExecutionOps for SqliteBackend {
             .write(move |ctx| {
                 let (mut exec, before) = ctx.load(id)?;
                 lifecycle::requeue(&mut exec, ctx.now)?;
-                ctx.save(&exec, &before)?;
+                ctx.save(exec, before)?;
                 Ok(())
             })
             .await

@@ -158,7 +158,7 @@ impl FlowStore for FlowTxn<'_, '_> {
             Some(stamp) => *stamp,
             None => self.ctx.load(exec.id)?.1,
         };
-        self.ctx.save(exec, &stamp)?;
+        self.ctx.save(exec.clone(), stamp)?;
         // A later save of the same execution in this command compares
         // against what was just written.
         self.stamps.insert(exec.id, stamp.after(exec));

@@ -143,7 +143,7 @@ where
         .write(move |ctx| {
             let (mut exec, before) = ctx.load(handle.execution_id)?;
             let answer = op(&mut exec, ctx.now);
-            ctx.save(&exec, &before)?;
+            ctx.save(exec, before)?;
             Ok(answer)
         })
         .await?
@@ -157,7 +157,7 @@ fn claim(ctx: &mut WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>, Eng
     let mut claimed = Vec::with_capacity(picked.len());
     for (mut exec, before) in picked {
         claimed.push(lease::claim(&mut exec, &req.worker_id, ctx.now));
-        ctx.save(&exec, &before)?;
+        ctx.save(exec, before)?;
     }
     Ok(claimed)
 }

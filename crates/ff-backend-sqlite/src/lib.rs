@@ -17,6 +17,7 @@
 //! - `checkpointer`: WAL checkpoints on their own thread.
 //! - `readers`: the pool of read-only connections.
 //! - `rows`: the one mapping between `Execution` and its row.
+//! - `row_cache`: running executions the writer wrote, kept decoded.
 //! - `executions`, `leases`, `flows`, `maintenance`, `reads`, `completions`: one file
 //!   per `ff_core` trait, each calling the `ff_core` rules inside a write
 //!   command and persisting what they changed.
@@ -38,6 +39,7 @@ mod maintenance;
 mod migrations;
 mod readers;
 mod reads;
+mod row_cache;
 mod rows;
 mod syncer;
 mod writer;

@@ -121,7 +121,7 @@ where
             let due = select(ctx, sql, limit)?;
             let mut changed = 0;
             for (mut exec, before) in due {
-                if rule(&mut exec, ctx.now) && ctx.save(&exec, &before)? {
+                if rule(&mut exec, ctx.now) && ctx.save(exec, before)? {
                     changed += 1;
                 }
             }

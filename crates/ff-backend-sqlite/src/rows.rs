@@ -278,14 +278,14 @@ impl Stamp {
         }
     }
 
+    /// The stamp of `e` once written back over this one's row.
+    pub(crate) fn after(&self, e: &Execution) -> Self {
+        Self::new(self.rowid, e)
+    }
+
     /// The state when the stamp was taken.
     pub(crate) fn state(&self) -> State {
         self.state
-    }
-
-    /// The stamp of the same row once `e` is written.
-    pub(crate) fn after(&self, e: &Execution) -> Self {
-        Self::new(self.rowid, e)
     }
 
     /// Whether `e` moved since the stamp was taken.

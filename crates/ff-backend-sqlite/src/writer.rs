@@ -18,6 +18,7 @@ use ff_core::{EngineError, SharedClock};
 use crate::checkpointer::Checkpointer;
 use crate::command::{Command, Job, WriteCtx};
 use crate::lock::LockFile;
+use crate::row_cache::RowCache;
 use crate::syncer::{Committed, Syncer};
 use crate::{closed, SqlResult, BUSY_TIMEOUT};
 
@@ -116,6 +117,7 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
         ..
     } = setup;
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(max_group);
+    let mut cache = RowCache::default();
     let mut shutdown = None;
     while shutdown.is_none() {
         match rx.blocking_recv() {
@@ -136,7 +138,7 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
                 clock: &clock,
                 syncer: &syncer,
             };
-            if group.commit(&mut jobs) {
+            if group.commit(&mut jobs, &mut cache) {
                 checkpointer.nudge();
             }
             checkpointer.restart_if_large(&conn);
@@ -167,8 +169,8 @@ impl Group<'_> {
     /// Runs and commits `jobs` (draining it); a committed group goes to the
     /// syncer, which answers once it is durable; a failed one is answered
     /// here. Returns whether the group committed.
-    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>) -> bool {
-        let mut ctx = WriteCtx::new(self.conn);
+    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>, cache: &mut RowCache) -> bool {
+        let mut ctx = WriteCtx::new(self.conn, cache);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             jobs.drain(..).for_each(|job| job.abort(&e));
             return false;
@@ -217,6 +219,7 @@ impl Group<'_> {
                 if let Err(rollback) = self.exec("ROLLBACK") {
                     tracing::warn!(error = %rollback, "rolling back the failed group failed");
                 }
+                ctx.discard();
                 pending.for_each(|job| job.abort(&e));
                 answers.into_iter().for_each(|a| a.send(Err(&e)));
                 false
@@ -282,7 +285,7 @@ mod tests {
         let mut exec = Execution::new(ExecutionId::new(), req, ctx.now);
         let before = ctx.insert(&exec)?;
         lifecycle::cancel(&mut exec, ctx.now);
-        ctx.save(&exec, &before)?;
+        ctx.save(exec.clone(), before)?;
         outcome.map(|()| exec.id)
     }
 
@@ -333,6 +336,37 @@ mod tests {
             event.execution_id, kept,
             "rolled-back completions are never announced"
         );
+        writer.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolled_back_command_leaves_no_cached_row_behind() {
+        let dir = TempDir::new("sqlite-writer-cache");
+        let (writer, _) = start(&dir);
+        let id = writer
+            .write(|ctx| {
+                let req = SubmitRequest::new("a", "job", JsonText::null());
+                let exec = Execution::new(ExecutionId::new(), req, ctx.now);
+                ctx.insert(&exec)?;
+                Ok(exec.id)
+            })
+            .await
+            .unwrap();
+        // Claims (the running row is cached), then fails: rolled back.
+        let failed = writer
+            .write(move |ctx| -> Result<(), EngineError> {
+                let (mut exec, before) = ctx.load(id)?;
+                ff_core::lease::claim(&mut exec, "w", ctx.now);
+                ctx.save(exec, before)?;
+                Err(EngineError::conflict("undo"))
+            })
+            .await;
+        assert!(failed.is_err());
+        let state = writer
+            .write(move |ctx| Ok(ctx.load(id)?.0.state))
+            .await
+            .unwrap();
+        assert_eq!(state, ff_core::State::Ready, "the claim was rolled back");
         writer.shutdown().await;
     }
 }

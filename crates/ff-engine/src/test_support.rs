@@ -60,6 +60,14 @@ impl MaintenanceOps for ScriptedOps {
     ) -> Result<Vec<CompletionPayload>, EngineError> {
         Ok(Vec::new())
     }
+
+    async fn reconcile_blocked(&self, _limit: u32) -> Result<u32, EngineError> {
+        self.next()
+    }
+
+    async fn trim_outbox(&self, _older_than_ms: u64, _limit: u32) -> Result<u32, EngineError> {
+        self.next()
+    }
 }
 
 /// Each subscription is a fresh channel whose sender the test picks up with

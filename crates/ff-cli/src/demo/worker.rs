@@ -256,6 +256,7 @@ mod tests {
             deadline: None,
             flow_id: None,
             node_key: None,
+            inputs: None,
         }
     }
 
