@@ -56,6 +56,9 @@ pub struct CascadeReport {
     pub promoted: Vec<ExecutionId>,
     pub skipped: Vec<ExecutionId>,
     pub cancelled: Vec<ExecutionId>,
+    /// When the cascade committed, by the backend's clock: with the
+    /// payload's `committed_at`, the promotion lag on one clock.
+    pub cascaded_at: Millis,
 }
 
 /// The answer to `cancel_flow`.
@@ -198,7 +201,10 @@ pub fn cascade<S: FlowStore + ?Sized>(
     payload: &CompletionPayload,
     now: Millis,
 ) -> Result<CascadeReport, EngineError> {
-    let mut report = CascadeReport::default();
+    let mut report = CascadeReport {
+        cascaded_at: now,
+        ..CascadeReport::default()
+    };
     if !store.claim_outbox(payload.partition, payload.seq)? {
         return Ok(report);
     }
