@@ -1,28 +1,33 @@
-//! Completion listener: consumes the backend's completion stream and handles
-//! each payload, concurrently but bounded.
+//! Completion listener: consumes the backend's completion stream and
+//! cascades each payload through its flow, concurrently but bounded.
 //!
-//! Today handling a payload means counting it by outcome; the DAG cascade
-//! plugs into [`Listener::handle`] (a `cascade_completion` call per payload)
-//! without changing the loop. The stream is best-effort — the dependency
-//! reconciler reads the durable outbox and is the guarantee — so a payload
-//! lost here, or a stream that ends, only delays work: the loop resubscribes
-//! after a backoff.
+//! This is the fast path of promotion: a child becomes claimable as soon as
+//! its parent's completion is heard, so promotion lag is push-speed. The
+//! stream is best-effort — the dependency reconciler reads the durable
+//! outbox and is the guarantee — so a payload lost here, a cascade that
+//! fails, or a stream that ends only delays work: the loop resubscribes after
+//! a backoff and the reconciler picks up whatever was not dispatched.
+//!
+//! Every payload is cascaded, solo executions included: the cascade is what
+//! marks the outbox entry dispatched, which keeps the reconciler from reading
+//! it again and lets the outbox trim delete it.
 
 use std::sync::Arc;
 
-use ff_core::{CompletionBackend, CompletionPayload};
+use ff_core::{CompletionBackend, CompletionPayload, FlowOps};
 use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::backoff::ErrorBackoff;
+use crate::cascade::cascade;
 use crate::shutdown::Signal;
 use crate::stats::EngineStats;
 
 /// Tuning of the completion listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    /// Most payloads handled at once. Bounds the load one burst of
-    /// completions puts on the backend once handling calls it.
+    /// Most cascades in flight at once. Bounds the load one burst of
+    /// completions puts on the backend.
     pub max_concurrency: usize,
 }
 
@@ -35,18 +40,24 @@ impl Default for Config {
 }
 
 /// What the listener does with each payload.
-#[derive(Debug)]
 pub struct Listener {
+    flows: Arc<dyn FlowOps>,
     stats: Arc<EngineStats>,
 }
 
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").finish_non_exhaustive()
+    }
+}
+
 impl Listener {
-    pub fn new(stats: Arc<EngineStats>) -> Self {
-        Self { stats }
+    pub fn new(flows: Arc<dyn FlowOps>, stats: Arc<EngineStats>) -> Self {
+        Self { flows, stats }
     }
 
-    /// Handles one completion. Never fails: a payload that cannot be handled
-    /// is left to the reconciler.
+    /// Counts one completion and cascades it. Never fails: a payload that
+    /// cannot be cascaded stays undispatched for the reconciler.
     pub async fn handle(&self, payload: CompletionPayload) {
         tracing::trace!(
             execution_id = %payload.execution_id,
@@ -56,6 +67,7 @@ impl Listener {
             "completion"
         );
         self.stats.add_completion(payload.outcome);
+        cascade(&*self.flows, &self.stats, &payload).await;
     }
 }
 
@@ -63,11 +75,12 @@ impl Listener {
 /// be opened.
 pub async fn run(
     completions: Arc<dyn CompletionBackend>,
+    flows: Arc<dyn FlowOps>,
     config: Config,
     stats: Arc<EngineStats>,
     mut shutdown: Signal,
 ) {
-    let listener = Listener::new(stats.clone());
+    let listener = Listener::new(flows, stats.clone());
     let concurrency = config.max_concurrency.max(1);
     let mut backoff = ErrorBackoff::default();
     while !shutdown.is_triggered() {
@@ -112,17 +125,19 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::shutdown;
-    use crate::test_support::{payload, ChannelCompletions};
+    use crate::test_support::{flow_payload, payload, ChannelCompletions, FakeOutbox};
     use ff_core::Outcome;
     use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn counts_outcomes_and_resubscribes_when_the_stream_ends() {
         let completions = ChannelCompletions::new();
+        let outbox = FakeOutbox::new();
         let stats = Arc::new(EngineStats::default());
         let (trigger, signal) = shutdown::channel();
         let task = tokio::spawn(run(
             completions.clone(),
+            outbox.clone(),
             Config::default(),
             stats.clone(),
             signal,
@@ -143,6 +158,8 @@ mod tests {
 
         let snap = stats.snapshot();
         assert_eq!((snap.completed, snap.failed, snap.skipped), (2, 1, 1));
+        // Solo executions are cascaded too: that dispatches their entries.
+        assert_eq!((snap.cascades, outbox.dispatched()), (4, 4));
         trigger.trigger();
         task.await.expect("listener ends cleanly");
     }
@@ -154,6 +171,7 @@ mod tests {
         let (trigger, signal) = shutdown::channel();
         let task = tokio::spawn(run(
             completions.clone(),
+            FakeOutbox::new(),
             Config::default(),
             stats.clone(),
             signal,
@@ -165,6 +183,93 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let snap = stats.snapshot();
         assert_eq!((snap.cancelled, snap.service_errors), (1, 2));
+        trigger.trigger();
+        task.await.expect("listener ends cleanly");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cascades_record_promotions_and_their_lag_once() {
+        let completions = ChannelCompletions::new();
+        let outbox = FakeOutbox::new();
+        outbox.set_lag_ms(3);
+        let stats = Arc::new(EngineStats::default());
+        let (trigger, signal) = shutdown::channel();
+        let task = tokio::spawn(run(
+            completions.clone(),
+            outbox.clone(),
+            Config::default(),
+            stats.clone(),
+            signal,
+        ));
+        let sender = completions.next_subscriber().await;
+        let member = flow_payload();
+        for p in [member.clone(), flow_payload(), payload(Outcome::Completed)] {
+            sender.unbounded_send(p).expect("subscribed");
+        }
+        // A duplicate delivery is a no-op, counted nowhere.
+        sender.unbounded_send(member).expect("subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        let snap = stats.snapshot();
+        assert_eq!((snap.cascades, snap.cascade_promoted), (3, 2));
+        let lag = snap.promotion_lag;
+        assert_eq!((lag.count, lag.sum_ms), (2, 6), "only promoting cascades");
+        assert_eq!(lag.buckets[3], 2, "3 ms lands in (2, 5]");
+        trigger.trigger();
+        task.await.expect("listener ends cleanly");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cascades_run_at_most_max_concurrency_at_once() {
+        let completions = ChannelCompletions::new();
+        let outbox = FakeOutbox::new();
+        let stats = Arc::new(EngineStats::default());
+        let (trigger, signal) = shutdown::channel();
+        let config = Config { max_concurrency: 3 };
+        let task = tokio::spawn(run(
+            completions.clone(),
+            outbox.clone(),
+            config,
+            stats.clone(),
+            signal,
+        ));
+        let sender = completions.next_subscriber().await;
+        for _ in 0..20 {
+            sender.unbounded_send(flow_payload()).expect("subscribed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(stats.snapshot().cascades, 20);
+        assert_eq!(outbox.max_in_flight(), 3);
+        trigger.trigger();
+        task.await.expect("listener ends cleanly");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_cascade_is_counted_and_left_undispatched() {
+        let completions = ChannelCompletions::new();
+        let outbox = FakeOutbox::new();
+        outbox.fail_cascades(true);
+        let stats = Arc::new(EngineStats::default());
+        let (trigger, signal) = shutdown::channel();
+        let task = tokio::spawn(run(
+            completions.clone(),
+            outbox.clone(),
+            Config::default(),
+            stats.clone(),
+            signal,
+        ));
+        let sender = completions.next_subscriber().await;
+        sender.unbounded_send(flow_payload()).expect("subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        outbox.fail_cascades(false);
+        sender
+            .unbounded_send(flow_payload())
+            .expect("still subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        let snap = stats.snapshot();
+        assert_eq!((snap.completed, snap.cascade_errors), (2, 1));
+        assert_eq!((snap.cascades, outbox.dispatched()), (1, 1));
         trigger.trigger();
         task.await.expect("listener ends cleanly");
     }

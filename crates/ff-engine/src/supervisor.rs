@@ -9,14 +9,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use ff_core::{CompletionBackend, EngineBackend, MaintenanceOps};
+use ff_core::{CompletionBackend, EngineBackend, FlowOps, MaintenanceOps};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::backoff::ErrorBackoff;
 use crate::shutdown::{self, Signal, Trigger};
 use crate::stats::{EngineStats, StatsSnapshot};
-use crate::{completion_listener, deadline_scanner, lease_expiry, scheduled_promoter};
+use crate::{
+    completion_listener, deadline_scanner, dependency_reconciler, lease_expiry, outbox_trim,
+    scheduled_promoter,
+};
 
 /// Every service's configuration; `Default` gives production values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub struct EngineConfig {
     pub scheduled_promoter: scheduled_promoter::Config,
     pub deadline_scanner: deadline_scanner::Config,
     pub completion_listener: completion_listener::Config,
+    pub dependency_reconciler: dependency_reconciler::Config,
+    pub outbox_trim: outbox_trim::Config,
 }
 
 /// The running engine: a handle on its services.
@@ -45,6 +50,7 @@ impl Engine {
     ) -> Engine {
         let (trigger, _) = shutdown::channel();
         let stats = Arc::new(EngineStats::default());
+        let flows: Arc<dyn FlowOps> = engine.clone();
         let maintenance: Arc<dyn MaintenanceOps> = engine;
         let mut services = Vec::new();
         let mut spawn =
@@ -76,7 +82,7 @@ impl Engine {
                 ))
             }),
         );
-        let (ops, st) = (maintenance, stats.clone());
+        let (ops, st) = (maintenance.clone(), stats.clone());
         spawn(
             "deadline_scanner",
             Box::new(move |signal| {
@@ -88,12 +94,38 @@ impl Engine {
                 ))
             }),
         );
+        let (ops, st) = (maintenance.clone(), stats.clone());
+        spawn(
+            "outbox_trim",
+            Box::new(move |signal| {
+                Box::pin(outbox_trim::run(
+                    ops.clone(),
+                    config.outbox_trim,
+                    st.clone(),
+                    signal,
+                ))
+            }),
+        );
+        let (ops, fl, st) = (maintenance, flows.clone(), stats.clone());
+        spawn(
+            "dependency_reconciler",
+            Box::new(move |signal| {
+                Box::pin(dependency_reconciler::run(
+                    ops.clone(),
+                    fl.clone(),
+                    config.dependency_reconciler,
+                    st.clone(),
+                    signal,
+                ))
+            }),
+        );
         let st = stats.clone();
         spawn(
             "completion_listener",
             Box::new(move |signal| {
                 Box::pin(completion_listener::run(
                     completions.clone(),
+                    flows.clone(),
                     config.completion_listener,
                     st.clone(),
                     signal,
@@ -108,12 +140,12 @@ impl Engine {
         }
     }
 
-    /// The counters so far.
     /// A shared handle on the live counters, for exporters.
     pub fn stats_handle(&self) -> Arc<EngineStats> {
         Arc::clone(&self.stats)
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }

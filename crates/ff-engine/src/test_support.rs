@@ -1,14 +1,18 @@
 //! Test doubles for the service unit tests: a maintenance backend that plays
-//! back scripted results and a completion backend fed by channels.
+//! back scripted results, a completion backend fed by channels, and an
+//! in-memory outbox that cascades.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use ff_core::cascade::{CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::flow::{EdgeSpec, FlowCreated, FlowSpec, NodeSpec};
 use ff_core::{
-    CompletionBackend, CompletionPayload, CompletionStream, EngineError, ExecutionId,
-    MaintenanceOps, Outcome,
+    CompletionBackend, CompletionPayload, CompletionStream, EngineError, ExecutionId, FlowId,
+    FlowOps, LeaseHandle, MaintenanceOps, Millis, Outcome,
 };
 use futures::channel::mpsc;
 use tokio::sync::Mutex as AsyncMutex;
@@ -126,8 +130,9 @@ impl CompletionBackend for ChannelCompletions {
     }
 }
 
-/// A payload with `outcome` for a fresh execution.
+/// A payload with `outcome` for a fresh solo execution, at a fresh outbox seq.
 pub fn payload(outcome: Outcome) -> CompletionPayload {
+    static SEQ: AtomicU64 = AtomicU64::new(1);
     CompletionPayload {
         execution_id: ExecutionId::new(),
         namespace: "default".into(),
@@ -135,8 +140,182 @@ pub fn payload(outcome: Outcome) -> CompletionPayload {
         node_key: None,
         outcome,
         attempt: 1,
-        committed_at: 0,
+        committed_at: 1_000,
         partition: 0,
-        seq: 0,
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+    }
+}
+
+/// A completed flow member's payload, at a fresh outbox seq.
+pub fn flow_payload() -> CompletionPayload {
+    CompletionPayload {
+        flow_id: Some(FlowId::new()),
+        node_key: Some("parent".into()),
+        ..payload(Outcome::Completed)
+    }
+}
+
+/// An in-memory outbox. `undispatched_completions` answers the entries not
+/// dispatched yet (whatever their age); `cascade_completion` dispatches one
+/// after a millisecond and, for a flow member, promotes one made-up child
+/// `lag_ms` after the commit. Unknown payloads are dispatched too, so it also
+/// serves the listener. `reconcile_blocked` plays back scripted results.
+#[derive(Debug, Default)]
+pub struct FakeOutbox {
+    state: Mutex<OutboxState>,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    entries: Vec<CompletionPayload>,
+    dispatched: HashSet<(u32, u64)>,
+    failing: bool,
+    lag_ms: Millis,
+    reads: Vec<(u64, u32)>,
+    blocked: VecDeque<u32>,
+    reconcile_calls: u32,
+    in_flight: u32,
+    max_in_flight: u32,
+}
+
+impl FakeOutbox {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn state(&self) -> MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn push(&self, payload: CompletionPayload) {
+        self.state().entries.push(payload);
+    }
+
+    /// Makes every cascade fail (or succeed again).
+    pub fn fail_cascades(&self, failing: bool) {
+        self.state().failing = failing;
+    }
+
+    pub fn set_lag_ms(&self, lag_ms: Millis) {
+        self.state().lag_ms = lag_ms;
+    }
+
+    /// Scripts the answers of the next `reconcile_blocked` calls (then 0).
+    pub fn script_blocked(&self, results: impl IntoIterator<Item = u32>) {
+        self.state().blocked.extend(results);
+    }
+
+    /// Every `undispatched_completions` call's `(older_than_ms, limit)`.
+    pub fn reads(&self) -> Vec<(u64, u32)> {
+        self.state().reads.clone()
+    }
+
+    pub fn reconcile_calls(&self) -> u32 {
+        self.state().reconcile_calls
+    }
+
+    pub fn dispatched(&self) -> usize {
+        self.state().dispatched.len()
+    }
+
+    /// The most cascades that were ever in flight at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.state().max_in_flight
+    }
+}
+
+#[async_trait]
+impl MaintenanceOps for FakeOutbox {
+    async fn expire_leases(&self, _limit: u32) -> Result<u32, EngineError> {
+        Ok(0)
+    }
+
+    async fn promote_scheduled(&self, _limit: u32) -> Result<u32, EngineError> {
+        Ok(0)
+    }
+
+    async fn expire_deadlines(&self, _limit: u32) -> Result<u32, EngineError> {
+        Ok(0)
+    }
+
+    async fn undispatched_completions(
+        &self,
+        older_than_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<CompletionPayload>, EngineError> {
+        let mut state = self.state();
+        state.reads.push((older_than_ms, limit));
+        let state = &*state;
+        Ok(state
+            .entries
+            .iter()
+            .filter(|p| !state.dispatched.contains(&(p.partition, p.seq)))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn reconcile_blocked(&self, _limit: u32) -> Result<u32, EngineError> {
+        let mut state = self.state();
+        state.reconcile_calls += 1;
+        Ok(state.blocked.pop_front().unwrap_or(0))
+    }
+
+    async fn trim_outbox(&self, _older_than_ms: u64, _limit: u32) -> Result<u32, EngineError> {
+        Ok(0)
+    }
+}
+
+fn not_faked() -> EngineError {
+    EngineError::conflict("not faked")
+}
+
+#[async_trait]
+impl FlowOps for FakeOutbox {
+    async fn create_flow(&self, _spec: FlowSpec) -> Result<FlowCreated, EngineError> {
+        Err(not_faked())
+    }
+
+    async fn add_nodes(
+        &self,
+        _handle: &LeaseHandle,
+        _nodes: Vec<NodeSpec>,
+        _edges: Vec<EdgeSpec>,
+    ) -> Result<NodesAdded, EngineError> {
+        Err(not_faked())
+    }
+
+    async fn cancel_flow(&self, _id: FlowId) -> Result<FlowCancelResponse, EngineError> {
+        Err(not_faked())
+    }
+
+    async fn cascade_completion(
+        &self,
+        payload: &CompletionPayload,
+    ) -> Result<CascadeReport, EngineError> {
+        {
+            let mut state = self.state();
+            state.in_flight += 1;
+            state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let mut state = self.state();
+        state.in_flight -= 1;
+        if state.failing {
+            return Err(EngineError::Unavailable {
+                message: "scripted cascade failure".into(),
+            });
+        }
+        let mut report = CascadeReport {
+            cascaded_at: payload.committed_at + state.lag_ms,
+            ..CascadeReport::default()
+        };
+        if state.dispatched.insert((payload.partition, payload.seq)) {
+            report.dispatched = true;
+            if payload.flow_id.is_some() {
+                report.promoted.push(ExecutionId::new());
+            }
+        }
+        Ok(report)
     }
 }
