@@ -1,12 +1,15 @@
 //! `ff`, FlowFabric's command-line tool.
 //!
 //! # Layout
-//! - `db_url`: which backend a `--database-url` names.
+//! - `db_url`, `backend`: which backend a `--database-url` names, and opening it.
 //! - `signals`: Ctrl-C / SIGTERM as a shutdown trigger.
 //! - `demo`: `ff demo`, the embedded engine with in-process workers.
+//! - `serve`: `ff serve`, the HTTP API and the engine.
 
+mod backend;
 mod db_url;
 mod demo;
+mod serve;
 mod signals;
 
 use std::process::ExitCode;
@@ -27,6 +30,8 @@ enum Command {
     /// Run a batch of executions through the embedded engine with
     /// in-process workers, then print a summary.
     Demo(demo::DemoArgs),
+    /// Serve the HTTP API and run the engine on a backend.
+    Serve(serve::ServeArgs),
 }
 
 #[tokio::main]
@@ -41,6 +46,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -25,11 +25,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-use ff_backend_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
+use clap::Args;
+use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
 use ff_engine::{shutdown, Engine, EngineConfig};
 use tracing::Instrument;
 
+use crate::backend::SyncMode;
 use crate::db_url::DatabaseUrl;
 use journal::Journal;
 use summary::Summary;
@@ -79,22 +80,6 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-}
-
-/// `--synchronous` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SyncMode {
-    Full,
-    Normal,
-}
-
-impl From<SyncMode> for Synchronous {
-    fn from(mode: SyncMode) -> Self {
-        match mode {
-            SyncMode::Full => Synchronous::Full,
-            SyncMode::Normal => Synchronous::Normal,
-        }
-    }
 }
 
 /// Runs the demo; exit code 130 when interrupted.

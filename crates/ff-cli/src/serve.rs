@@ -1,0 +1,55 @@
+//! `ff serve`: the HTTP API and the engine in one process, until Ctrl-C or
+//! SIGTERM; then it drains (no more claims, open long-polls answer 204),
+//! stops the engine and closes the backend.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use ff_engine::{shutdown, EngineConfig};
+use ff_server::ServerConfig;
+use tokio::net::TcpListener;
+
+use crate::backend::DatabaseArgs;
+
+/// `ff serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "FF_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on the API.
+    #[arg(long, env = "FF_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let backend = args.database.open().await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // The one line on stdout: scripts and tests read the address from it.
+    println!("listening on http://{addr}");
+    let (trigger, mut signal) = shutdown::channel();
+    crate::signals::spawn_handler(trigger);
+    let config = ServerConfig {
+        api_token: args.api_token.filter(|t| !t.is_empty()),
+        ..ServerConfig::default()
+    };
+    let served = ff_server::serve(
+        listener,
+        backend.clone(),
+        backend.clone(),
+        EngineConfig::default(),
+        config,
+        async move { signal.wait().await },
+    )
+    .await;
+    backend.close().await;
+    served.context("serving HTTP")?;
+    eprintln!("stopped cleanly");
+    Ok(std::process::ExitCode::SUCCESS)
+}
