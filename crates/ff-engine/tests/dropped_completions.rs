@@ -1,0 +1,95 @@
+//! The reconciler is the guarantee: with every completion event dropped on
+//! its way to the engine, a flow still runs to its end, each child promoted
+//! within one reconciler interval after the grace period.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ff_core::flow::{EdgeSpec, FlowSpec};
+use ff_core::{CompletionBackend, FlowOps, MaintenanceOps};
+use ff_engine::{dependency_reconciler, Engine};
+use ff_testkit::faults::DroppingCompletions;
+use ff_testkit::TempDir;
+
+use support::{
+    assert_completed, engine_config, node, open_sqlite, wait_for_flow, Journal, Workers,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
+    let dir = TempDir::new("dropped");
+    let sqlite = open_sqlite(&dir).await;
+    let reconciler = dependency_reconciler::Config {
+        interval: Duration::from_millis(200),
+        grace: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let dropping = Arc::new(DroppingCompletions::all(sqlite.clone()));
+    let completions: Arc<dyn CompletionBackend> = dropping.clone();
+    let engine = Engine::start(sqlite.clone(), completions, engine_config(reconciler));
+    let journal = Arc::new(Journal::default());
+    let workers = Workers::spawn(sqlite.clone(), 2, journal.clone());
+
+    // A diamond, then a tail: a -> {b, c} -> d -> e.
+    let spec = FlowSpec::new(
+        ["a", "b", "c", "d", "e"].map(node).to_vec(),
+        vec![
+            EdgeSpec::new("a", "b"),
+            EdgeSpec::new("a", "c"),
+            EdgeSpec::new("b", "d"),
+            EdgeSpec::new("c", "d"),
+            EdgeSpec::new("d", "e"),
+        ],
+    );
+    let parents: [(&str, &[&str]); 4] = [
+        ("b", &["a"]),
+        ("c", &["a"]),
+        ("d", &["b", "c"]),
+        ("e", &["d"]),
+    ];
+    let flow = sqlite.create_flow(spec).await.expect("create flow");
+    let view = wait_for_flow(&*sqlite, flow.flow_id, Duration::from_secs(15)).await;
+    assert_completed(&view);
+
+    // Each child became claimable within one interval after the grace of
+    // its last parent's completion (plus a second for a loaded machine).
+    let bound = reconciler.interval + reconciler.grace + Duration::from_secs(1);
+    for (child, of) in parents {
+        let ready = of
+            .iter()
+            .map(|p| journal.completed_at(p).expect("parent completed"))
+            .max()
+            .expect("a child has parents");
+        let claimed = journal.claimed_at(child).expect("child claimed");
+        let waited = claimed.saturating_duration_since(ready);
+        eprintln!("{child}: claimed {waited:?} after its last parent completed");
+        assert!(waited <= bound, "{child} waited {waited:?} > {bound:?}");
+    }
+
+    workers.stop().await;
+    // The last completion has no child; wait for the reconciler to dispatch it.
+    let deadline = tokio::time::Instant::now() + bound;
+    while !sqlite
+        .undispatched_completions(0, 100)
+        .await
+        .expect("read outbox")
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "outbox not drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = engine.shutdown().await;
+    eprintln!("{stats:?}");
+    assert!(dropping.dropped() >= 5, "the stream lost every completion");
+    assert_eq!(stats.completions(), 0, "the listener heard nothing");
+    assert_eq!(stats.cascades, stats.reconciled, "{stats:?}");
+    assert!(stats.reconciled >= 5, "{stats:?}");
+    assert_eq!(
+        stats.cascade_promoted + stats.blocked_reconciled,
+        4,
+        "{stats:?}"
+    );
+    sqlite.close().await;
+}
