@@ -18,8 +18,8 @@ use ff_core::{EngineError, FlowOps, MaintenanceOps};
 use futures::StreamExt;
 use tracing::Instrument;
 
-use crate::backoff::ErrorBackoff;
 use crate::cascade::{cascade, Cascaded};
+use crate::scan::{service_loop, Next};
 use crate::shutdown::Signal;
 use crate::stats::EngineStats;
 
@@ -55,43 +55,29 @@ pub async fn run(
     flows: Arc<dyn FlowOps>,
     config: Config,
     stats: Arc<EngineStats>,
-    mut shutdown: Signal,
+    shutdown: Signal,
 ) {
-    let mut backoff = ErrorBackoff::default();
-    while !shutdown.is_triggered() {
-        let span = tracing::trace_span!("reconcile");
-        let passed = pass(&*maintenance, &*flows, &config, &stats, &shutdown)
-            .instrument(span)
-            .await;
-        let wait = match passed {
-            Ok(()) => {
-                backoff.reset();
-                config.interval
-            }
-            Err(error) => {
-                stats.add_service_error();
-                let delay = backoff.next_delay();
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "reconcile pass failed; backing off");
-                delay
-            }
-        };
-        if !shutdown.sleep(wait).await {
-            break;
-        }
-    }
+    let stop = shutdown.clone();
+    let (maintenance, flows, stats) = (&*maintenance, &*flows, &*stats);
+    service_loop(config.interval, stats, shutdown, || {
+        pass(maintenance, flows, &config, stats, &stop)
+            .instrument(tracing::trace_span!("reconcile"))
+    })
+    .await;
 }
 
 /// One pass: drain the overdue outbox, then the stuck blocked nodes. Each
 /// call is bounded; a full answer means more is waiting, so the pass goes
 /// again at once — unless nothing was dispatched, which would only spin on
-/// entries whose cascade keeps failing.
+/// entries whose cascade keeps failing. A pass drains what it can, so the
+/// next one waits for the interval.
 async fn pass(
     maintenance: &dyn MaintenanceOps,
     flows: &dyn FlowOps,
     config: &Config,
     stats: &EngineStats,
     shutdown: &Signal,
-) -> Result<(), EngineError> {
+) -> Result<Next, EngineError> {
     let batch = config.batch.max(1);
     let grace_ms = u64::try_from(config.grace.as_millis()).unwrap_or(u64::MAX);
     loop {
@@ -135,7 +121,7 @@ async fn pass(
             tracing::debug!(decided, "decided stuck blocked nodes");
         }
         if decided < batch || shutdown.is_triggered() {
-            return Ok(());
+            return Ok(Next::Wait);
         }
         tokio::task::yield_now().await;
     }
