@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`SqliteConfig`] and [`Synchronous`].
+//! - [`ceiling`]: the raw SQLite ceiling benchmarks compare against.
 //! - `lock`: the exclusive `<db>.lock` file that makes one process the owner.
 //! - `migrations`: forward-only schema migrations (`migrations/*.sql`) and the
 //!   `meta` table checks.
@@ -26,6 +27,7 @@
 //! the pure function with the command's `now`, and writes the row back. SQL
 //! only finds candidates (claim order, due scans) and stores results.
 
+pub mod ceiling;
 pub mod config;
 
 mod checkpointer;

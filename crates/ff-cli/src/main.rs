@@ -5,8 +5,10 @@
 //! - `signals`: Ctrl-C / SIGTERM as a shutdown trigger.
 //! - `demo`: `ff demo`, the embedded engine with in-process workers.
 //! - `serve`: `ff serve`, the HTTP API and the engine.
+//! - `bench`: `ff bench`, the benchmark harness and its report.
 
 mod backend;
+mod bench;
 mod db_url;
 mod demo;
 mod serve;
@@ -32,6 +34,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve the HTTP API and run the engine on a backend.
     Serve(serve::ServeArgs),
+    /// Measure throughput, latency and promotion lag, optionally against
+    /// the raw SQLite ceiling.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -47,6 +52,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     };
     match result {
         Ok(code) => code,
