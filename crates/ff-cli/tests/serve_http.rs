@@ -108,6 +108,10 @@ async fn flow_runs_with_http_workers_and_reads_back() {
         "{metrics}"
     );
     assert!(metrics.contains("ff_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("ff_promotion_lag_seconds_count"),
+        "{metrics}"
+    );
 }
 
 async fn assert_error(result: (u16, Value), status: u16, code: &str) -> Value {

@@ -21,7 +21,7 @@ fn json_event(name: &'static str, body: &impl serde::Serialize) -> Event {
 
 /// Every completion (terminal transition) in the namespace, as `completion`
 /// events carrying the outbox payload.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/events", tag = "events",
+#[utoipa::path(operation_id = "stream_completions", get, path = "/v1/namespaces/{namespace}/events", tag = "events",
     params(("namespace" = String, Path)),
     responses((status = 200, description = "text/event-stream of `completion` events")))]
 pub async fn completions(
@@ -37,7 +37,7 @@ pub async fn completions(
 
 /// One execution: a `state` event now, then a `completion` event when it
 /// ends, then the stream closes.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/executions/{id}/events", tag = "events",
+#[utoipa::path(operation_id = "stream_execution_events", get, path = "/v1/namespaces/{namespace}/executions/{id}/events", tag = "events",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody)))]
 pub async fn execution(

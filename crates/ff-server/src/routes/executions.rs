@@ -31,7 +31,7 @@ pub(crate) async fn load(
 
 /// Submit one execution. 201 when created, 200 when an idempotency key
 /// matched an existing one.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/executions", tag = "executions",
+#[utoipa::path(operation_id = "submit_execution", post, path = "/v1/namespaces/{namespace}/executions", tag = "executions",
     params(("namespace" = String, Path)),
     request_body = SubmitRequest,
     responses((status = 201, body = Submitted), (status = 200, body = Submitted),
@@ -59,7 +59,7 @@ pub struct BatchRequest {
 }
 
 /// Submit up to 1,000 executions atomically.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/executions/batch", tag = "executions",
+#[utoipa::path(operation_id = "submit_batch", post, path = "/v1/namespaces/{namespace}/executions/batch", tag = "executions",
     params(("namespace" = String, Path)),
     request_body = BatchRequest,
     responses((status = 200, body = Vec<Submitted>), (status = 422, body = ErrorBody)))]
@@ -86,6 +86,7 @@ pub async fn submit_batch(
 
 /// Query parameters of a list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub state: Option<String>,
@@ -98,7 +99,7 @@ pub struct ListQuery {
 }
 
 /// List executions, filtered, in creation order, with cursor pagination.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/executions", tag = "executions",
+#[utoipa::path(operation_id = "list_executions", get, path = "/v1/namespaces/{namespace}/executions", tag = "executions",
     params(("namespace" = String, Path), ListQuery),
     responses((status = 200, body = Page<Execution>), (status = 422, body = ErrorBody)))]
 pub async fn list(
@@ -127,7 +128,7 @@ pub async fn list(
 }
 
 /// One execution with its attempts.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/executions/{id}", tag = "executions",
+#[utoipa::path(operation_id = "get_execution", get, path = "/v1/namespaces/{namespace}/executions/{id}", tag = "executions",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = Execution), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -147,7 +148,7 @@ pub struct ResultBody {
 }
 
 /// The result of an execution; `outcome` is null until it is terminal.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/executions/{id}/result", tag = "executions",
+#[utoipa::path(operation_id = "get_result", get, path = "/v1/namespaces/{namespace}/executions/{id}/result", tag = "executions",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = ResultBody), (status = 404, body = ErrorBody)))]
 pub async fn result(
@@ -164,7 +165,7 @@ pub async fn result(
 }
 
 /// Cancel an execution; on a terminal one, its outcome with `changed: false`.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/executions/{id}/cancel", tag = "executions",
+#[utoipa::path(operation_id = "cancel_execution", post, path = "/v1/namespaces/{namespace}/executions/{id}/cancel", tag = "executions",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = CancelResponse), (status = 404, body = ErrorBody)))]
 pub async fn cancel(
@@ -176,7 +177,7 @@ pub async fn cancel(
 }
 
 /// Give a failed solo execution one more attempt.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/executions/{id}/requeue", tag = "executions",
+#[utoipa::path(operation_id = "requeue_execution", post, path = "/v1/namespaces/{namespace}/executions/{id}/requeue", tag = "executions",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn requeue(
@@ -189,7 +190,7 @@ pub async fn requeue(
 }
 
 /// Executions per lane and state.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/counts", tag = "executions",
+#[utoipa::path(operation_id = "count_by_lane_and_state", get, path = "/v1/namespaces/{namespace}/counts", tag = "executions",
     params(("namespace" = String, Path)),
     responses((status = 200, body = Vec<LaneStateCount>)))]
 pub async fn counts(

@@ -23,7 +23,7 @@ async fn load(state: &AppState, namespace: &str, id: &str) -> Result<FlowView, A
 }
 
 /// Create a flow atomically. 201 when created, 200 for a known idempotency key.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/flows", tag = "flows",
+#[utoipa::path(operation_id = "create_flow", post, path = "/v1/namespaces/{namespace}/flows", tag = "flows",
     params(("namespace" = String, Path)),
     request_body = FlowSpec,
     responses((status = 201, body = FlowCreated), (status = 200, body = FlowCreated),
@@ -51,6 +51,7 @@ pub async fn create(
 
 /// Query parameters of a flow list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FlowQuery {
     pub state: Option<String>,
@@ -59,7 +60,7 @@ pub struct FlowQuery {
 }
 
 /// List flows in creation order.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/flows", tag = "flows",
+#[utoipa::path(operation_id = "list_flows", get, path = "/v1/namespaces/{namespace}/flows", tag = "flows",
     params(("namespace" = String, Path), FlowQuery),
     responses((status = 200, body = Page<FlowSummary>)))]
 pub async fn list(
@@ -77,7 +78,7 @@ pub async fn list(
 }
 
 /// A flow with its nodes, edges and state.
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/flows/{id}", tag = "flows",
+#[utoipa::path(operation_id = "get_flow", get, path = "/v1/namespaces/{namespace}/flows/{id}", tag = "flows",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = FlowView), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -88,7 +89,7 @@ pub async fn get(
 }
 
 /// Cancel a flow and every unfinished member in one step.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/flows/{id}/cancel", tag = "flows",
+#[utoipa::path(operation_id = "cancel_flow", post, path = "/v1/namespaces/{namespace}/flows/{id}/cancel", tag = "flows",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = FlowCancelResponse), (status = 404, body = ErrorBody)))]
 pub async fn cancel(
