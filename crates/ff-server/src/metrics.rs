@@ -156,9 +156,7 @@ impl Metrics {
 }
 
 fn render_engine(out: &mut String, s: &StatsSnapshot) {
-    out.push_str(
-        "# HELP ff_completions_total Terminal transitions seen by the engine, by outcome.\n",
-    );
+    out.push_str("# HELP ff_completions_total Terminal transitions seen by the engine.\n");
     out.push_str("# TYPE ff_completions_total counter\n");
     for (outcome, n) in [
         ("completed", s.completed),
@@ -168,15 +166,15 @@ fn render_engine(out: &mut String, s: &StatsSnapshot) {
     ] {
         let _ = writeln!(out, "ff_completions_total{{outcome=\"{outcome}\"}} {n}");
     }
-    for (name, help, n) in [
+    let counters = [
         (
             "ff_leases_expired_total",
-            "Leases and attempt timeouts expired by the engine.",
+            "Leases and attempt timeouts expired.",
             s.leases_expired,
         ),
         (
             "ff_scheduled_promoted_total",
-            "Scheduled executions promoted to ready.",
+            "Scheduled executions made ready.",
             s.scheduled_promoted,
         ),
         (
@@ -186,15 +184,66 @@ fn render_engine(out: &mut String, s: &StatsSnapshot) {
         ),
         (
             "ff_service_errors_total",
-            "Errors inside the engine's background services.",
+            "Errors inside background services.",
             s.service_errors,
         ),
-    ] {
+        (
+            "ff_cascades_total",
+            "Completions cascaded through their flow.",
+            s.cascades,
+        ),
+        (
+            "ff_cascade_promoted_total",
+            "Flow nodes promoted by cascades.",
+            s.cascade_promoted,
+        ),
+        (
+            "ff_cascade_skipped_total",
+            "Flow nodes skipped by cascades.",
+            s.cascade_skipped,
+        ),
+        (
+            "ff_cascade_errors_total",
+            "Cascades left to the reconciler.",
+            s.cascade_errors,
+        ),
+        (
+            "ff_reconciled_total",
+            "Outbox entries cascaded by the reconciler.",
+            s.reconciled,
+        ),
+        (
+            "ff_outbox_trimmed_total",
+            "Dispatched outbox entries deleted.",
+            s.outbox_trimmed,
+        ),
+    ];
+    for (name, help, n) in counters {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
         );
     }
+    let lag = &s.promotion_lag;
+    out.push_str("# HELP ff_promotion_lag_seconds Parent commit to child claimable.\n");
+    out.push_str("# TYPE ff_promotion_lag_seconds histogram\n");
+    for (bound_ms, count) in lag.cumulative() {
+        let le = if bound_ms.is_finite() {
+            (bound_ms / 1000.0).to_string()
+        } else {
+            "+Inf".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "ff_promotion_lag_seconds_bucket{{le=\"{le}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "ff_promotion_lag_seconds_sum {}",
+        lag.sum_ms as f64 / 1000.0
+    );
+    let _ = writeln!(out, "ff_promotion_lag_seconds_count {}", lag.count);
 }
 
 /// Records every request's route, status and latency.
