@@ -77,7 +77,7 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long one claim waits for work (default 5 s). A shutdown never
+    /// How long one claim waits for work (default 2 s). A shutdown never
     /// cuts a claim short (its leases would be stranded); executions a claim
     /// brings in after the shutdown began are released at once.
     pub fn claim_wait(mut self, wait: Duration) -> Self {
@@ -192,7 +192,7 @@ impl Worker {
             capabilities: Vec::new(),
             concurrency: 10,
             worker_id: None,
-            claim_wait: Duration::from_secs(5),
+            claim_wait: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
             cancel_grace: Duration::ZERO,
             handlers: HashMap::new(),

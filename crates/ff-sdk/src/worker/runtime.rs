@@ -10,7 +10,11 @@
 //!
 //! Shutdown moves a shared phase from `Running` to `Draining` (no more
 //! claims; handlers are told) and, once the grace is over, to `Aborting`
-//! (handlers aborted, leases released).
+//! (handlers aborted, leases released). A claim in flight when the shutdown
+//! began is awaited, never dropped (the engine may have granted it), and
+//! whatever it brings in is released at once; it may bring back an execution
+//! a handler of this worker has just released, which then shows two
+//! releases of the same attempt.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
