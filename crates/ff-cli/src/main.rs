@@ -6,9 +6,12 @@
 //! - `demo`: `ff demo`, the embedded engine with in-process workers.
 //! - `serve`: `ff serve`, the HTTP API and the engine.
 //! - `bench`: `ff bench`, the benchmark harness and its report.
+//! - `client_cmds`: `submit`, `flow submit`, `ls`, `show`, `cancel`, `retry`,
+//!   `stats` and `worker -- CMD`, HTTP clients of `ff serve` through `ff-sdk`.
 
 mod backend;
 mod bench;
+mod client_cmds;
 mod db_url;
 mod demo;
 mod serve;
@@ -37,6 +40,8 @@ enum Command {
     /// Measure throughput, latency and promotion lag, optionally against
     /// the raw SQLite ceiling.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(client_cmds::ClientCommand),
 }
 
 #[tokio::main]
@@ -53,6 +58,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Client(command) => client_cmds::run(command).await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,81 @@
+//! `ff cancel` and `ff retry`.
+
+use clap::Args;
+use ff_core::{EngineError, ExecutionId, FlowId};
+use serde_json::json;
+
+use super::{print_json, OutputArgs, ServerArgs};
+
+/// Options of the commands that take one id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// An execution id (`ff cancel` also takes a flow id).
+    id: String,
+}
+
+fn parse(args: &IdArgs) -> anyhow::Result<ExecutionId> {
+    args.id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{}` is not an id", args.id))
+}
+
+/// Cancels an execution, or else the flow with that id.
+pub async fn cancel(args: IdArgs) -> anyhow::Result<()> {
+    let client = args.server.connect()?;
+    let id = parse(&args)?;
+    match client.cancel(id).await {
+        Ok(answer) if args.output.json => print_json(&answer),
+        Ok(answer) if answer.changed => {
+            println!("cancelled {id}");
+            Ok(())
+        }
+        Ok(answer) => {
+            println!("{id} had already ended: {}", answer.outcome);
+            Ok(())
+        }
+        Err(EngineError::NotFound { .. }) => {
+            let flow_id = FlowId::from_uuid(*id.as_uuid());
+            match client.cancel_flow(flow_id).await {
+                Ok(answer) if args.output.json => print_json(&answer),
+                Ok(answer) if answer.changed => {
+                    println!("cancelled flow {flow_id} and its unfinished nodes");
+                    Ok(())
+                }
+                Ok(answer) => {
+                    println!(
+                        "flow {flow_id} had already ended: {}",
+                        answer.state.as_str()
+                    );
+                    Ok(())
+                }
+                Err(EngineError::NotFound { .. }) => Err(anyhow::anyhow!(
+                    "no execution or flow {id} in namespace `{}`",
+                    args.server.namespace
+                )),
+                Err(err) => Err(args.server.explain(err)),
+            }
+        }
+        Err(err) => Err(args.server.explain(err)),
+    }
+}
+
+/// Requeues a failed execution for one more attempt.
+pub async fn retry(args: IdArgs) -> anyhow::Result<()> {
+    let client = args.server.connect()?;
+    let id = parse(&args)?;
+    client.requeue(id).await.map_err(|err| match err {
+        EngineError::Conflict { message } => {
+            anyhow::anyhow!("cannot retry {id}: {message}")
+        }
+        err => args.server.explain(err),
+    })?;
+    if args.output.json {
+        return print_json(&json!({ "id": id, "requeued": true }));
+    }
+    println!("requeued {id}: it is ready for one more attempt");
+    Ok(())
+}
