@@ -13,6 +13,7 @@
 //! - `progress`: the lane counts and the progress bar.
 //! - `summary`: the closing table.
 
+mod flow;
 mod journal;
 mod progress;
 mod submit;
@@ -80,6 +81,10 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Skip the flow (fan-out of 100, fan-in, a diamond with an on_failure
+    /// branch) that runs after the batch.
+    #[arg(long)]
+    no_flow: bool,
 }
 
 /// Runs the demo; exit code 130 when interrupted.
@@ -158,6 +163,10 @@ async fn run_with(
     };
     let elapsed = started.elapsed();
     bar.finish_and_clear();
+    let flow = match &finished {
+        Ok(Some(_)) if !args.no_flow => flow::run(backend.clone(), &mut interrupt).await,
+        _ => Ok(None),
+    };
 
     // Running handlers finish and report before the engine and backend stop.
     stop_workers.trigger();
@@ -191,5 +200,13 @@ async fn run_with(
         );
     }
     print!("{}", summary.render());
+    match flow? {
+        Some((view, took)) => print!("{}", flow::render(&view, took)),
+        None if !args.no_flow => {
+            eprintln!("interrupted before the demo flow finished; run again to resume");
+            return Ok(ExitCode::from(130));
+        }
+        None => {}
+    }
     Ok(ExitCode::SUCCESS)
 }
