@@ -203,3 +203,41 @@ async fn sigterm_reaches_the_command_and_releases_its_lease() {
         "the attempt was not used up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_an_execution_stops_its_command() {
+    let scratch = Scratch::new("worker-cancel");
+    let server = Server::start(&scratch.path("ff.db"), None);
+    let log = scratch.path("cancel.log");
+    // A short lease: the worker renews, and hears the cancel, every 300 ms.
+    let id = submit(
+        &server,
+        json!({"lane": "doomed", "kind": "sleep", "lease_ms": 900}),
+    )
+    .await;
+    let script = format!(
+        r#"trap "echo got-term >> {log}; exit 1" TERM; echo started >> {log}; sleep 30 & wait"#,
+        log = log.display()
+    );
+    let mut worker = WorkerProc::start(&server, &scratch, "doomed", 1, &script);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read().contains("started") {
+        assert!(Instant::now() < deadline, "the command never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, answer) = server
+        .post(&format!("/executions/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    while !read().contains("got-term") {
+        assert!(
+            Instant::now() < deadline,
+            "the command never heard of the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exec = terminal(&server, &id).await;
+    assert_eq!(exec["state"], "cancelled", "{exec}");
+    worker.terminate(&scratch, "doomed");
+}

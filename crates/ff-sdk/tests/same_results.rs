@@ -101,6 +101,12 @@ async fn scenario(h: Harness) -> Summary {
     let stats = worker.shutdown().await;
     assert_eq!((stats.completed, stats.retried), (2, 1), "{stats:?}");
     let flow_state = client.get_flow(flow.flow_id).await.expect("flow").state;
+    let flows = client
+        .list_flows(ff_core::flow::FlowFilter::default())
+        .await
+        .expect("list flows");
+    assert_eq!(flows.items.len(), 1);
+    assert_eq!((flows.items[0].id, flows.items[0].nodes), (flow.flow_id, 4));
     h.close().await;
     Summary {
         cancelled_while,

@@ -33,7 +33,7 @@ pub enum ClientCommand {
     Submit(submit::SubmitArgs),
     /// Flows: `ff flow submit FILE`.
     Flow(submit::FlowArgs),
-    /// List executions, newest last.
+    /// List executions in creation order (`--cursor` pages on).
     Ls(read::LsArgs),
     /// Show an execution (attempts, errors, result) or a flow.
     Show(read::ShowArgs),
