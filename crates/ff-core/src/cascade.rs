@@ -109,6 +109,38 @@ fn member(flow: &FlowRecord, node: &NodeSpec, blocked: bool, now: Millis) -> Exe
     exec
 }
 
+/// Stores new nodes (each with its member execution, blocked when it has
+/// incoming edges) and edges; records each node's execution id in `ids`.
+fn insert_graph<S: FlowStore + ?Sized>(
+    store: &mut S,
+    flow: &FlowRecord,
+    nodes: &[NodeSpec],
+    edges: &[EdgeSpec],
+    incoming: &HashMap<&str, usize>,
+    now: Millis,
+    ids: &mut BTreeMap<String, ExecutionId>,
+) -> Result<(), EngineError> {
+    for node in nodes {
+        let exec = member(flow, node, incoming.contains_key(node.key.as_str()), now);
+        store.insert_execution(&exec)?;
+        store.insert_node(
+            flow.id,
+            &FlowNode {
+                key: node.key.clone(),
+                execution_id: exec.id,
+                join: node.join,
+                cancel_losers: node.cancel_losers,
+                spec_hash: spec_hash(node),
+            },
+        )?;
+        ids.insert(node.key.clone(), exec.id);
+    }
+    for edge in edges {
+        store.insert_edge(flow.id, &FlowEdge::from(edge))?;
+    }
+    Ok(())
+}
+
 /// Counts incoming edges per node key.
 fn incoming_counts<'a>(
     edges: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -168,24 +200,15 @@ pub fn create_flow<S: FlowStore + ?Sized>(
     };
     store.insert_flow(&flow)?;
     let mut nodes = BTreeMap::new();
-    for node in &spec.nodes {
-        let exec = member(&flow, node, incoming.contains_key(node.key.as_str()), now);
-        store.insert_execution(&exec)?;
-        store.insert_node(
-            flow.id,
-            &FlowNode {
-                key: node.key.clone(),
-                execution_id: exec.id,
-                join: node.join,
-                cancel_losers: node.cancel_losers,
-                spec_hash: spec_hash(node),
-            },
-        )?;
-        nodes.insert(node.key.clone(), exec.id);
-    }
-    for edge in &spec.edges {
-        store.insert_edge(flow.id, &FlowEdge::from(edge))?;
-    }
+    insert_graph(
+        store,
+        &flow,
+        &spec.nodes,
+        &spec.edges,
+        &incoming,
+        now,
+        &mut nodes,
+    )?;
     Ok(FlowCreated {
         flow_id: flow.id,
         created: true,
@@ -504,24 +527,7 @@ pub fn add_nodes<S: FlowStore + ?Sized>(
         return Ok(Err(err));
     }
 
-    for node in &fresh {
-        let exec = member(&flow, node, incoming.contains_key(node.key.as_str()), now);
-        store.insert_execution(&exec)?;
-        store.insert_node(
-            flow.id,
-            &FlowNode {
-                key: node.key.clone(),
-                execution_id: exec.id,
-                join: node.join,
-                cancel_losers: node.cancel_losers,
-                spec_hash: spec_hash(node),
-            },
-        )?;
-        added.insert(node.key.clone(), exec.id);
-    }
-    for edge in &new_edges {
-        store.insert_edge(flow.id, &FlowEdge::from(edge))?;
-    }
+    insert_graph(store, &flow, &fresh, &new_edges, &incoming, now, &mut added)?;
     // Edges from parents that already ended are evaluated now; the others
     // are evaluated when their parent's completion cascades.
     let mut report = CascadeReport::default();
