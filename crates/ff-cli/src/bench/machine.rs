@@ -17,6 +17,9 @@ pub struct Machine {
     pub os: String,
     /// `rustc --version` as found on PATH when the benchmark ran.
     pub rustc: String,
+    /// The 1-minute load average when the benchmark started: other work on
+    /// the machine skews every figure.
+    pub load_average: Option<f64>,
 }
 
 /// The build and backend that produced the figures.
@@ -37,6 +40,7 @@ impl Machine {
             memory_mib: memory_mib(),
             os: os(),
             rustc: command_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
+            load_average: load_average(),
         }
     }
 }
@@ -53,6 +57,12 @@ impl Build {
             },
         }
     }
+}
+
+/// The first field of /proc/loadavg.
+fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// `MemTotal` of /proc/meminfo, in MiB.

@@ -100,10 +100,13 @@ fn machine(md: &mut String, r: &Report) {
         .memory_mib
         .map(|mib| format!("{:.1} GiB", mib as f64 / 1024.0))
         .unwrap_or_else(|| "unknown".to_owned());
+    let load = m
+        .load_average
+        .map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}"));
     let _ = writeln!(
         md,
         "## Machine\n\n| | |\n|---|---|\n| CPU | {} ({} cores available) |\n| Memory | {memory} |\n\
-         | OS | {} |\n| Rust | {} |\n| Build | {} |\n",
+         | OS | {} |\n| Rust | {} |\n| Build | {} |\n| Load average at start | {load} |\n",
         m.cpu, m.cores, m.os, m.rustc, r.build.profile
     );
 }

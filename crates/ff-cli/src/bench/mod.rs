@@ -179,6 +179,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         synchronous: args.synchronous,
     };
+    let machine = machine::Machine::detect();
     let steps = variants.len() as u64 * u64::from(args.runs) + u64::from(args.ceiling);
     let bar = progress::bar(steps, args.json)?;
 
@@ -221,7 +222,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         command: command_line(),
         generated_at: report::utc_now(),
         build: machine::Build::detect(),
-        machine: machine::Machine::detect(),
+        machine,
         backend: Backend {
             name: "sqlite",
             version: ff_backend_sqlite::ceiling::sqlite_version().to_owned(),

@@ -235,8 +235,12 @@ impl Report {
             .memory_mib
             .map(|mib| format!("{:.1} GiB", mib as f64 / 1024.0))
             .unwrap_or_else(|| "unknown memory".to_owned());
+        let load = m
+            .load_average
+            .map(|l| format!(", load average {l:.2} at start"))
+            .unwrap_or_default();
         format!(
-            "{} cores ({}), {memory}, {}, {}",
+            "{} cores ({}), {memory}, {}, {}{load}",
             m.cores, m.cpu, m.os, m.rustc
         )
     }
