@@ -20,6 +20,8 @@ use crate::transport::{Embedded, Http, Transport};
 
 /// The longest pause between two reads while waiting for a result.
 const MAX_POLL: Duration = Duration::from_secs(1);
+/// How long opening the completion watch may take before waiting polls only.
+const WATCH_OPEN: Duration = Duration::from_secs(5);
 
 /// A handle on FlowFabric, embedded or over HTTP; cheap to clone.
 ///
@@ -176,13 +178,18 @@ impl Client {
         timeout: Duration,
     ) -> Result<Option<ExecutionResult>, EngineError> {
         let deadline = Instant::now() + timeout;
-        let mut watch = match self.transport.watch(&self.namespace, id).await {
-            Ok(watch) => Some(watch),
-            Err(err @ EngineError::NotFound { .. }) => return Err(err),
-            Err(err) => {
+        let opening = tokio::time::timeout(
+            timeout.min(WATCH_OPEN),
+            self.transport.watch(&self.namespace, id),
+        );
+        let mut watch = match opening.await {
+            Ok(Ok(watch)) => Some(watch),
+            Ok(Err(err @ EngineError::NotFound { .. })) => return Err(err),
+            Ok(Err(err)) => {
                 tracing::debug!(%err, "no completion stream; polling only");
                 None
             }
+            Err(_) => None,
         };
         let mut pause = Duration::from_millis(25);
         loop {
