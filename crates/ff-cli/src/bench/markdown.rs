@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::report::{ceiling_line, ms, num, percent, Report};
+use super::report::{ceiling_line, figure, ms, num, percent, Report};
 use super::svg::{percentile_chart, Series};
 
 /// The chart's file name, beside the page.
@@ -31,7 +31,7 @@ pub fn chart_svg(report: &Report) -> String {
         .iter()
         .flat_map(|v| {
             v.latencies.iter().map(move |l| Series {
-                label: format!("{} {}", v.title(), l.name),
+                label: format!("{} {} (n={})", v.title(), l.name, l.samples),
                 points: l.curve.clone(),
             })
         })
@@ -163,7 +163,7 @@ fn backend(md: &mut String, r: &Report) {
     );
     for v in &r.scenarios {
         for f in &v.figures {
-            let runs: Vec<String> = f.runs.iter().map(|x| num(*x)).collect();
+            let runs: Vec<String> = f.runs.iter().map(|x| figure(*x, f.unit)).collect();
             let of = match (f.ceiling, f.ceiling_fraction) {
                 (Some(kind), Some(frac)) => format!("{} ({})", percent(frac), kind.label()),
                 _ => "—".to_owned(),
@@ -173,7 +173,7 @@ fn backend(md: &mut String, r: &Report) {
                 "| {} | {} | {} {} | {} | {of} |",
                 v.title(),
                 f.name,
-                num(f.median),
+                figure(f.median, f.unit),
                 f.unit,
                 runs.join(" / ")
             );
@@ -181,23 +181,23 @@ fn backend(md: &mut String, r: &Report) {
     }
     let _ = writeln!(
         md,
-        "\n| scenario | latency | p50 | p95 | p99 | max | samples | p50 in raw commits |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|"
+        "\n| scenario | latency | p50 | p95 | p99 | max | samples | p50 in raw commits | one sample |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|---|"
     );
     for v in &r.scenarios {
         for l in &v.latencies {
             let _ = writeln!(
                 md,
-                "| {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 v.title(),
                 l.name,
-                l.about,
                 ms(l.p50_ms),
                 ms(l.p95_ms),
                 ms(l.p99_ms),
                 ms(l.max_ms),
                 l.samples,
-                l.ceiling_multiple.map_or_else(|| "—".to_owned(), num)
+                l.ceiling_multiple.map_or_else(|| "—".to_owned(), num),
+                l.about
             );
         }
     }

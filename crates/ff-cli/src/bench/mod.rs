@@ -109,6 +109,9 @@ pub struct BenchArgs {
     /// soak: waves the executions are split into.
     #[arg(long, default_value_t = 10, help_heading = "Sizes", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     waves: u32,
+    /// soak: executions per claim, small so each wave has many claim samples.
+    #[arg(long, default_value_t = 10, help_heading = "Sizes", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    soak_claim_batch: u32,
 }
 
 /// `ff bench SCENARIO`.
@@ -167,6 +170,7 @@ impl BenchArgs {
             fanout_width: self.fanout_width,
             executions: self.executions,
             waves: self.waves,
+            soak_claim_batch: self.soak_claim_batch,
         }
     }
 }

@@ -176,12 +176,12 @@ impl Report {
         for v in &self.scenarios {
             let _ = writeln!(out, "\n{} — {}", v.title(), v.description);
             for f in &v.figures {
-                let runs: Vec<String> = f.runs.iter().map(|r| num(*r)).collect();
+                let runs: Vec<String> = f.runs.iter().map(|r| figure(*r, f.unit)).collect();
                 let _ = write!(
                     out,
                     "  {:<28} {:>12} {:<7} [{}]",
                     f.name,
-                    num(f.median),
+                    figure(f.median, f.unit),
                     f.unit,
                     runs.join(" ")
                 );
@@ -281,6 +281,15 @@ pub fn num(x: f64) -> String {
         format!("{x:.1}")
     } else {
         format!("{x:.2}")
+    }
+}
+
+/// A figure in its unit: counts whole, the rest as [`num`].
+pub fn figure(value: f64, unit: &str) -> String {
+    if unit == "count" {
+        format!("{value:.0}")
+    } else {
+        num(value)
     }
 }
 

@@ -99,16 +99,15 @@ impl Dist {
         }
     }
 
-    /// `(quantile, ms)` points from 0 to 99.9 %, spaced evenly on the
-    /// `1 / (1 - q)` log scale the chart uses (plus 99.99 % when the samples
-    /// reach it).
+    /// `(quantile, ms)` points from the median to 99.9 %, spaced evenly on
+    /// the `1 / (1 - q)` log scale the chart uses (on to 99.99 % when there
+    /// are samples enough).
     pub fn curve(&self) -> Vec<[f64; 2]> {
         let steps = if self.samples() >= 10_000 { 40 } else { 30 };
-        (0..=steps)
-            .filter_map(|k| {
-                let q = 1.0 - 10f64.powf(-f64::from(k) / 10.0);
-                self.quantile_ms(q).map(|ms| [q, ms])
-            })
+        let quantiles = (3..=steps).map(|k| 1.0 - 10f64.powf(-f64::from(k) / 10.0));
+        std::iter::once(0.5)
+            .chain(quantiles)
+            .filter_map(|q| self.quantile_ms(q).map(|ms| [q, ms]))
             .collect()
     }
 }

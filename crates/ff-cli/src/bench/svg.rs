@@ -1,6 +1,8 @@
 //! A hand-written SVG chart of latency distributions: one percentile curve
 //! per series, the percentile on the classic HDR axis (`1 / (1 - q)`, log:
-//! 0 %, 90 %, 99 %, 99.9 %) and the latency on a log axis in milliseconds.
+//! 50 %, 90 %, 99 %, 99.9 %) and the latency on a log axis in milliseconds.
+//! Curves start at the median: below it, millisecond stamps are often 0,
+//! which a log axis cannot show.
 
 use std::fmt::Write as _;
 
@@ -27,7 +29,8 @@ pub struct Series {
 
 /// Renders `series` under `title` as a standalone SVG document.
 pub fn percentile_chart(title: &str, series: &[Series]) -> String {
-    let x_of = |q: f64| (1.0 / (1.0 - q.min(0.99999))).log10();
+    let x_of = |q: f64| (1.0 / (1.0 - q.clamp(0.5, 0.99999))).log10();
+    let min_x = x_of(0.5);
     let max_x = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| x_of(p[0])))
@@ -45,7 +48,7 @@ pub fn percentile_chart(title: &str, series: &[Series]) -> String {
 
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
-    let px = |x: f64| LEFT + x / max_x * plot_w;
+    let px = |x: f64| LEFT + (x - min_x) / (max_x - min_x) * plot_w;
     let py = |ms: f64| TOP + (y_max - ms.max(FLOOR_MS).log10()) / (y_max - y_min) * plot_h;
 
     let mut svg = String::new();
@@ -62,10 +65,12 @@ pub fn percentile_chart(title: &str, series: &[Series]) -> String {
 
     // Grid and axes.
     for k in 0..=max_x as u32 {
-        let x = px(f64::from(k));
-        let label = match k {
-            0 => "0%".to_owned(),
-            _ => format!("{}%", 100.0 - 100.0 / 10f64.powi(k as i32)),
+        let (x, label) = match k {
+            0 => (px(min_x), "50%".to_owned()),
+            _ => (
+                px(f64::from(k)),
+                format!("{}%", 100.0 - 100.0 / 10f64.powi(k as i32)),
+            ),
         };
         let _ = writeln!(
             svg,

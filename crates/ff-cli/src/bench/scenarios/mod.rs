@@ -51,6 +51,7 @@ pub struct Sizes {
     pub fanout_width: u32,
     pub executions: u64,
     pub waves: u32,
+    pub soak_claim_batch: u32,
 }
 
 /// One shape of work the report shows as a row group.
@@ -119,8 +120,8 @@ impl Variant {
                 s.flows, s.fanout_width
             ),
             Variant::Soak => format!(
-                "{} executions in {} waves (submit a wave, drain it), {workers}",
-                s.executions, s.waves
+                "{} executions in {} waves (submit a wave, drain it), {} workers claiming up to {}",
+                s.executions, s.waves, s.workers, s.soak_claim_batch
             ),
         }
     }

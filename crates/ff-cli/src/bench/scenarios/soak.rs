@@ -1,7 +1,8 @@
 //! `soak`: whether claiming slows down as finished executions pile up.
 //! Executions are processed in waves (submit a wave, drain it); every
 //! non-empty claim's latency (call → answer) is recorded in its wave's
-//! histogram, and the first wave is compared with the last.
+//! histogram, and the first wave is compared with the last. Claims here take
+//! small batches (`--soak-claim-batch`) so each wave has many samples.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,7 +33,7 @@ pub async fn run(bed: &Bed, sizes: &Sizes) -> anyhow::Result<Measured> {
         bed.backend.clone(),
         &bed.lane,
         sizes.workers,
-        sizes.claim_batch,
+        sizes.soak_claim_batch,
         Some(observer),
     );
 
