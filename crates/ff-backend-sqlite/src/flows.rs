@@ -299,9 +299,14 @@ impl SqliteBackend {
     }
 
     /// Decides blocked flow nodes whose parents are all terminal.
-    pub(crate) async fn reconcile_blocked_nodes(&self, limit: u32) -> Result<u32, EngineError> {
+    /// Decides blocked flow nodes whose parents all finished `age` ago or more.
+    pub(crate) async fn reconcile_blocked_nodes(
+        &self,
+        age: ff_core::Millis,
+        limit: u32,
+    ) -> Result<u32, EngineError> {
         self.flow_command(move |txn, now| {
-            let stuck = stuck_blocked(txn.conn(), limit)?;
+            let stuck = stuck_blocked(txn.conn(), now.saturating_sub(age), limit)?;
             let mut decided = 0;
             for (flow, key) in stuck {
                 let report = cascade::reconcile_node(txn, flow, &key, now)?;
@@ -313,8 +318,13 @@ impl SqliteBackend {
     }
 }
 
-/// Blocked flow nodes none of whose parents is still unfinished.
-fn stuck_blocked(conn: &Connection, limit: u32) -> Result<Vec<(FlowId, String)>, EngineError> {
+/// Blocked flow nodes none of whose parents is unfinished or finished
+/// after `cutoff`.
+fn stuck_blocked(
+    conn: &Connection,
+    cutoff: ff_core::Millis,
+    limit: u32,
+) -> Result<Vec<(FlowId, String)>, EngineError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT e.flow_id, e.node_key FROM executions e \
@@ -323,11 +333,12 @@ fn stuck_blocked(conn: &Connection, limit: u32) -> Result<Vec<(FlowId, String)>,
                JOIN flow_nodes n ON n.flow_id = g.flow_id AND n.key = g.from_key \
                JOIN executions p ON p.id = n.execution_id \
                WHERE g.flow_id = e.flow_id AND g.to_key = e.node_key \
-                 AND p.state NOT IN ('completed', 'failed', 'cancelled', 'skipped')) \
-             LIMIT ?1",
+                 AND (p.state NOT IN ('completed', 'failed', 'cancelled', 'skipped') \
+                      OR p.finished_at > ?1)) \
+             LIMIT ?2",
         )
         .db()?;
-    let mut rows = stmt.query([limit]).db()?;
+    let mut rows = stmt.query(params![cutoff, limit]).db()?;
     let mut stuck = Vec::new();
     while let Some(row) = rows.next().db()? {
         let flow: Vec<u8> = row.get(0).db()?;

@@ -76,8 +76,9 @@ impl MaintenanceOps for SqliteBackend {
             .await
     }
 
-    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError> {
-        self.reconcile_blocked_nodes(limit).await
+    async fn reconcile_blocked(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
+        let age = Millis::try_from(older_than_ms).unwrap_or(Millis::MAX);
+        self.reconcile_blocked_nodes(age, limit).await
     }
 
     async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {

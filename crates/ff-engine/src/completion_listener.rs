@@ -34,7 +34,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_concurrency: 32,
+            max_concurrency: 128,
         }
     }
 }

@@ -115,7 +115,7 @@ async fn pass(
         tokio::task::yield_now().await;
     }
     loop {
-        let decided = maintenance.reconcile_blocked(batch).await?;
+        let decided = maintenance.reconcile_blocked(grace_ms, batch).await?;
         if decided > 0 {
             stats.add_blocked_reconciled(decided);
             tracing::debug!(decided, "decided stuck blocked nodes");

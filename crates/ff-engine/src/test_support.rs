@@ -65,7 +65,11 @@ impl MaintenanceOps for ScriptedOps {
         Ok(Vec::new())
     }
 
-    async fn reconcile_blocked(&self, _limit: u32) -> Result<u32, EngineError> {
+    async fn reconcile_blocked(
+        &self,
+        _older_than_ms: u64,
+        _limit: u32,
+    ) -> Result<u32, EngineError> {
         self.next()
     }
 
@@ -255,7 +259,11 @@ impl MaintenanceOps for FakeOutbox {
             .collect())
     }
 
-    async fn reconcile_blocked(&self, _limit: u32) -> Result<u32, EngineError> {
+    async fn reconcile_blocked(
+        &self,
+        _older_than_ms: u64,
+        _limit: u32,
+    ) -> Result<u32, EngineError> {
         let mut state = self.state();
         state.reconcile_calls += 1;
         Ok(state.blocked.pop_front().unwrap_or(0))

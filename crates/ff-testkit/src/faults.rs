@@ -222,8 +222,8 @@ impl MaintenanceOps for CrashingBackend {
             .undispatched_completions(older_than_ms, limit)
             .await
     }
-    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError> {
-        self.write()?.reconcile_blocked(limit).await
+    async fn reconcile_blocked(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
+        self.write()?.reconcile_blocked(older_than_ms, limit).await
     }
     async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
         self.write()?.trim_outbox(older_than_ms, limit).await

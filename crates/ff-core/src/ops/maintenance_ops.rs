@@ -28,9 +28,11 @@ pub trait MaintenanceOps: Send + Sync {
         limit: u32,
     ) -> Result<Vec<CompletionPayload>, EngineError>;
 
-    /// Decides blocked flow nodes whose parents are all terminal (a safety
-    /// net beside the outbox); returns how many it promoted or skipped.
-    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError>;
+    /// Decides blocked flow nodes whose parents all finished at least
+    /// `older_than_ms` ago (a safety net beside the outbox; the grace keeps
+    /// it from racing the completion listener); returns how many it
+    /// promoted or skipped.
+    async fn reconcile_blocked(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError>;
 
     /// Deletes dispatched outbox entries that committed at least
     /// `older_than_ms` ago, at most `limit`; returns how many.

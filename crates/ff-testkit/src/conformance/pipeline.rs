@@ -144,10 +144,18 @@ pub async fn reconciler_promotes_stuck_blocked_node(f: &dyn BackendFactory) {
     .await;
     run_node(&b, "a", "null").await;
     // The completion was never cascaded (a lost wake-up and a lost entry);
-    // the blocked-node scan still decides b from its parents.
-    assert_eq!(b.engine.reconcile_blocked(100).await.expect("scan"), 1);
+    // the blocked-node scan still decides b from its parents, once a's end
+    // is older than the grace.
+    b.clock.advance(ms(1_000));
+    assert_eq!(
+        b.engine.reconcile_blocked(5_000, 100).await.expect("scan"),
+        0,
+        "inside the grace"
+    );
+    assert_eq!(state_of(&b, &flow, "b").await, State::Blocked);
+    assert_eq!(b.engine.reconcile_blocked(500, 100).await.expect("scan"), 1);
     assert_eq!(state_of(&b, &flow, "b").await, State::Ready);
-    assert_eq!(b.engine.reconcile_blocked(100).await.expect("scan"), 0);
+    assert_eq!(b.engine.reconcile_blocked(0, 100).await.expect("scan"), 0);
     // The entry itself is still dispatched once, as a no-op for b.
     assert_eq!(pump(&b).await, 1);
     assert_eq!(state_of(&b, &flow, "b").await, State::Ready);

@@ -263,8 +263,12 @@ impl FlowOps for ReferenceBackend {
 }
 
 impl ReferenceBackend {
-    /// Decides blocked nodes whose parents are all terminal.
-    pub(super) fn reconcile_blocked_nodes(&self, limit: u32) -> Result<u32, EngineError> {
+    /// Decides blocked nodes whose parents all finished at or before `cutoff`.
+    pub(super) fn reconcile_blocked_nodes(
+        &self,
+        cutoff: Millis,
+        limit: u32,
+    ) -> Result<u32, EngineError> {
         let stuck: Vec<(FlowId, String)> = self.with_store(|store, _| {
             let mut stuck = Vec::new();
             for flow in store.flows.values() {
@@ -278,7 +282,10 @@ impl ReferenceBackend {
                             .iter()
                             .find(|n| n.key == e.from)
                             .and_then(|n| store.executions.get(&n.execution_id))
-                            .is_some_and(|p| p.state.is_terminal())
+                            .is_some_and(|p| {
+                                p.state.is_terminal()
+                                    && p.finished_at.is_some_and(|at| at <= cutoff)
+                            })
                     });
                     if blocked && parents_done && stuck.len() < limit as usize {
                         stuck.push((flow.record.id, node.key.clone()));

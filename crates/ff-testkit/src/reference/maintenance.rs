@@ -91,8 +91,8 @@ impl MaintenanceOps for ReferenceBackend {
         }))
     }
 
-    async fn reconcile_blocked(&self, limit: u32) -> Result<u32, EngineError> {
-        self.reconcile_blocked_nodes(limit)
+    async fn reconcile_blocked(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
+        self.reconcile_blocked_nodes(self.now() - older_than_ms as Millis, limit)
     }
 
     async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
