@@ -34,8 +34,9 @@ pub fn percentile_chart(title: &str, series: &[Series]) -> String {
     let max_x = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| x_of(p[0])))
-        .fold(3.0f64, f64::max)
-        .ceil();
+        .fold(3.0f64, f64::max);
+    // 1 / (1 - 0.9999) is a hair over 10^4 in floating point: not a decade more.
+    let max_x = (max_x - 1e-6).ceil();
     let values = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p[1].max(FLOOR_MS)));
@@ -166,8 +167,18 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("Latency &amp; lag") && svg.contains("&lt;fixed-rate&gt;"));
-        assert!(svg.contains(">99.9%<"));
+        assert!(svg.contains(">99.9%<") && !svg.contains(">99.99%<"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
+    }
+
+    #[test]
+    fn the_axis_ends_at_the_last_decade_reached() {
+        let series = [Series {
+            label: "long".into(),
+            points: vec![[0.5, 1.0], [0.9999, 9.0]],
+        }];
+        let svg = percentile_chart("t", &series);
+        assert!(svg.contains(">99.99%<") && !svg.contains(">99.999%<"));
     }
 
     #[test]
