@@ -1,6 +1,10 @@
 //! `--ceiling`: the raw SQLite ceiling measured in the same run, with the
-//! same durability, by `ff_backend_sqlite::ceiling` on a scratch file; the
-//! median of `--runs` measurements.
+//! same durability, by `ff_backend_sqlite::ceiling` on a scratch file.
+//!
+//! A shared disk's speed drifts from minute to minute (a virtual disk's
+//! fsync can vary tenfold), so the ceiling is measured right before every
+//! measured run and each figure is divided by its own run's ceiling; the
+//! report keeps the median of those fractions.
 
 use anyhow::Context;
 use ff_backend_sqlite::ceiling::{self, CeilingCounts, CeilingRates};
@@ -62,35 +66,41 @@ pub fn sync_label(mode: SyncMode) -> &'static str {
     }
 }
 
-/// Measures the ceiling `runs` times, each on a new scratch file, and keeps
-/// the median of each figure.
-pub async fn measure(
-    synchronous: SyncMode,
-    counts: CeilingCounts,
-    runs: u32,
-) -> anyhow::Result<Ceiling> {
-    let mut all = Vec::new();
-    for _ in 0..runs.max(1) {
-        let scratch = Scratch::new("ceiling")?;
-        let path = scratch.path().join("ceiling.db");
-        let rates: CeilingRates = tokio::task::spawn_blocking(move || {
-            ceiling::measure(&path, synchronous.into(), counts)
-        })
-        .await
-        .context("the ceiling task failed")?
-        .context("measuring the SQLite ceiling")?;
-        drop(scratch);
-        all.push(rates);
-    }
-    let med = |f: fn(&CeilingRates) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+/// Measures the ceiling once, on a new scratch file.
+pub async fn measure(synchronous: SyncMode, counts: CeilingCounts) -> anyhow::Result<Ceiling> {
+    let scratch = Scratch::new("ceiling")?;
+    let path = scratch.path().join("ceiling.db");
+    let rates: CeilingRates =
+        tokio::task::spawn_blocking(move || ceiling::measure(&path, synchronous.into(), counts))
+            .await
+            .context("the ceiling task failed")?
+            .context("measuring the SQLite ceiling")?;
     Ok(Ceiling {
         synchronous: sync_label(synchronous),
         single_txns: counts.single_txns,
         batched_txns: counts.batched_txns,
         batch_size: counts.batch_size,
-        single_per_sec: med(|r| r.single_per_sec).unwrap_or_default(),
-        batched_rows_per_sec: med(|r| r.batched_rows_per_sec).unwrap_or_default(),
-        single_commit_p50_ms: med(|r| r.single_commit_p50.as_secs_f64() * 1e3).unwrap_or_default(),
-        single_commit_p99_ms: med(|r| r.single_commit_p99.as_secs_f64() * 1e3).unwrap_or_default(),
+        single_per_sec: rates.single_per_sec,
+        batched_rows_per_sec: rates.batched_rows_per_sec,
+        single_commit_p50_ms: rates.single_commit_p50.as_secs_f64() * 1e3,
+        single_commit_p99_ms: rates.single_commit_p99.as_secs_f64() * 1e3,
     })
+}
+
+impl Ceiling {
+    /// Each figure's median over `all` (`None` when empty).
+    pub fn median_of<'a>(all: impl IntoIterator<Item = &'a Ceiling>) -> Option<Ceiling> {
+        let all: Vec<&Ceiling> = all.into_iter().collect();
+        let first = *all.first()?;
+        let med = |f: fn(&Ceiling) -> f64| {
+            median(&all.iter().map(|c| f(c)).collect::<Vec<_>>()).unwrap_or_default()
+        };
+        Some(Ceiling {
+            single_per_sec: med(|c| c.single_per_sec),
+            batched_rows_per_sec: med(|c| c.batched_rows_per_sec),
+            single_commit_p50_ms: med(|c| c.single_commit_p50_ms),
+            single_commit_p99_ms: med(|c| c.single_commit_p99_ms),
+            ..first.clone()
+        })
+    }
 }

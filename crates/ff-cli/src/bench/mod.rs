@@ -1,7 +1,7 @@
 //! `ff bench`: the benchmark harness. Runs a scenario (or `all`) against a
 //! backend `--runs` times, each run on a fresh database with the engine
 //! running, and reports medians; `--ceiling` measures the raw SQLite ceiling
-//! in the same invocation and sets every figure against it.
+//! before every run and sets each run's figures against it.
 //!
 //! - `scenarios`: what is measured, one module per scenario.
 //! - `harness`: a run's backend, engine and lane; scratch directories.
@@ -31,6 +31,7 @@ use clap::{Args, ValueEnum};
 use ff_backend_sqlite::ceiling::CeilingCounts;
 
 use crate::backend::SyncMode;
+use ceiling::Ceiling;
 use harness::{Bed, Target};
 use report::{Backend, Report, VariantReport};
 use scenarios::{Sizes, Variant};
@@ -63,8 +64,9 @@ pub struct BenchArgs {
     /// Measure the raw SQLite ceiling too and report each figure against it.
     #[arg(long)]
     ceiling: bool,
-    /// Transactions per half of the ceiling (single-row, and 100-row batches).
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Transactions per half of the ceiling (single-row, and 100-row
+    /// batches), measured before every run.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     ceiling_txns: u32,
 
     /// Executions run through the workers before each run is timed.
@@ -184,28 +186,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         synchronous: args.synchronous,
     };
     let machine = machine::Machine::detect();
-    let steps = variants.len() as u64 * u64::from(args.runs) + u64::from(args.ceiling);
+    let steps = variants.len() as u64 * u64::from(args.runs);
     let bar = progress::bar(steps, args.json)?;
-
-    let ceiling = if args.ceiling {
-        bar.set_message("ceiling");
-        let counts = CeilingCounts {
-            single_txns: args.ceiling_txns,
-            batched_txns: args.ceiling_txns,
-            ..CeilingCounts::default()
-        };
-        let measured = ceiling::measure(args.synchronous, counts, args.runs).await?;
-        bar.inc(1);
-        Some(measured)
-    } else {
-        None
+    let counts = CeilingCounts {
+        single_txns: args.ceiling_txns,
+        batched_txns: args.ceiling_txns,
+        ..CeilingCounts::default()
     };
 
     let mut scenarios = Vec::with_capacity(variants.len());
+    let mut all_ceilings = Vec::new();
     for variant in variants {
         let title = format!("{}/{}", variant.scenario(), variant.name());
         let mut runs = Vec::with_capacity(args.runs as usize);
+        let mut ceilings = Vec::with_capacity(args.runs as usize);
         for run in 1..=args.runs {
+            if args.ceiling {
+                bar.set_message(format!("{title} run {run}/{}: the ceiling", args.runs));
+                ceilings.push(ceiling::measure(args.synchronous, counts).await?);
+            }
             bar.set_message(format!("{title} run {run}/{}", args.runs));
             let bed = Bed::open(&target, variant.scenario()).await?;
             let measured = variant.run(&bed, &sizes).await;
@@ -213,12 +212,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             runs.push(measured.with_context(|| format!("{title}, run {run}"))?);
             bar.inc(1);
         }
-        scenarios.push(VariantReport::aggregate(
-            variant,
-            &sizes,
-            &runs,
-            ceiling.as_ref(),
-        ));
+        scenarios.push(VariantReport::aggregate(variant, &sizes, &runs, &ceilings));
+        all_ceilings.extend(ceilings);
     }
     bar.finish_and_clear();
 
@@ -235,7 +230,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         },
         runs: args.runs,
         sizes,
-        ceiling,
+        ceiling: Ceiling::median_of(&all_ceilings),
         scenarios,
     };
     if args.markdown {

@@ -25,6 +25,7 @@ pub struct Report {
     /// Measured runs per variant; figures are their medians.
     pub runs: u32,
     pub sizes: Sizes,
+    /// The median of every ceiling measured, one before each run.
     pub ceiling: Option<Ceiling>,
     pub scenarios: Vec<VariantReport>,
 }
@@ -44,6 +45,8 @@ pub struct VariantReport {
     pub scenario: &'static str,
     pub variant: &'static str,
     pub description: String,
+    /// The median of the ceilings measured before this variant's runs.
+    pub ceiling: Option<Ceiling>,
     pub figures: Vec<FigureReport>,
     pub latencies: Vec<LatencyReport>,
 }
@@ -56,7 +59,8 @@ pub struct FigureReport {
     /// Each run's value, in run order.
     pub runs: Vec<f64>,
     pub ceiling: Option<CeilingKind>,
-    /// `median` / the matching ceiling rate, when measured.
+    /// The median over runs of the run's value / the matching rate of the
+    /// ceiling measured just before it, when measured.
     pub ceiling_fraction: Option<f64>,
 }
 
@@ -74,74 +78,97 @@ pub struct LatencyReport {
     /// The largest sample of any run; `None` when only a bucket bound is
     /// known (the engine's histogram).
     pub max_ms: Option<f64>,
-    /// `p50_ms` / the ceiling's single-commit p50: how many raw durable
-    /// commits the median sample is worth.
+    /// The median over runs of the run's p50 / the single-commit p50 of the
+    /// ceiling measured just before it: how many raw durable commits the
+    /// median sample is worth.
     pub ceiling_multiple: Option<f64>,
     /// `[quantile, ms]` of all runs merged, for the chart.
     pub curve: Vec<[f64; 2]>,
 }
 
 impl VariantReport {
-    /// Reduces `runs` of `variant` to medians, against `ceiling` if any.
+    /// Reduces `runs` of `variant` to medians. `ceilings` holds the ceiling
+    /// measured before each run (empty without `--ceiling`); a figure's
+    /// fraction is the median of each run's figure over its own ceiling.
     pub fn aggregate(
         variant: Variant,
         sizes: &Sizes,
         runs: &[Measured],
-        ceiling: Option<&Ceiling>,
+        ceilings: &[Ceiling],
     ) -> Self {
-        let mut figures: Vec<FigureReport> = Vec::new();
-        for figure in runs.iter().flat_map(|r| &r.figures) {
-            match figures.iter_mut().find(|f| f.name == figure.name) {
-                Some(f) => f.runs.push(figure.value),
-                None => figures.push(FigureReport {
-                    name: figure.name,
-                    unit: figure.unit,
-                    median: 0.0,
-                    runs: vec![figure.value],
-                    ceiling: figure.ceiling,
-                    ceiling_fraction: None,
-                }),
+        let mut names: Vec<(&'static str, &'static str, Option<CeilingKind>)> = Vec::new();
+        for f in runs.iter().flat_map(|r| &r.figures) {
+            if !names.iter().any(|(name, _, _)| *name == f.name) {
+                names.push((f.name, f.unit, f.ceiling));
             }
         }
-        for f in &mut figures {
-            f.median = median(&f.runs).unwrap_or_default();
-            f.ceiling_fraction = f
-                .ceiling
-                .zip(ceiling)
-                .map(|(kind, c)| f.median / c.rate(kind).max(f64::MIN_POSITIVE));
-        }
+        let figures = names
+            .into_iter()
+            .map(|(name, unit, kind)| {
+                let (mut values, mut fractions) = (Vec::new(), Vec::new());
+                for (i, run) in runs.iter().enumerate() {
+                    let Some(f) = run.figures.iter().find(|f| f.name == name) else {
+                        continue;
+                    };
+                    values.push(f.value);
+                    if let (Some(kind), Some(c)) = (kind, ceilings.get(i)) {
+                        fractions.push(f.value / c.rate(kind).max(f64::MIN_POSITIVE));
+                    }
+                }
+                FigureReport {
+                    name,
+                    unit,
+                    median: median(&values).unwrap_or_default(),
+                    runs: values,
+                    ceiling: kind,
+                    ceiling_fraction: median(&fractions),
+                }
+            })
+            .collect();
 
         let mut latencies = Vec::new();
         let first = runs.first().map(|r| r.dists.as_slice()).unwrap_or_default();
         for named in first {
-            let per_run: Vec<&Dist> = runs
+            let per_run: Vec<(usize, &Dist)> = runs
                 .iter()
-                .filter_map(|r| r.dists.iter().find(|d| d.name == named.name))
-                .map(|d| &d.dist)
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    r.dists
+                        .iter()
+                        .find(|d| d.name == named.name)
+                        .map(|d| (i, &d.dist))
+                })
                 .collect();
             let quantile = |q: f64| {
-                let values: Vec<f64> = per_run.iter().filter_map(|d| d.quantile_ms(q)).collect();
+                let values: Vec<f64> = per_run
+                    .iter()
+                    .filter_map(|(_, d)| d.quantile_ms(q))
+                    .collect();
                 median(&values)
             };
+            let multiples: Vec<f64> = per_run
+                .iter()
+                .filter_map(|(i, d)| {
+                    let c = ceilings.get(*i)?;
+                    Some(d.quantile_ms(0.5)? / c.single_commit_p50_ms.max(1e-6))
+                })
+                .collect();
             let mut merged = named.dist.clone();
-            for d in per_run.iter().skip(1) {
+            for (_, d) in per_run.iter().skip(1) {
                 merged.merge(d);
             }
-            let p50_ms = quantile(0.5);
             latencies.push(LatencyReport {
                 name: named.name,
                 about: named.about,
                 samples: merged.samples(),
-                p50_ms,
+                p50_ms: quantile(0.5),
                 p95_ms: quantile(0.95),
                 p99_ms: quantile(0.99),
                 max_ms: per_run
                     .iter()
-                    .filter_map(|d| d.max_ms())
+                    .filter_map(|(_, d)| d.max_ms())
                     .max_by(f64::total_cmp),
-                ceiling_multiple: p50_ms
-                    .zip(ceiling)
-                    .map(|(p50, c)| p50 / c.single_commit_p50_ms.max(1e-6)),
+                ceiling_multiple: median(&multiples),
                 curve: merged.curve(),
             });
         }
@@ -149,6 +176,7 @@ impl VariantReport {
             scenario: variant.scenario(),
             variant: variant.name(),
             description: variant.describe(sizes),
+            ceiling: Ceiling::median_of(ceilings),
             figures,
             latencies,
         }
@@ -171,10 +199,23 @@ impl Report {
         let _ = writeln!(out, "{}", self.headline());
         let _ = writeln!(out, "machine: {}", self.machine_line());
         if let Some(c) = &self.ceiling {
-            let _ = writeln!(out, "ceiling: {}", ceiling_line(c));
+            let _ = writeln!(
+                out,
+                "ceiling (median of the per-run measurements): {}",
+                ceiling_line(c)
+            );
         }
         for v in &self.scenarios {
             let _ = writeln!(out, "\n{} — {}", v.title(), v.description);
+            if let Some(c) = &v.ceiling {
+                let _ = writeln!(
+                    out,
+                    "  ceiling before these runs: single {} txn/s (commit p50 {}), batched {} rows/s",
+                    num(c.single_per_sec),
+                    ms(Some(c.single_commit_p50_ms)),
+                    num(c.batched_rows_per_sec)
+                );
+            }
             for f in &v.figures {
                 let runs: Vec<String> = f.runs.iter().map(|r| figure(*r, f.unit)).collect();
                 let _ = write!(
