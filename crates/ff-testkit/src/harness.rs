@@ -79,3 +79,23 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The URL of an external test server, read from the environment variable
+/// `var` (`FF_TEST_POSTGRES_URL`, `FF_TEST_REDIS_URL`, ...). When it is
+/// unset the caller skips its test: this says so loudly on stderr, and
+/// panics instead under `FF_TEST_REQUIRE_ALL_BACKENDS=1`, where a skip
+/// must fail the run.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            let required = std::env::var("FF_TEST_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{var} is not set and FF_TEST_REQUIRE_ALL_BACKENDS=1: this backend's tests must run"
+            );
+            eprintln!("SKIPPED: {var} is not set; set it to run this test against the server");
+            None
+        }
+    }
+}

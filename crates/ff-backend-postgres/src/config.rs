@@ -1,0 +1,81 @@
+//! How to connect the Postgres backend.
+
+use std::sync::Arc;
+
+use ff_core::{EngineError, Limits, SharedClock, SystemClock};
+
+/// The schema FlowFabric keeps its tables in unless told otherwise.
+pub const DEFAULT_SCHEMA: &str = "flowfabric";
+
+/// Settings of [`crate::PostgresBackend::connect`].
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// A `postgres://` URL. The backend needs session pooling (or none):
+    /// `LISTEN` and prepared statements live on the session.
+    pub url: String,
+    /// The schema holding FlowFabric's tables, created when missing. Several
+    /// deployments (or tests) can share a database, one schema each.
+    pub schema: String,
+    /// Connections in the pool (default 16), plus one held for `LISTEN`.
+    pub max_connections: u32,
+    pub limits: Limits,
+    /// Decides every stored time; tests pass a manual clock.
+    pub clock: SharedClock,
+}
+
+impl PostgresConfig {
+    /// Defaults for the database at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            max_connections: 16,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Schema names go into identifiers and channel names unquoted, so they
+    /// are held to lower-case letters, digits and `_`.
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        let s = &self.schema;
+        let valid = !s.is_empty()
+            && s.len() <= 40
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(EngineError::invalid(
+                "schema",
+                "must be 1-40 characters of a-z, 0-9 and _, not starting with a digit",
+            ));
+        }
+        if self.max_connections < 2 {
+            return Err(EngineError::invalid(
+                "max_connections",
+                "must be at least 2",
+            ));
+        }
+        Ok(())
+    }
+}

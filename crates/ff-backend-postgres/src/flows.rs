@@ -1,0 +1,291 @@
+//! `FlowOps`, the flow reads, and the flow scan of maintenance: the
+//! `ff_core::cascade` algorithms over [`FlowTxn`], one transaction per
+//! command, retried whole when it raced another writer.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{PgPool, Row};
+
+use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::flow::{
+    EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowState, FlowSummary, FlowView, NodeSpec,
+    NodeView,
+};
+use ff_core::{
+    CompletionPayload, EngineError, ExecutionId, FlowId, FlowOps, LeaseHandle, Millis, Page,
+};
+
+use crate::flow_txn::{read_edge, read_flow, FlowTxn, EDGES, FLOW_COLUMNS};
+use crate::{PgResult, PostgresBackend};
+
+/// Attempts of a flow command that keeps racing (a unique key taken by a
+/// concurrent create, a deadlock) before the error is returned.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Which flow's row a command locks before it reads anything.
+#[derive(Debug, Clone, Copy)]
+enum FlowLock {
+    None,
+    Flow(FlowId),
+    OfExecution(ExecutionId),
+}
+
+impl PostgresBackend {
+    /// Runs a flow algorithm in one transaction on a blocking thread, and
+    /// announces what it wrote once committed.
+    async fn flow_command<T, F>(&self, lock: FlowLock, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut FlowTxn, Millis) -> Result<T, EngineError> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let mut last = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let f = Arc::clone(&f);
+            let pool = self.inner.pool.clone();
+            let rt = tokio::runtime::Handle::current();
+            let now = self.now();
+            let run = tokio::task::spawn_blocking(move || {
+                let mut txn = FlowTxn::begin(rt, &pool, now)?;
+                let attempt = (|| {
+                    match lock {
+                        FlowLock::None => {}
+                        FlowLock::Flow(id) => txn.lock_flow(id)?,
+                        FlowLock::OfExecution(id) => {
+                            if let Some(flow) = txn.flow_of(id)? {
+                                txn.lock_flow(flow)?;
+                            }
+                        }
+                    }
+                    f(&mut txn, now)
+                })();
+                let retryable = txn.retryable;
+                match attempt {
+                    Ok(out) => match txn.commit() {
+                        Ok(saved) => Ok(Ok((out, saved))),
+                        Err(err) => Ok(Err((err, retryable))),
+                    },
+                    Err(err) => Ok(Err((err, retryable))),
+                }
+            })
+            .await
+            .map_err(|e| EngineError::backend(format!("flow command panicked: {e}")))?;
+            match run? {
+                Ok((out, saved)) => {
+                    self.announce(saved);
+                    return Ok(out);
+                }
+                Err((err, true)) => {
+                    tracing::debug!(error = %err, "flow command raced; retrying");
+                    last = Some(err);
+                }
+                Err((err, false)) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| EngineError::backend("flow command gave up")))
+    }
+
+    /// Decides blocked flow nodes whose parents all finished at or before
+    /// `cutoff`; returns how many were promoted or skipped.
+    pub(crate) async fn reconcile_blocked_nodes(
+        &self,
+        cutoff: Millis,
+        limit: u32,
+    ) -> Result<u32, EngineError> {
+        let stuck = stuck_blocked(&self.inner.pool, cutoff, limit).await?;
+        let mut decided = 0;
+        for (flow, key) in stuck {
+            let report = self
+                .flow_command(FlowLock::Flow(flow), move |txn, now| {
+                    cascade::reconcile_node(txn, flow, &key, now)
+                })
+                .await?;
+            decided += (report.promoted.len() + report.skipped.len()) as u32;
+        }
+        Ok(decided)
+    }
+}
+
+/// Blocked flow nodes none of whose parents is unfinished or finished after
+/// `cutoff`.
+async fn stuck_blocked(
+    pool: &PgPool,
+    cutoff: Millis,
+    limit: u32,
+) -> Result<Vec<(FlowId, String)>, EngineError> {
+    let rows = sqlx::query(
+        "SELECT e.flow_id, e.node_key FROM executions e \
+         WHERE e.state = 'blocked' AND e.flow_id IS NOT NULL AND NOT EXISTS ( \
+           SELECT 1 FROM flow_edges g \
+           JOIN flow_nodes n ON n.flow_id = g.flow_id AND n.key = g.from_key \
+           JOIN executions p ON p.id = n.execution_id \
+           WHERE g.flow_id = e.flow_id AND g.to_key = e.node_key \
+             AND (p.state NOT IN ('completed', 'failed', 'cancelled', 'skipped') \
+                  OR p.finished_at > $1)) \
+         LIMIT $2",
+    )
+    .bind(cutoff)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                FlowId::from_uuid(row.try_get(0).db()?),
+                row.try_get(1).db()?,
+            ))
+        })
+        .collect()
+}
+
+/// A flow with its nodes' states.
+pub(crate) async fn flow_view(pool: &PgPool, id: FlowId) -> Result<FlowView, EngineError> {
+    let record = sqlx::query(&format!("SELECT {FLOW_COLUMNS} FROM flows WHERE id = $1"))
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await
+        .db()?
+        .as_ref()
+        .map(read_flow)
+        .transpose()?
+        .ok_or_else(|| EngineError::NotFound {
+            entity: "flow",
+            id: id.to_string(),
+        })?;
+    let rows = sqlx::query(
+        "SELECT n.key, n.execution_id, n.join_spec, e.state FROM flow_nodes n \
+         JOIN executions e ON e.id = n.execution_id WHERE n.flow_id = $1 ORDER BY n.position",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(pool)
+    .await
+    .db()?;
+    let mut nodes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let join: String = row.try_get(2).db()?;
+        let state: String = row.try_get(3).db()?;
+        nodes.push(NodeView {
+            key: row.try_get(0).db()?,
+            execution_id: ExecutionId::from_uuid(row.try_get(1).db()?),
+            join: serde_json::from_str(&join).map_err(EngineError::backend)?,
+            state: state.parse()?,
+        });
+    }
+    let edges = sqlx::query(EDGES)
+        .bind(id.as_uuid())
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .fetch_all(pool)
+        .await
+        .db()?
+        .iter()
+        .map(read_edge)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FlowView {
+        id,
+        namespace: record.namespace,
+        state: FlowState::derive(record.cancelled, nodes.iter().map(|n| n.state)),
+        fail_fast: record.fail_fast,
+        created_at: record.created_at,
+        nodes,
+        edges,
+    })
+}
+
+/// A page of flows; the state is derived from member counts per flow.
+pub(crate) async fn flow_page(
+    pool: &PgPool,
+    filter: &FlowFilter,
+    after: Option<FlowId>,
+) -> Result<Page<FlowSummary>, EngineError> {
+    let rows = sqlx::query(
+        "SELECT f.id, f.namespace, f.fail_fast, f.cancelled, f.created_at, \
+           (SELECT COUNT(*) FROM flow_nodes n WHERE n.flow_id = f.id), \
+           (SELECT COUNT(*) FROM flow_nodes n JOIN executions e ON e.id = n.execution_id \
+              WHERE n.flow_id = f.id \
+                AND e.state NOT IN ('completed', 'failed', 'cancelled', 'skipped')), \
+           (SELECT COUNT(*) FROM flow_nodes n JOIN executions e ON e.id = n.execution_id \
+              WHERE n.flow_id = f.id AND e.state = 'failed') \
+         FROM flows f WHERE f.namespace = $1 AND ($2::uuid IS NULL OR f.id > $2) ORDER BY f.id",
+    )
+    .bind(&filter.namespace)
+    .bind(after.map(|id| *id.as_uuid()))
+    .fetch_all(pool)
+    .await
+    .db()?;
+    let mut items = Vec::new();
+    for row in &rows {
+        let cancelled: bool = row.try_get(3).db()?;
+        let (open, failed): (i64, i64) = (row.try_get(6).db()?, row.try_get(7).db()?);
+        let state = match (cancelled, open, failed) {
+            (true, _, _) => FlowState::Cancelled,
+            (_, open, _) if open > 0 => FlowState::Running,
+            (_, _, failed) if failed > 0 => FlowState::Failed,
+            _ => FlowState::Completed,
+        };
+        if filter.state.is_some_and(|s| s != state) {
+            continue;
+        }
+        let nodes: i64 = row.try_get(5).db()?;
+        items.push(FlowSummary {
+            id: FlowId::from_uuid(row.try_get(0).db()?),
+            namespace: row.try_get(1).db()?,
+            state,
+            fail_fast: row.try_get(2).db()?,
+            created_at: row.try_get(4).db()?,
+            nodes: u64::try_from(nodes).unwrap_or(0),
+        });
+        if items.len() > filter.limit as usize {
+            break;
+        }
+    }
+    Ok(Page::from_overfetch(items, filter.limit))
+}
+
+#[async_trait]
+impl FlowOps for PostgresBackend {
+    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
+        spec.validate(&self.inner.limits)?;
+        let limits = self.inner.limits.clone();
+        self.flow_command(FlowLock::None, move |txn, now| {
+            cascade::create_flow(txn, spec.clone(), &limits, now)
+        })
+        .await
+    }
+
+    async fn add_nodes(
+        &self,
+        handle: &LeaseHandle,
+        nodes: Vec<NodeSpec>,
+        edges: Vec<EdgeSpec>,
+    ) -> Result<NodesAdded, EngineError> {
+        let limits = self.inner.limits.clone();
+        let handle = *handle;
+        self.flow_command(
+            FlowLock::OfExecution(handle.execution_id),
+            move |txn, now| {
+                cascade::add_nodes(txn, &handle, nodes.clone(), edges.clone(), &limits, now)
+            },
+        )
+        .await?
+    }
+
+    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
+        self.flow_command(FlowLock::Flow(id), move |txn, now| {
+            cascade::cancel_flow(txn, id, now)
+        })
+        .await
+    }
+
+    async fn cascade_completion(
+        &self,
+        payload: &CompletionPayload,
+    ) -> Result<CascadeReport, EngineError> {
+        let payload = payload.clone();
+        let lock = payload.flow_id.map_or(FlowLock::None, FlowLock::Flow);
+        self.flow_command(lock, move |txn, now| cascade::cascade(txn, &payload, now))
+            .await
+    }
+}

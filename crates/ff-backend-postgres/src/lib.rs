@@ -1,0 +1,184 @@
+//! FlowFabric's Postgres backend: the same model and rules as the embedded
+//! SQLite backend, on a shared server, so several `ff` processes can serve
+//! one workload.
+//!
+//! Entry points: [`PostgresBackend::connect`] with a [`PostgresConfig`], then
+//! the `ff_core` traits ([`ff_core::EngineBackend`],
+//! [`ff_core::CompletionBackend`]).
+//!
+//! # Layout
+//! - `config`: [`PostgresConfig`].
+//! - `migrations`: forward-only schema migrations (`migrations/*.sql`) under
+//!   an advisory lock, and the `meta` checks.
+//! - `rows`: the one mapping between `Execution` and its row.
+//! - `store`: the versioned batch write every transition ends with.
+//! - `listener`: the `LISTEN` connection that turns notifications into
+//!   wake-ups and completion events.
+//! - `executions`, `leases`, `flows`, `maintenance`, `reads`: one file per
+//!   `ff_core` trait.
+//!
+//! Every rule lives in `ff_core`: an operation reads the rows, calls the pure
+//! function with the clock's `now`, and writes back what changed with a
+//! version check, so a concurrent writer is detected instead of overwritten.
+//! Claims and scans lock their rows with `FOR UPDATE SKIP LOCKED`; a flow's
+//! operations lock the flow's row first, then its members.
+
+pub mod config;
+
+mod executions;
+mod flow_txn;
+mod flows;
+mod leases;
+mod listener;
+mod maintenance;
+mod migrations;
+mod reads;
+mod rows;
+mod single;
+mod store;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use ff_core::{CompletionBackend, CompletionStream, EngineError, Limits, Millis, SharedClock};
+
+pub use config::{PostgresConfig, DEFAULT_SCHEMA};
+pub use migrations::drop_schema;
+
+use listener::Completions;
+use store::Saved;
+
+/// The Postgres backend. Cheap to clone; clones share one pool.
+#[derive(Clone)]
+pub struct PostgresBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    schema: String,
+    limits: Limits,
+    clock: SharedClock,
+    completions: Completions,
+    work: watch::Sender<u64>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("schema", &self.inner.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresBackend {
+    /// Connects, creates the schema when missing, applies migrations and
+    /// starts listening for wake-ups.
+    pub async fn connect(config: PostgresConfig) -> Result<Self, EngineError> {
+        config.validate()?;
+        let pool = pool(&config.url, &config.schema, config.max_connections + 1).await?;
+        migrations::migrate(&pool, config.schema.clone()).await?;
+        let completions = Completions::new();
+        let work = watch::channel(0).0;
+        let listener = tokio::spawn(listener::run(
+            pool.clone(),
+            config.schema.clone(),
+            completions.clone(),
+            work.clone(),
+        ));
+        tracing::debug!(schema = config.schema, "postgres backend connected");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                schema: config.schema,
+                limits: config.limits,
+                clock: config.clock,
+                completions,
+                work,
+                listener,
+            }),
+        })
+    }
+
+    /// The schema this backend keeps its tables in.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The connection pool, for tooling that reads the tables directly.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Closes the pool once every connection is returned.
+    pub async fn close(&self) {
+        self.inner.listener.abort();
+        self.inner.pool.close().await;
+    }
+
+    fn now(&self) -> Millis {
+        self.inner.clock.now_ms()
+    }
+
+    /// Announces what a committed write did.
+    fn announce(&self, saved: Saved) {
+        if saved.wake {
+            self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.inner.completions.publish_local(saved.completions);
+    }
+}
+
+/// A pool whose sessions use `schema` and commit synchronously (the server
+/// default, stated so a changed default cannot lose acknowledged writes).
+pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPool, EngineError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| EngineError::invalid("database_url", e.to_string()))?
+        .application_name("flowfabric")
+        .options([("search_path", schema), ("synchronous_commit", "on")]);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(options)
+        .await
+        .db()
+}
+
+#[async_trait::async_trait]
+impl CompletionBackend for PostgresBackend {
+    async fn subscribe_completions(&self) -> Result<CompletionStream, EngineError> {
+        Ok(self.inner.completions.subscribe())
+    }
+}
+
+/// Maps driver errors into the engine's: the server or the connection
+/// failed, not the caller's input.
+pub(crate) trait PgResult<T> {
+    fn db(self) -> Result<T, EngineError>;
+}
+
+impl<T> PgResult<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, EngineError> {
+        self.map_err(EngineError::backend)
+    }
+}
+
+/// Whether `err` is worth retrying the whole operation: a unique index
+/// raced (another writer inserted the same key first), a deadlock, or a
+/// serialization failure.
+pub(crate) fn is_retryable(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
+}

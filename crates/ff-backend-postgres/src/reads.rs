@@ -1,0 +1,100 @@
+//! `ReadOps`: lookups, lists and counts, each one statement on the pool.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use ff_core::flow::{FlowFilter, FlowSummary, FlowView};
+use ff_core::{
+    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps, State,
+};
+
+use crate::rows::{self, select_stored};
+use crate::{PgResult, PostgresBackend};
+
+/// A page of a namespace in id order after a cursor. A `NULL` filter
+/// parameter means "any"; the tag filter matches the key exactly, whatever
+/// characters it holds.
+const LIST: &str = concat!(
+    select_stored!(),
+    " WHERE namespace = $1 AND ($2::uuid IS NULL OR id > $2) \
+       AND ($3::text IS NULL OR state = $3) \
+       AND ($4::text IS NULL OR lane = $4) \
+       AND ($5::text IS NULL OR kind = $5) \
+       AND ($6::text IS NULL OR (tags::jsonb) ->> $6 = $7) \
+     ORDER BY id LIMIT $8"
+);
+
+#[async_trait]
+impl ReadOps for PostgresBackend {
+    async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
+        rows::load(&self.inner.pool, id, false)
+            .await?
+            .map(|stored| stored.exec)
+            .ok_or_else(|| EngineError::execution_not_found(id))
+    }
+
+    async fn list_executions(&self, filter: &ListFilter) -> Result<Page<Execution>, EngineError> {
+        let after = filter.validate(&self.inner.limits)?;
+        let (tag_key, tag_value) = filter.tag.clone().unzip();
+        let rows = sqlx::query(LIST)
+            .bind(&filter.namespace)
+            .bind(after.map(|id| *id.as_uuid()))
+            .bind(filter.state.map(State::as_str))
+            .bind(&filter.lane)
+            .bind(&filter.kind)
+            .bind(tag_key)
+            .bind(tag_value)
+            .bind(i64::from(filter.limit) + 1)
+            .fetch_all(&self.inner.pool)
+            .await
+            .db()?;
+        let items = rows
+            .iter()
+            .map(|row| rows::read_stored(row).map(|s| s.exec))
+            .collect::<Result<Vec<_>, _>>()?;
+        debug_assert!(
+            items.iter().all(|e| filter.matches(e)),
+            "list SQL and ListFilter::matches disagree"
+        );
+        Ok(Page::from_overfetch(items, filter.limit))
+    }
+
+    async fn count_by_lane_and_state(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<LaneStateCount>, EngineError> {
+        let rows = sqlx::query(
+            "SELECT lane, state, COUNT(*) FROM executions WHERE namespace = $1 \
+             GROUP BY lane, state",
+        )
+        .bind(namespace)
+        .fetch_all(&self.inner.pool)
+        .await
+        .db()?;
+        let mut counts = rows
+            .iter()
+            .map(|row| {
+                let state: String = row.try_get(1).db()?;
+                let count: i64 = row.try_get(2).db()?;
+                Ok(LaneStateCount {
+                    lane: row.try_get(0).db()?,
+                    state: state.parse()?,
+                    count: u64::try_from(count).map_err(EngineError::backend)?,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        // State order is the model's (blocked .. skipped), not the
+        // alphabetical order SQL would give.
+        counts.sort();
+        Ok(counts)
+    }
+
+    async fn get_flow(&self, id: FlowId) -> Result<FlowView, EngineError> {
+        crate::flows::flow_view(&self.inner.pool, id).await
+    }
+
+    async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
+        let after = filter.validate(&self.inner.limits)?;
+        crate::flows::flow_page(&self.inner.pool, filter, after).await
+    }
+}
