@@ -66,15 +66,17 @@ impl LeaseOps for PostgresBackend {
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        self.transition(handle.execution_id, |exec, now| {
-            lease::renew(exec, handle, now)
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::renew(exec, &handle, now)
         })
         .await?
     }
 
     async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        self.transition(handle.execution_id, |exec, now| {
-            lease::release(exec, handle, now)
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::release(exec, &handle, now)
         })
         .await?
     }
@@ -87,8 +89,9 @@ impl LeaseOps for PostgresBackend {
         let limits = &self.inner.limits;
         limits.check_size("result", result.len(), limits.max_result_bytes)?;
         result.validate("result")?;
-        self.transition(handle.execution_id, |exec, now| {
-            lease::complete(exec, handle, result.clone(), now)
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::complete(exec, &handle, result.clone(), now)
         })
         .await?
     }
@@ -99,8 +102,9 @@ impl LeaseOps for PostgresBackend {
         failure: Failure,
     ) -> Result<FailResponse, EngineError> {
         self.inner.limits.check_error(&failure.error)?;
-        self.transition(handle.execution_id, |exec, now| {
-            lease::fail(exec, handle, failure.clone(), now)
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::fail(exec, &handle, failure.clone(), now)
         })
         .await?
     }

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use ff_core::{CompletionBackend, CompletionStream, EngineError, Limits, Millis, SharedClock};
 
@@ -67,6 +67,8 @@ struct Inner {
     completions: Completions,
     work: watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
+    /// Queued single-execution transitions (see `single`).
+    jobs: mpsc::UnboundedSender<single::Job>,
 }
 
 impl Drop for Inner {
@@ -98,18 +100,25 @@ impl PostgresBackend {
             completions.clone(),
             work.clone(),
         ));
-        tracing::debug!(schema = config.schema, "postgres backend connected");
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                schema: config.schema,
-                limits: config.limits,
-                clock: config.clock,
-                completions,
-                work,
-                listener,
-            }),
-        })
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            pool,
+            schema: config.schema,
+            limits: config.limits,
+            clock: config.clock,
+            completions,
+            work,
+            listener,
+            jobs,
+        });
+        // The committers hold the backend weakly: dropping the last handle
+        // closes the queue and ends them.
+        let queue: single::Queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..single::COMMITTERS {
+            tokio::spawn(single::commit_loop(Arc::downgrade(&inner), queue.clone()));
+        }
+        tracing::debug!(schema = inner.schema, "postgres backend connected");
+        Ok(Self { inner })
     }
 
     /// The schema this backend keeps its tables in.
@@ -153,6 +162,17 @@ pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPoo
         .connect_with(options)
         .await
         .db()
+}
+
+/// The server's version string, for reports.
+pub async fn server_version(url: &str) -> Result<String, EngineError> {
+    let pool = pool(url, "public", 1).await?;
+    let version = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&pool)
+        .await
+        .db();
+    pool.close().await;
+    version
 }
 
 #[async_trait::async_trait]

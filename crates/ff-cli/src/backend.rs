@@ -1,18 +1,21 @@
 //! Opening the backend a `--database-url` names, shared by every command
 //! that needs one.
 
+use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use ff_backend_postgres::{PostgresBackend, PostgresConfig};
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
+use ff_core::{CompletionBackend, EngineBackend};
 
 use crate::db_url::DatabaseUrl;
 
 /// The backend options every server-side command takes.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// The database: `sqlite://PATH` or a plain path.
+    /// The database: `sqlite://PATH`, a plain path, or `postgres://...`.
     #[arg(
         long = "database-url",
         visible_alias = "db",
@@ -43,12 +46,90 @@ impl From<SyncMode> for Synchronous {
 
 impl DatabaseArgs {
     /// Opens the backend; the caller closes it when done.
-    pub async fn open(&self) -> anyhow::Result<Arc<SqliteBackend>> {
-        let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&self.database_url)?;
-        let config = SqliteConfig::new(&path).synchronous(self.synchronous.into());
-        let backend = SqliteBackend::open(config)
+    pub async fn open(&self) -> anyhow::Result<Backend> {
+        Backend::open(&self.database_url, self.synchronous).await
+    }
+}
+
+/// An open backend of either kind, as the engine and server take it.
+#[derive(Clone)]
+pub struct Backend {
+    pub engine: Arc<dyn EngineBackend>,
+    pub completions: Arc<dyn CompletionBackend>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Sqlite(Arc<SqliteBackend>),
+    /// With whether `close` drops the schema (a scratch schema).
+    Postgres(Arc<PostgresBackend>, bool),
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.engine, f)
+    }
+}
+
+impl Backend {
+    /// Opens what `url` names. A Postgres backend keeps its tables in the
+    /// schema named by `FF_POSTGRES_SCHEMA` (default `flowfabric`).
+    pub async fn open(url: &str, synchronous: SyncMode) -> anyhow::Result<Self> {
+        match DatabaseUrl::parse(url)? {
+            DatabaseUrl::Sqlite(path) => {
+                let config = SqliteConfig::new(&path).synchronous(synchronous.into());
+                let backend = SqliteBackend::open(config)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Ok(Self::sqlite(Arc::new(backend)))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let schema = std::env::var("FF_POSTGRES_SCHEMA")
+                    .unwrap_or_else(|_| ff_backend_postgres::DEFAULT_SCHEMA.to_owned());
+                Self::postgres(&url, &schema, false).await
+            }
+        }
+    }
+
+    /// Connects to Postgres at `url`, in `schema`; `scratch` makes `close`
+    /// drop the schema.
+    pub async fn postgres(url: &str, schema: &str, scratch: bool) -> anyhow::Result<Self> {
+        let config = PostgresConfig::new(url).schema(schema);
+        let backend = PostgresBackend::connect(config)
             .await
-            .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Arc::new(backend))
+            .with_context(|| format!("connecting to Postgres (schema {schema})"))?;
+        let backend = Arc::new(backend);
+        Ok(Self {
+            engine: backend.clone(),
+            completions: backend.clone(),
+            kind: Kind::Postgres(backend, scratch),
+        })
+    }
+
+    pub fn sqlite(backend: Arc<SqliteBackend>) -> Self {
+        Self {
+            engine: backend.clone(),
+            completions: backend.clone(),
+            kind: Kind::Sqlite(backend),
+        }
+    }
+
+    /// Drains and releases the backend: every acknowledged write is durable
+    /// and the SQLite file is free for the next process.
+    pub async fn close(&self) {
+        match &self.kind {
+            Kind::Sqlite(backend) => backend.close().await,
+            Kind::Postgres(backend, scratch) => {
+                if *scratch {
+                    let dropped =
+                        ff_backend_postgres::drop_schema(backend.pool(), backend.schema()).await;
+                    if let Err(error) = dropped {
+                        tracing::warn!(%error, schema = backend.schema(), "could not drop the scratch schema");
+                    }
+                }
+                backend.close().await;
+            }
+        }
     }
 }

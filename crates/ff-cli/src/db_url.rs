@@ -1,6 +1,6 @@
-//! Which backend a database URL names. Only the embedded SQLite backend is
-//! built so far; the other schemes of the design are recognised so their
-//! users get a clear error instead of a file named `postgres:`.
+//! Which backend a database URL names: the embedded SQLite default or
+//! Postgres. The Valkey schemes of the design are recognised so their users
+//! get a clear error instead of a file named `redis:`.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,8 @@ use anyhow::bail;
 pub enum DatabaseUrl {
     /// `sqlite://PATH`, `sqlite:PATH` or a plain path.
     Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`, passed to the driver as is.
+    Postgres(String),
 }
 
 impl DatabaseUrl {
@@ -30,13 +32,13 @@ impl DatabaseUrl {
         }
         match url.split_once("://").map(|(scheme, _)| scheme) {
             None => Ok(Self::Sqlite(PathBuf::from(url))),
-            Some("postgres" | "postgresql") => {
-                bail!("postgres backend not built yet; use sqlite://PATH")
-            }
+            Some("postgres" | "postgresql") => Ok(Self::Postgres(url.to_owned())),
             Some("redis" | "rediss" | "redis+cluster" | "valkey") => {
-                bail!("valkey/redis backend not built yet; use sqlite://PATH")
+                bail!("valkey/redis backend not built yet; use sqlite://PATH or postgres://...")
             }
-            Some(scheme) => bail!("unknown database URL scheme `{scheme}`; use sqlite://PATH"),
+            Some(scheme) => {
+                bail!("unknown database URL scheme `{scheme}`; use sqlite://PATH or postgres://...")
+            }
         }
     }
 }
@@ -48,7 +50,7 @@ mod tests {
     fn sqlite(url: &str) -> PathBuf {
         match DatabaseUrl::parse(url) {
             Ok(DatabaseUrl::Sqlite(path)) => path,
-            Err(error) => panic!("{url}: {error}"),
+            other => panic!("{url}: {other:?}"),
         }
     }
 
@@ -64,10 +66,20 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_pass_through() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h:5432/db").ok(),
+            Some(DatabaseUrl::Postgres("postgres://u@h:5432/db".to_owned()))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+    }
+
+    #[test]
     fn other_backends_are_refused_clearly() {
         let err = |url: &str| DatabaseUrl::parse(url).map(|_| ()).unwrap_err().to_string();
-        assert!(err("postgres://u@h/db").contains("postgres backend not built yet"));
-        assert!(err("postgresql://h/db").contains("postgres backend not built yet"));
         assert!(err("redis://127.0.0.1").contains("redis backend not built yet"));
         assert!(err("mysql://h/db").contains("unknown database URL scheme `mysql`"));
         assert!(err("sqlite://").contains("names no file"));

@@ -41,8 +41,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let served = ff_server::serve(
         listener,
-        backend.clone(),
-        backend.clone(),
+        backend.engine.clone(),
+        backend.completions.clone(),
         EngineConfig::default(),
         config,
         async move { signal.wait().await },

@@ -9,9 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
+use ff_core::EngineBackend;
 use ff_engine::{Engine, EngineConfig};
 
-use crate::backend::SyncMode;
+use crate::backend::{Backend, SyncMode};
 use crate::db_url::DatabaseUrl;
 
 /// The handler name of every benchmark execution.
@@ -20,7 +21,8 @@ pub const KIND: &str = "bench.noop";
 /// Where runs store their data.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// `None`: a fresh temp file per run.
+    /// `None`: a fresh temp file per run. A Postgres URL: a fresh schema
+    /// per run, dropped after it.
     pub database_url: Option<String>,
     pub synchronous: SyncMode,
 }
@@ -74,44 +76,62 @@ pub fn unique() -> String {
 /// One run's backend, engine and lane.
 #[derive(Debug)]
 pub struct Bed {
-    pub backend: Arc<SqliteBackend>,
+    pub backend: Arc<dyn EngineBackend>,
     pub engine: Engine,
     pub lane: String,
+    opened: Backend,
     _scratch: Option<Scratch>,
 }
 
 impl Bed {
-    /// Opens the target's database (a new temp file unless a URL is given)
-    /// and starts the engine on it.
+    /// Opens the target's database (a new temp file unless a URL is given;
+    /// a new schema on Postgres) and starts the engine on it.
     pub async fn open(target: &Target, scenario: &str) -> anyhow::Result<Self> {
-        let (path, scratch) = match &target.database_url {
-            Some(url) => {
-                let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(url)?;
-                (path, None)
+        let parsed = target
+            .database_url
+            .as_deref()
+            .map(DatabaseUrl::parse)
+            .transpose()?;
+        let (opened, scratch) = match parsed {
+            Some(DatabaseUrl::Postgres(url)) => {
+                let schema = format!("ff_bench_{}", unique().replace('-', "_"));
+                (Backend::postgres(&url, &schema, true).await?, None)
+            }
+            Some(DatabaseUrl::Sqlite(path)) => {
+                (open_sqlite(&path, target.synchronous).await?, None)
             }
             None => {
                 let scratch = Scratch::new(scenario)?;
-                (scratch.path().join("ff.db"), Some(scratch))
+                let path = scratch.path().join("ff.db");
+                (open_sqlite(&path, target.synchronous).await?, Some(scratch))
             }
         };
-        let config = SqliteConfig::new(&path).synchronous(target.synchronous.into());
-        let backend = SqliteBackend::open(config)
-            .await
-            .with_context(|| format!("opening {}", path.display()))?;
-        let backend = Arc::new(backend);
-        let engine = Engine::start(backend.clone(), backend.clone(), EngineConfig::default());
+        let engine = Engine::start(
+            opened.engine.clone(),
+            opened.completions.clone(),
+            EngineConfig::default(),
+        );
         Ok(Self {
-            backend,
+            backend: opened.engine.clone(),
             engine,
             lane: format!("bench-{scenario}-{}", unique()),
+            opened,
             _scratch: scratch,
         })
     }
 
-    /// Stops the engine, drains the writer and frees the file (then the
-    /// scratch directory, if any, is removed).
+    /// Stops the engine, drains the backend and frees the file or drops the
+    /// schema (then the scratch directory, if any, is removed).
     pub async fn close(self) {
         self.engine.shutdown().await;
-        self.backend.close().await;
+        self.opened.close().await;
     }
+}
+
+async fn open_sqlite(path: &Path, synchronous: SyncMode) -> anyhow::Result<Backend> {
+    let config = SqliteConfig::new(path).synchronous(synchronous.into());
+    let backend = SqliteBackend::open(config)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(Backend::sqlite(Arc::new(backend)))
 }

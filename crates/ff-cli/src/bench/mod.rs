@@ -31,6 +31,7 @@ use clap::{Args, ValueEnum};
 use ff_backend_sqlite::ceiling::CeilingCounts;
 
 use crate::backend::SyncMode;
+use crate::db_url::DatabaseUrl;
 use ceiling::Ceiling;
 use harness::{Bed, Target};
 use report::{Backend, Report, VariantReport};
@@ -185,6 +186,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         synchronous: args.synchronous,
     };
+    let postgres = match target
+        .database_url
+        .as_deref()
+        .map(DatabaseUrl::parse)
+        .transpose()?
+    {
+        Some(DatabaseUrl::Postgres(url)) => Some(url),
+        _ => None,
+    };
+    if postgres.is_some() && args.ceiling {
+        anyhow::bail!("--ceiling measures raw SQLite; leave it out when benchmarking Postgres");
+    }
     let machine = machine::Machine::detect();
     let steps = variants.len() as u64 * u64::from(args.runs);
     let bar = progress::bar(steps, args.json)?;
@@ -222,11 +235,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         generated_at: report::utc_now(),
         build: machine::Build::detect(),
         machine,
-        backend: Backend {
-            name: "sqlite",
-            version: ff_backend_sqlite::ceiling::sqlite_version().to_owned(),
-            database: target.describe(),
-            synchronous: ceiling::sync_label(args.synchronous),
+        backend: match &postgres {
+            Some(url) => Backend {
+                name: "postgres",
+                version: ff_backend_postgres::server_version(url).await?,
+                database: target.describe(),
+                synchronous: "synchronous_commit=on",
+            },
+            None => Backend {
+                name: "sqlite",
+                version: ff_backend_sqlite::ceiling::sqlite_version().to_owned(),
+                database: target.describe(),
+                synchronous: ceiling::sync_label(args.synchronous),
+            },
         },
         runs: args.runs,
         sizes,

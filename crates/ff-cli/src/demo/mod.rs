@@ -25,14 +25,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
-use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
 use ff_engine::{shutdown, Engine, EngineConfig};
 use tracing::Instrument;
 
-use crate::backend::SyncMode;
-use crate::db_url::DatabaseUrl;
+use crate::backend::{Backend, SyncMode};
 use journal::Journal;
 use summary::Summary;
 use worker::{FailurePlan, WorkerPool};
@@ -48,7 +45,7 @@ pub struct DemoArgs {
     /// How many executions to submit.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
-    /// The database: `sqlite://PATH` or a plain path.
+    /// The database: `sqlite://PATH`, a plain path, or `postgres://...`.
     #[arg(
         long = "database-url",
         visible_alias = "db",
@@ -89,13 +86,9 @@ pub struct DemoArgs {
 
 /// Runs the demo; exit code 130 when interrupted.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&args.database_url)?;
     let journal = args.journal.as_deref().map(Journal::open).transpose()?;
-    let config = SqliteConfig::new(&path).synchronous(args.synchronous.into());
-    let backend = SqliteBackend::open(config)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    let span = tracing::info_span!("demo", db = %path.display(), count = args.count);
+    let backend = Backend::open(&args.database_url, args.synchronous).await?;
+    let span = tracing::info_span!("demo", db = %args.database_url, count = args.count);
     let result = run_with(&args, backend.clone(), journal)
         .instrument(span)
         .await;
@@ -107,11 +100,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_with(
     args: &DemoArgs,
-    backend: SqliteBackend,
+    opened: Backend,
     journal: Option<Journal>,
 ) -> anyhow::Result<ExitCode> {
-    let backend = Arc::new(backend);
-    let engine = Engine::start(backend.clone(), backend.clone(), EngineConfig::default());
+    let backend = opened.engine.clone();
+    let engine = Engine::start(
+        backend.clone(),
+        opened.completions.clone(),
+        EngineConfig::default(),
+    );
     let (interrupt_trigger, mut interrupt) = shutdown::channel();
     crate::signals::spawn_handler(interrupt_trigger);
     let (stop_workers, workers_signal) = shutdown::channel();

@@ -41,6 +41,16 @@ impl Drop for Scratch {
 /// `ff demo` with `args`, its output kept in files of `scratch` (a pipe
 /// nobody reads could fill and stall the child).
 pub fn spawn_demo(scratch: &Scratch, run: &str, args: &[&str]) -> Child {
+    spawn_demo_with_env(scratch, run, args, &[])
+}
+
+/// [`spawn_demo`] with extra environment variables.
+pub fn spawn_demo_with_env(
+    scratch: &Scratch,
+    run: &str,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    env: &[(&str, &str)],
+) -> Child {
     let stdout =
         std::fs::File::create(scratch.path(&format!("{run}.stdout"))).expect("stdout file");
     let stderr =
@@ -50,6 +60,7 @@ pub fn spawn_demo(scratch: &Scratch, run: &str, args: &[&str]) -> Child {
         .args(args)
         .arg("--quiet")
         .env_remove("FF_DATABASE_URL")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -126,6 +137,22 @@ impl Journal {
             }
         }
         journal
+    }
+
+    /// The journals of several processes as one (each attempt is one
+    /// process's, so no two journals share a line's handle).
+    pub fn merge(journals: impl IntoIterator<Item = Journal>) -> Self {
+        let mut all = Self::default();
+        for journal in journals {
+            all.starts.extend(journal.starts);
+            for (handle, end) in journal.ends {
+                assert!(
+                    all.ends.insert(handle, end).is_none(),
+                    "two ends for {handle:?}"
+                );
+            }
+        }
+        all
     }
 
     /// Attempts that started and never reported: the ones a kill cut short.

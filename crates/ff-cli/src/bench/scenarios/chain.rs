@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowSpec, NodeSpec};
-use ff_core::{FlowOps, ReadOps};
+use ff_core::FlowOps;
 use futures::StreamExt;
 
 use super::{noop, warm_up, Measured, Sizes, STALL};

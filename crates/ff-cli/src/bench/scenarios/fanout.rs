@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ff_core::flow::{EdgeSpec, FlowSpec, Join, NodeSpec};
-use ff_core::ReadOps;
 
 use super::chain::create_many;
 use super::{noop, warm_up, Measured, Sizes, STALL};

@@ -94,7 +94,7 @@ async fn measure(
 /// Submits one execution every `1 / rate` s for `window`, each in its own
 /// task; returns every id with the instant its submit was acknowledged.
 async fn submit_at_rate(
-    backend: &Arc<ff_backend_sqlite::SqliteBackend>,
+    backend: &Arc<dyn EngineBackend>,
     lane: &str,
     rate: u32,
     window: Duration,

@@ -1,0 +1,93 @@
+//! Two `ff demo` processes on one Postgres schema share one workload: both
+//! submit the same 300 executions (idempotency keys make them one set) and
+//! both claim from the lane. One is killed with SIGKILL mid-run; the other's
+//! engine expires the dead process's leases and finishes everything. The
+//! journals of both and the database then show every execution with one
+//! terminal state and one accepted `complete`, none lost, none run twice to
+//! completion. Skipped (loudly) without `FF_TEST_POSTGRES_URL`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    check_final_state, spawn_demo_with_env, wait_for_journal, wait_success, Journal, Scratch,
+};
+use ff_backend_postgres::{PostgresBackend, PostgresConfig};
+use ff_core::{Execution, ListFilter, ReadOps};
+
+const COUNT: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_share_a_workload_and_survive_a_kill() {
+    let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = format!("ff_test_{}", uuid::Uuid::now_v7().simple());
+    let scratch = Scratch::new("two-processes");
+    let (journal_a, journal_b) = (scratch.path("a.tsv"), scratch.path("b.tsv"));
+    let args = |journal: &std::path::Path| -> Vec<String> {
+        [
+            "--count",
+            "300",
+            "--work-ms",
+            "20",
+            "--lease-ms",
+            "1000",
+            "--workers",
+            "2",
+            "--claim-batch",
+            "10",
+            "--no-flow",
+            "--db",
+            &url,
+            "--journal",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([journal.display().to_string()])
+        .collect()
+    };
+    let env = [("FF_POSTGRES_SCHEMA", schema.as_str())];
+    let (args_a, args_b) = (args(&journal_a), args(&journal_b));
+    let mut first = spawn_demo_with_env(&scratch, "a", &args_a, &env);
+    let second = spawn_demo_with_env(&scratch, "b", &args_b, &env);
+
+    // Both are working before one of them dies.
+    wait_for_journal(&journal_a, Duration::from_secs(60), |j| j.ends.len() >= 20);
+    wait_for_journal(&journal_b, Duration::from_secs(60), |j| j.ends.len() >= 20);
+    first.kill().expect("SIGKILL the first demo");
+    first.wait().expect("reap the first demo");
+    let killed = Journal::read(&journal_a).unfinished();
+    eprintln!("{} attempts killed", killed.len());
+
+    wait_success(second, &scratch, "b", Duration::from_secs(90));
+
+    let journal = Journal::merge([Journal::read(&journal_a), Journal::read(&journal_b)]);
+    let backend = PostgresBackend::connect(PostgresConfig::new(&url).schema(&schema))
+        .await
+        .expect("connect");
+    let execs = demo_executions(&backend).await;
+    ff_backend_postgres::drop_schema(backend.pool(), &schema)
+        .await
+        .expect("drop the test schema");
+    backend.close().await;
+    check_final_state(&execs, &journal, &killed, COUNT);
+}
+
+async fn demo_executions(backend: &PostgresBackend) -> Vec<Execution> {
+    let mut filter = ListFilter {
+        lane: Some("demo".into()),
+        limit: 1000,
+        ..ListFilter::default()
+    };
+    let mut all = Vec::new();
+    loop {
+        let page = backend.list_executions(&filter).await.expect("list");
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => return all,
+        }
+    }
+}
