@@ -41,10 +41,15 @@ const TINY: &[&str] = &[
 
 /// Runs `ff bench SCENARIO --json` with the tiny sizes and `extra`.
 fn bench(scenario: &str, extra: &[&str]) -> Value {
+    let args: Vec<&str> = TINY.iter().chain(extra).copied().collect();
+    bench_with(scenario, &args)
+}
+
+/// Runs `ff bench SCENARIO --json` with exactly `args`.
+fn bench_with(scenario: &str, args: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_ff"))
         .args(["bench", scenario, "--json"])
-        .args(TINY)
-        .args(extra)
+        .args(args)
         .env_remove("FF_DATABASE_URL")
         .output()
         .expect("run ff bench");
@@ -69,6 +74,11 @@ fn check(report: &Value, expected: &[&str]) -> Vec<Value> {
         .as_str()
         .is_some_and(|v| v.starts_with('3')));
     assert_eq!(report["backend"]["synchronous"], "full");
+    check_figures(report, expected)
+}
+
+/// The backend-independent part of [`check`].
+fn check_figures(report: &Value, expected: &[&str]) -> Vec<Value> {
     assert!(report["machine"]["cores"].as_u64().is_some_and(|c| c >= 1));
     assert!(report["machine"]["rustc"].is_string());
     assert_eq!(report["runs"], 1);
@@ -210,4 +220,45 @@ fn markdown_writes_the_page_and_its_chart() {
         chart.starts_with("<svg") && chart.contains("<polyline"),
         "{chart}"
     );
+}
+
+/// The soak scenario at the size CI affords (20,000 executions in four
+/// waves) on Postgres, each run in a scratch schema the bench drops.
+#[test]
+fn postgres_soak_smoke_of_20000() {
+    let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let report = bench_with(
+        "soak",
+        &[
+            "--runs",
+            "1",
+            "--warm-up",
+            "100",
+            "--db",
+            &url,
+            "--executions",
+            "20000",
+            "--waves",
+            "4",
+            "--workers",
+            "4",
+        ],
+    );
+    assert_eq!(report["backend"]["name"], "postgres");
+    let variants = check_figures(&report, &["soak/waves"]);
+    let ratio = figure(&variants[0], "claim_p50_last_over_first");
+    assert!(ratio["median"].as_f64().is_some_and(|x| x > 0.0), "{ratio}");
+}
+
+/// Idle and loaded chains on Postgres: cascades driven by its completions.
+#[test]
+fn postgres_chains_idle_and_loaded() {
+    let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let report = bench("chain", &["--db", &url]);
+    let variants = check_figures(&report, &["chain/idle", "chain/loaded"]);
+    assert_eq!(latency(&variants[1], "promotion_lag_rows")["samples"], 10);
 }
