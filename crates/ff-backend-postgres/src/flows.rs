@@ -86,6 +86,25 @@ impl PostgresBackend {
         Err(last.unwrap_or_else(|| EngineError::backend("flow command gave up")))
     }
 
+    /// The cascade of a solo execution's completion: claims the outbox
+    /// entry, as `cascade::cascade` would, and nothing else.
+    async fn dispatch_solo(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError> {
+        let seq = i64::try_from(payload.seq).map_err(EngineError::backend)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .dispatches
+            .send(crate::dispatch::Job { seq, reply })
+            .map_err(|_| EngineError::backend("the backend is closed"))?;
+        let dispatched = answer
+            .await
+            .map_err(|_| EngineError::backend("the backend closed during a dispatch"))??;
+        Ok(CascadeReport {
+            dispatched,
+            cascaded_at: self.now(),
+            ..CascadeReport::default()
+        })
+    }
+
     /// Decides blocked flow nodes whose parents all finished at or before
     /// `cutoff`; returns how many were promoted or skipped.
     pub(crate) async fn reconcile_blocked_nodes(
@@ -283,9 +302,15 @@ impl FlowOps for PostgresBackend {
         &self,
         payload: &CompletionPayload,
     ) -> Result<CascadeReport, EngineError> {
+        let Some(flow) = payload.flow_id else {
+            // A solo execution has nothing to cascade into: claiming its
+            // entry is the whole cascade, one statement.
+            return self.dispatch_solo(payload).await;
+        };
         let payload = payload.clone();
-        let lock = payload.flow_id.map_or(FlowLock::None, FlowLock::Flow);
-        self.flow_command(lock, move |txn, now| cascade::cascade(txn, &payload, now))
-            .await
+        self.flow_command(FlowLock::Flow(flow), move |txn, now| {
+            cascade::cascade(txn, &payload, now)
+        })
+        .await
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod config;
 
+mod dispatch;
 mod executions;
 mod flow_txn;
 mod flows;
@@ -69,6 +70,8 @@ struct Inner {
     listener: tokio::task::JoinHandle<()>,
     /// Queued single-execution transitions (see `single`).
     jobs: mpsc::UnboundedSender<single::Job>,
+    /// Queued dispatches of solo completions (see `dispatch`).
+    dispatches: mpsc::UnboundedSender<dispatch::Job>,
 }
 
 impl Drop for Inner {
@@ -101,6 +104,7 @@ impl PostgresBackend {
             work.clone(),
         ));
         let (jobs, queue) = mpsc::unbounded_channel();
+        let (dispatches, dispatch_queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             pool,
             schema: config.schema,
@@ -110,12 +114,20 @@ impl PostgresBackend {
             work,
             listener,
             jobs,
+            dispatches,
         });
         // The committers hold the backend weakly: dropping the last handle
         // closes the queue and ends them.
         let queue: single::Queue = Arc::new(tokio::sync::Mutex::new(queue));
         for _ in 0..single::COMMITTERS {
             tokio::spawn(single::commit_loop(Arc::downgrade(&inner), queue.clone()));
+        }
+        let dispatch_queue: dispatch::Queue = Arc::new(tokio::sync::Mutex::new(dispatch_queue));
+        for _ in 0..dispatch::COMMITTERS {
+            tokio::spawn(dispatch::commit_loop(
+                Arc::downgrade(&inner),
+                dispatch_queue.clone(),
+            ));
         }
         tracing::debug!(schema = inner.schema, "postgres backend connected");
         Ok(Self { inner })
