@@ -83,6 +83,7 @@ impl PostgresBackend {
             return Ok(answers);
         }
         let inserted = rows::insert_batch(&self.inner.pool, &fresh, true).await?;
+        self.note_churn(inserted.len());
         if inserted.len() < fresh.len() {
             // Another writer stored some of the keys between our read and
             // our insert: those answer with its executions.

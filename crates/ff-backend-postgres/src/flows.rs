@@ -88,7 +88,10 @@ impl PostgresBackend {
 
     /// The cascade of a solo execution's completion: claims the outbox
     /// entry, as `cascade::cascade` would, and nothing else.
-    async fn dispatch_solo(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError> {
+    async fn dispatch_solo(
+        &self,
+        payload: &CompletionPayload,
+    ) -> Result<CascadeReport, EngineError> {
         let seq = i64::try_from(payload.seq).map_err(EngineError::backend)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.inner

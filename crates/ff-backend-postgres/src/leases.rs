@@ -8,12 +8,11 @@ use tokio::time::Instant;
 
 use ff_core::lease::{self, LeaseHandle};
 use ff_core::{
-    ClaimRequest, Claimed, CompleteResponse, EngineError, FailResponse, Failure, JsonText,
-    LeaseOps, Renewed,
+    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
+    JsonText, LeaseOps, Renewed,
 };
 
-use crate::rows::{self, select_stored, Stored};
-use crate::store::{self, Change};
+use crate::rows;
 use crate::{PgResult, PostgresBackend};
 
 /// A waiting claim looks again at least this often, so work that became due
@@ -21,16 +20,45 @@ use crate::{PgResult, PostgresBackend};
 /// notification. Notifications wake it sooner.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Claimable executions of one lane in claim order: priority (higher
-/// first), then ready_at, then id, served by the `executions_claim` partial
-/// index (the state test must match its WHERE). Rows another claimer holds
-/// are skipped, not waited for.
-const CANDIDATES: &str = concat!(
-    select_stored!(),
-    " WHERE namespace = $1 AND lane = $2 AND state IN ('ready', 'scheduled') \
-     AND ready_at <= $3 AND (deadline IS NULL OR deadline > $3) AND capabilities <@ $4 \
-     ORDER BY priority DESC, ready_at, id LIMIT $5 FOR UPDATE SKIP LOCKED"
-);
+/// The claim, one statement: lock up to `$5` claimable executions in claim
+/// order (priority, higher first, then ready_at, then id), skipping rows
+/// another claimer holds, and move them to running as `ff_core::lease::claim`
+/// does: a new attempt unless the last was released, a new lease epoch, the
+/// lease and attempt deadlines from `$3` (now), the worker `$6` and a new
+/// attempt record. The differential test holds this to the Rust rule.
+/// `$lane` is `lane = $2` for one lane (the claim index's order then serves
+/// the ORDER BY) and `lane = ANY($2)` for several.
+macro_rules! claim_sql {
+    ($lane:literal) => {
+        concat!(
+            "WITH picked AS (SELECT id AS picked_id FROM executions \
+               WHERE namespace = $1 AND ",
+            $lane,
+            " AND state IN ('ready', 'scheduled') AND ready_at <= $3 \
+               AND (deadline IS NULL OR deadline > $3) AND capabilities <@ $4 \
+               ORDER BY priority DESC, ready_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             UPDATE executions e SET \
+               attempt = CASE WHEN e.reuse_attempt THEN e.attempt ELSE e.attempt + 1 END, \
+               reuse_attempt = false, \
+               lease_epoch = e.lease_epoch + 1, \
+               state = 'running', \
+               lease_until = $3 + e.lease_ms, \
+               attempt_deadline = $3 + e.attempt_timeout_ms, \
+               worker_id = $6, \
+               updated_at = $3, \
+               attempts = (e.attempts::jsonb || jsonb_build_array(jsonb_build_object( \
+                 'attempt', CASE WHEN e.reuse_attempt THEN e.attempt ELSE e.attempt + 1 END, \
+                 'lease_epoch', e.lease_epoch + 1, 'worker_id', $6::text, 'started_at', $3::bigint, \
+                 'ended_at', NULL, 'end', NULL, 'error', NULL)))::text, \
+               version = e.version + 1 \
+             FROM picked WHERE e.id = picked.picked_id RETURNING ",
+            crate::rows::columns!()
+        )
+    };
+}
+
+const CLAIM_ONE_LANE: &str = claim_sql!("lane = $2");
+const CLAIM_LANES: &str = claim_sql!("lane = ANY($2)");
 
 #[async_trait]
 impl LeaseOps for PostgresBackend {
@@ -111,53 +139,27 @@ impl LeaseOps for PostgresBackend {
 }
 
 impl PostgresBackend {
-    /// Claims up to `req.n`: locks each lane's first candidates, merges them
-    /// by claim order, applies `ff_core`'s claim to the picks and writes them
-    /// in one statement, all in one transaction. Candidates not picked are
-    /// left as they were.
+    /// Claims up to `req.n` in one statement, answered in claim order.
     async fn claim_valid(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
-        let mut tx = self.inner.pool.begin().await.db()?;
         let now = self.now();
-        let want = i64::from(req.n);
-        let mut candidates: Vec<Stored> = Vec::new();
-        for lane in &req.lanes {
-            let rows = sqlx::query(CANDIDATES)
-                .bind(&req.namespace)
-                .bind(lane)
-                .bind(now)
-                .bind(&req.capabilities)
-                .bind(want)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
-            for row in &rows {
-                candidates.push(rows::read_stored(row)?);
-            }
-        }
-        candidates.sort_by_key(|s| s.exec.order_key());
-        let mut claimed = Vec::new();
-        let mut changes = Vec::new();
-        for stored in candidates {
-            if changes.len() == req.n as usize {
-                break;
-            }
-            if !(stored.exec.is_claimable(now)
-                && stored.exec.capabilities_met_by(&req.capabilities))
-            {
-                continue;
-            }
-            let mut exec = stored.exec.clone();
-            claimed.push(lease::claim(&mut exec, &req.worker_id, now));
-            changes.extend(Change::between(&stored, exec));
-        }
-        let saved = store::save_batch(&mut *tx, &changes, now).await?;
-        if !saved.all(&changes) {
-            return Err(EngineError::backend(
-                "a locked execution changed during a claim",
-            ));
-        }
-        tx.commit().await.db()?;
-        self.announce(saved);
-        Ok(claimed)
+        let query = match req.lanes.as_slice() {
+            [lane] => sqlx::query(CLAIM_ONE_LANE).bind(&req.namespace).bind(lane),
+            lanes => sqlx::query(CLAIM_LANES).bind(&req.namespace).bind(lanes),
+        };
+        let rows = query
+            .bind(now)
+            .bind(&req.capabilities)
+            .bind(i64::from(req.n))
+            .bind(&req.worker_id)
+            .fetch_all(&self.inner.pool)
+            .await
+            .db()?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| rows::read_stored(row).map(|s| s.exec))
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(Execution::order_key);
+        self.note_churn(claimed.len());
+        Ok(claimed.iter().map(lease::claimed).collect())
     }
 }

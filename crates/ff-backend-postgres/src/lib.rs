@@ -14,6 +14,9 @@
 //! - `store`: the versioned batch write every transition ends with.
 //! - `listener`: the `LISTEN` connection that turns notifications into
 //!   wake-ups and completion events.
+//! - `single`, `dispatch`: the group commits of single-execution
+//!   transitions and of solo completions' dispatch.
+//! - `vacuum`: keeps the hot tables' indexes free of dead entries.
 //! - `executions`, `leases`, `flows`, `maintenance`, `reads`: one file per
 //!   `ff_core` trait.
 //!
@@ -37,13 +40,15 @@ mod reads;
 mod rows;
 mod single;
 mod store;
+mod vacuum;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::{mpsc, watch};
 
 use ff_core::{CompletionBackend, CompletionStream, EngineError, Limits, Millis, SharedClock};
@@ -72,6 +77,8 @@ struct Inner {
     jobs: mpsc::UnboundedSender<single::Job>,
     /// Queued dispatches of solo completions (see `dispatch`).
     dispatches: mpsc::UnboundedSender<dispatch::Job>,
+    /// Execution rows written since the last vacuum (see `vacuum`).
+    churn: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -115,7 +122,9 @@ impl PostgresBackend {
             listener,
             jobs,
             dispatches,
+            churn: AtomicU64::new(0),
         });
+        tokio::spawn(vacuum::run(Arc::downgrade(&inner)));
         // The committers hold the backend weakly: dropping the last handle
         // closes the queue and ends them.
         let queue: single::Queue = Arc::new(tokio::sync::Mutex::new(queue));
@@ -153,8 +162,16 @@ impl PostgresBackend {
         self.inner.clock.now_ms()
     }
 
+    /// Counts rows written, for the vacuum's threshold.
+    fn note_churn(&self, rows: usize) {
+        self.inner
+            .churn
+            .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Announces what a committed write did.
     fn announce(&self, saved: Saved) {
+        self.note_churn(saved.written.len());
         if saved.wake {
             self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -168,7 +185,11 @@ pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPoo
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| EngineError::invalid("database_url", e.to_string()))?
         .application_name("flowfabric")
-        .options([("search_path", schema), ("synchronous_commit", "on")]);
+        .options([("search_path", schema), ("synchronous_commit", "on")])
+        // Statements are traced by this crate's own spans; the driver's
+        // per-statement and slow-statement logs (a deliberate VACUUM is
+        // slow) would only repeat them.
+        .disable_statement_logging();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .connect_with(options)

@@ -259,6 +259,13 @@ pub fn claim(exec: &mut Execution, worker_id: &str, now: Millis) -> Claimed {
         end: None,
         error: None,
     });
+    claimed(exec)
+}
+
+/// What the worker gets for an execution `claim` has just moved to
+/// running. A backend that applies the claim in its own storage (one SQL
+/// statement) answers with this, so the answer is the same everywhere.
+pub fn claimed(exec: &Execution) -> Claimed {
     Claimed {
         handle: LeaseHandle {
             execution_id: exec.id,
@@ -270,7 +277,9 @@ pub fn claim(exec: &mut Execution, worker_id: &str, now: Millis) -> Claimed {
         kind: exec.kind.clone(),
         payload: exec.payload.clone(),
         lease_ms: exec.lease_ms,
-        lease_until: now + exec.lease_ms as Millis,
+        lease_until: exec
+            .lease_until
+            .unwrap_or(exec.updated_at + exec.lease_ms as Millis),
         attempt_deadline: exec.attempt_deadline,
         deadline: exec.deadline,
         flow_id: exec.flow.as_ref().map(|f| f.flow_id),
