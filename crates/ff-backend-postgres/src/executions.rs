@@ -45,6 +45,7 @@ impl PostgresBackend {
     /// Stores validated requests. A request whose idempotency key is taken
     /// in its namespace (by a stored execution or an earlier request of the
     /// batch) answers with that execution's id instead.
+    #[tracing::instrument(level = "trace", skip_all, fields(count = reqs.len()))]
     async fn insert_requests(
         &self,
         reqs: Vec<SubmitRequest>,

@@ -140,6 +140,7 @@ impl LeaseOps for PostgresBackend {
 
 impl PostgresBackend {
     /// Claims up to `req.n` in one statement, answered in claim order.
+    #[tracing::instrument(level = "trace", skip_all, fields(namespace = %req.namespace, n = req.n))]
     async fn claim_valid(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
         let now = self.now();
         let query = match req.lanes.as_slice() {

@@ -98,6 +98,7 @@ impl fmt::Debug for PostgresBackend {
 impl PostgresBackend {
     /// Connects, creates the schema when missing, applies migrations and
     /// starts listening for wake-ups.
+    #[tracing::instrument(level = "debug", skip_all, fields(schema = %config.schema))]
     pub async fn connect(config: PostgresConfig) -> Result<Self, EngineError> {
         config.validate()?;
         let pool = pool(&config.url, &config.schema, config.max_connections + 1).await?;

@@ -111,6 +111,7 @@ impl PostgresBackend {
 
     /// Locks up to `limit` executions with `sql` (`$1` = now, `$2` = limit),
     /// applies `rule` to each and writes those it changed; returns how many.
+    #[tracing::instrument(level = "trace", skip_all, fields(limit))]
     async fn scan<F>(&self, sql: &'static str, limit: u32, rule: F) -> Result<u32, EngineError>
     where
         F: Fn(&mut Execution, Millis) -> bool + Send,

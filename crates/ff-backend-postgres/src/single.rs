@@ -54,6 +54,7 @@ impl PostgresBackend {
     /// Runs `rule` on execution `id` (unknown id → `NotFound`) and persists
     /// whatever it changed, even when it answers with an error, as after a
     /// lease expiry the rule applied itself.
+    #[tracing::instrument(level = "trace", skip_all, fields(%id))]
     pub(crate) async fn transition<T, F>(
         &self,
         id: ExecutionId,
