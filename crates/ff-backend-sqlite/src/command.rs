@@ -13,6 +13,7 @@ use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId};
 use crate::completions;
 use crate::row_cache::RowCache;
 use crate::rows::{self, Stamp};
+use crate::SqlResult;
 
 /// The handle write commands get: the transaction's connection, the
 /// command's `now`, the writer's row cache, and what to announce after the
@@ -63,6 +64,27 @@ impl<'c> WriteCtx<'c> {
         self.cache.clear();
     }
 
+    /// Runs `f` in a savepoint nested in the command's own: when `f` fails,
+    /// what it wrote, announced and cached is undone and the command goes
+    /// on, so one command can carry several independent steps. The outer
+    /// error is the savepoint itself failing, which fails the command.
+    pub(crate) fn step<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<Result<T, EngineError>, EngineError> {
+        exec(self.conn, "SAVEPOINT step")?;
+        let mark = (self.completions.len(), self.wake, self.cache.mark());
+        let result = f(self);
+        if result.is_err() {
+            self.completions.truncate(mark.0);
+            self.wake = mark.1;
+            self.cache.roll_back_to(mark.2);
+            exec(self.conn, "ROLLBACK TO step")?;
+        }
+        exec(self.conn, "RELEASE step")?;
+        Ok(result)
+    }
+
     pub(crate) fn conn(&self) -> &'c Connection {
         self.conn
     }
@@ -100,6 +122,11 @@ impl<'c> WriteCtx<'c> {
         self.cache.put(exec, after);
         Ok(true)
     }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), EngineError> {
+    conn.prepare_cached(sql).db()?.execute([]).db()?;
+    Ok(())
 }
 
 /// A queued command, type-erased so one channel carries every answer type.

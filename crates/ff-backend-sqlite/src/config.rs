@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ff_core::{Limits, SharedClock, SystemClock};
 
@@ -32,6 +33,10 @@ pub struct SqliteConfig {
     pub read_pool_size: usize,
     /// At most this many commands share one transaction (default 512).
     pub max_group_commit: usize,
+    /// A group transaction takes no further commands once it has run this
+    /// long (default 2 ms): a completion waits at most about this long for
+    /// its commit, so its flow's next node is not held back by a long group.
+    pub max_group_duration: Duration,
 }
 
 impl SqliteConfig {
@@ -44,6 +49,7 @@ impl SqliteConfig {
             clock: Arc::new(SystemClock),
             read_pool_size: 4,
             max_group_commit: 512,
+            max_group_duration: Duration::from_millis(2),
         }
     }
 
@@ -74,6 +80,11 @@ impl SqliteConfig {
 
     pub fn max_group_commit(mut self, commands: usize) -> Self {
         self.max_group_commit = commands;
+        self
+    }
+
+    pub fn max_group_duration(mut self, duration: Duration) -> Self {
+        self.max_group_duration = duration;
         self
     }
 }

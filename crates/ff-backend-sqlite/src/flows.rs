@@ -464,7 +464,42 @@ impl FlowOps for SqliteBackend {
         payload: &CompletionPayload,
     ) -> Result<CascadeReport, EngineError> {
         let payload = payload.clone();
-        self.flow_command(move |txn, now| cascade::cascade(txn, &payload, now))
+        // Urgent: the writer runs cascades ahead of queued commands, as
+        // their wait is promotion lag.
+        self.inner
+            .writer
+            .write_urgent(move |ctx| {
+                let now = ctx.now;
+                cascade::cascade(&mut FlowTxn::new(ctx), &payload, now)
+            })
+            .await
+    }
+
+    /// One urgent write command for the whole batch, each cascade in a
+    /// savepoint of its own: the burst takes one turn of the writer instead
+    /// of a queue position per payload, and one failing cascade undoes only
+    /// itself.
+    async fn cascade_completions(
+        &self,
+        payloads: &[CompletionPayload],
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let payloads = payloads.to_vec();
+        self.inner
+            .writer
+            .write_urgent(move |ctx| {
+                payloads
+                    .iter()
+                    .map(|payload| {
+                        ctx.step(|ctx| {
+                            let now = ctx.now;
+                            cascade::cascade(&mut FlowTxn::new(ctx), payload, now)
+                        })
+                    })
+                    .collect()
+            })
             .await
     }
 }

@@ -120,6 +120,7 @@ impl SqliteBackend {
             lock,
             clock: config.clock.clone(),
             max_group_commit: config.max_group_commit,
+            max_group_duration: config.max_group_duration,
             syncer,
             checkpointer: Checkpointer::spawn(&config.path)?,
         })?;

@@ -9,9 +9,9 @@
 //! The invariant: an entry, when present, equals the row as the current
 //! transaction sees it. So a command takes the entry it loads (a command
 //! that fails after taking simply leaves it out), entries a command put are
-//! dropped when its savepoint rolls back, and everything is dropped when a
-//! group transaction fails. Dropping an entry is always safe: the next load
-//! reads the row.
+//! dropped when its savepoint (or a nested one) rolls back, and everything
+//! is dropped when a group transaction fails. Dropping an entry is always
+//! safe: the next load reads the row.
 
 use std::collections::HashMap;
 
@@ -65,6 +65,21 @@ impl RowCache {
     /// A new command starts.
     pub(crate) fn begin_command(&mut self) {
         self.put_by_command.clear();
+    }
+
+    /// Where the current command stands, for [`Self::roll_back_to`].
+    pub(crate) fn mark(&self) -> usize {
+        self.put_by_command.len()
+    }
+
+    /// Part of the current command, since `mark`, rolled back.
+    pub(crate) fn roll_back_to(&mut self, mark: usize) {
+        for id in self
+            .put_by_command
+            .split_off(mark.min(self.put_by_command.len()))
+        {
+            self.forget(id);
+        }
     }
 
     /// The current command rolled back: what it put may no longer be true.

@@ -1,14 +1,27 @@
 //! The writer thread: the only connection that writes, and its group commit.
 //!
 //! Commands arrive over a channel. The thread blocks for the first, drains up
-//! to `max_group_commit` more that are already queued, and runs them all in
-//! one `BEGIN IMMEDIATE` transaction, each inside its own savepoint so that a
-//! failing command rolls back alone. It commits once and hands the group to
-//! the syncer, which makes it durable (one fsync for the whole group) and
-//! only then answers the callers and publishes completions and wake-ups:
-//! nothing is announced that is not on disk.
+//! to `max_group_commit` more that are already queued, and runs them in one
+//! `BEGIN IMMEDIATE` transaction, each inside its own savepoint so that a
+//! failing command rolls back alone, until they are done or the group has
+//! run `max_group_duration` (what is left opens the next group: a long group
+//! would hold back the announcement of every completion in it). It commits
+//! once and hands the group to the syncer, which makes it durable (one fsync
+//! for the whole group) and only then answers the callers and publishes
+//! completions and wake-ups: nothing is announced that is not on disk.
+//!
+//! Cascades skip the queue ([`Writer::write_urgent`]): they wait in a queue
+//! of their own that the thread looks at before every command, joining the
+//! group under way. A cascade is what makes a flow's next node claimable, so
+//! its wait is promotion lag, while the claims and completions it would
+//! queue behind lose nothing by going a command later; and a claim behind it
+//! in the same group finds the node it promoted.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -48,12 +61,75 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, EngineError> {
 
 enum Msg {
     Job(Box<dyn Job>),
+    /// Urgent commands are waiting; only wakes a thread blocked on an
+    /// empty queue.
+    Wake,
     Shutdown(oneshot::Sender<()>),
 }
 
 /// The sending side, held by the backend.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
+    urgent: Arc<Urgent>,
+}
+
+/// The queue of commands that go ahead of the channel's. Unbounded, but its
+/// only users (cascades) are bounded by their callers' concurrency.
+#[derive(Default)]
+struct Urgent {
+    queue: Mutex<UrgentQueue>,
+    /// Whether `queue.jobs` may be non-empty: the thread's check between
+    /// commands, without the lock.
+    waiting: AtomicBool,
+}
+
+#[derive(Default)]
+struct UrgentQueue {
+    jobs: Vec<Box<dyn Job>>,
+    /// A `Wake` was sent since the thread last took the queue.
+    woken: bool,
+    /// The thread has stopped: nothing queued will run.
+    closed: bool,
+}
+
+impl Urgent {
+    fn lock(&self) -> MutexGuard<'_, UrgentQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job`; true when the thread must be woken.
+    fn push(&self, job: Box<dyn Job>) -> Result<bool, EngineError> {
+        let mut queue = self.lock();
+        if queue.closed {
+            return Err(closed());
+        }
+        queue.jobs.push(job);
+        self.waiting.store(true, Ordering::Release);
+        Ok(!std::mem::replace(&mut queue.woken, true))
+    }
+
+    fn waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Takes every queued job, oldest first.
+    fn take(&self) -> Vec<Box<dyn Job>> {
+        let mut queue = self.lock();
+        queue.woken = false;
+        self.waiting.store(false, Ordering::Release);
+        std::mem::take(&mut queue.jobs)
+    }
+
+    /// The thread stops: drops what is queued (its callers see the backend
+    /// as closed) and refuses what comes later.
+    fn close(&self) {
+        let jobs = {
+            let mut queue = self.lock();
+            queue.closed = true;
+            std::mem::take(&mut queue.jobs)
+        };
+        drop(jobs);
+    }
 }
 
 /// What the writer thread owns.
@@ -62,6 +138,7 @@ pub(crate) struct WriterSetup {
     pub(crate) lock: LockFile,
     pub(crate) clock: SharedClock,
     pub(crate) max_group_commit: usize,
+    pub(crate) max_group_duration: Duration,
     pub(crate) syncer: Syncer,
     pub(crate) checkpointer: Checkpointer,
 }
@@ -73,11 +150,13 @@ impl Writer {
         // Bounded, so a flood of callers waits for the writer instead of
         // growing an unbounded queue.
         let (tx, rx) = mpsc::channel(max_group.saturating_mul(2).max(64));
+        let urgent = Arc::new(Urgent::default());
+        let queue = urgent.clone();
         std::thread::Builder::new()
             .name("ff-sqlite-writer".to_owned())
-            .spawn(move || run(setup, rx, max_group))
+            .spawn(move || run(setup, rx, &queue, max_group))
             .map_err(EngineError::backend)?;
-        Ok(Self { tx })
+        Ok(Self { tx, urgent })
     }
 
     /// Runs `f` in the next group transaction and answers after the commit.
@@ -97,6 +176,23 @@ impl Writer {
         rx.await.map_err(|_| closed())?
     }
 
+    /// [`Self::write`], run ahead of every command not yet started: next in
+    /// the group under way, or first in the next one.
+    pub(crate) async fn write_urgent<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, EngineError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        if self.urgent.push(Box::new(Command { f, tx }))? {
+            // A full channel means the thread has work and will look at the
+            // urgent queue before it; a closed one, that it stopped, and
+            // closing the queue drops the command.
+            let _ = self.tx.try_send(Msg::Wake);
+        }
+        rx.await.map_err(|_| closed())?
+    }
+
     /// Lets the commands already queued commit, then stops the thread, which
     /// closes the connection and releases the lock before answering.
     pub(crate) async fn shutdown(&self) {
@@ -107,36 +203,44 @@ impl Writer {
     }
 }
 
-fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
+fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, urgent: &Urgent, max_group: usize) {
     let WriterSetup {
         conn,
         lock,
         clock,
         syncer,
         checkpointer,
+        max_group_duration,
         ..
     } = setup;
-    let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(max_group);
+    let mut jobs: VecDeque<Box<dyn Job>> = VecDeque::with_capacity(max_group);
     let mut cache = RowCache::default();
     let mut shutdown = None;
     while shutdown.is_none() {
-        match rx.blocking_recv() {
-            Some(Msg::Job(job)) => jobs.push(job),
-            Some(Msg::Shutdown(ack)) => shutdown = Some(ack),
-            None => break,
+        if jobs.is_empty() && !urgent.waiting() {
+            match rx.blocking_recv() {
+                Some(Msg::Job(job)) => jobs.push_back(job),
+                Some(Msg::Wake) => {}
+                Some(Msg::Shutdown(ack)) => shutdown = Some(ack),
+                None => break,
+            }
         }
         while shutdown.is_none() && jobs.len() < max_group {
             match rx.try_recv() {
-                Ok(Msg::Job(job)) => jobs.push(job),
+                Ok(Msg::Job(job)) => jobs.push_back(job),
+                Ok(Msg::Wake) => {}
                 Ok(Msg::Shutdown(ack)) => shutdown = Some(ack),
                 Err(_) => break,
             }
         }
-        if !jobs.is_empty() {
+        if !jobs.is_empty() || urgent.waiting() {
             let group = Group {
                 conn: &conn,
                 clock: &clock,
                 syncer: &syncer,
+                urgent,
+                max_commands: max_group.saturating_mul(2),
+                max_duration: max_group_duration,
             };
             if group.commit(&mut jobs, &mut cache) {
                 checkpointer.nudge();
@@ -146,6 +250,7 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
     }
     // Commands sent after the shutdown are dropped unanswered; their callers
     // see the backend as closed.
+    urgent.close();
     rx.close();
     drop(rx);
     syncer.finish();
@@ -163,22 +268,46 @@ struct Group<'a> {
     conn: &'a Connection,
     clock: &'a SharedClock,
     syncer: &'a Syncer,
+    urgent: &'a Urgent,
+    /// A group stops taking commands once it has run this many, or for
+    /// this long; the rest wait for the next group. (Urgent commands may
+    /// take a group past `max_group_commit`, never past `max_commands`.)
+    max_commands: usize,
+    max_duration: Duration,
 }
 
 impl Group<'_> {
-    /// Runs and commits `jobs` (draining it); a committed group goes to the
-    /// syncer, which answers once it is durable; a failed one is answered
-    /// here. Returns whether the group committed.
-    fn commit(&self, jobs: &mut Vec<Box<dyn Job>>, cache: &mut RowCache) -> bool {
+    /// Runs and commits the commands at the front of `jobs`, each preceded
+    /// by the urgent commands waiting when it would start, until `jobs` is
+    /// empty or the group is full; the rest stay in `jobs`. A committed
+    /// group goes to the syncer, which answers once it is durable; a failed
+    /// one is answered here, with every command still in `jobs`. Returns
+    /// whether the group committed.
+    fn commit(&self, jobs: &mut VecDeque<Box<dyn Job>>, cache: &mut RowCache) -> bool {
+        let started = Instant::now();
         let mut ctx = WriteCtx::new(self.conn, cache);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             jobs.drain(..).for_each(|job| job.abort(&e));
+            if self.urgent.waiting() {
+                self.urgent.take().into_iter().for_each(|job| job.abort(&e));
+            }
             return false;
         }
         let mut answers = Vec::with_capacity(jobs.len());
-        let mut pending = jobs.drain(..);
         let mut failure = None;
-        for job in pending.by_ref() {
+        loop {
+            let full = answers.len() >= self.max_commands || started.elapsed() >= self.max_duration;
+            if full && !answers.is_empty() {
+                break;
+            }
+            if self.urgent.waiting() {
+                for job in self.urgent.take().into_iter().rev() {
+                    jobs.push_front(job);
+                }
+            }
+            let Some(job) = jobs.pop_front() else {
+                break;
+            };
             if let Err(e) = self.exec("SAVEPOINT command") {
                 job.abort(&e);
                 failure = Some(e);
@@ -220,7 +349,7 @@ impl Group<'_> {
                     tracing::warn!(error = %rollback, "rolling back the failed group failed");
                 }
                 ctx.discard();
-                pending.for_each(|job| job.abort(&e));
+                jobs.drain(..).for_each(|job| job.abort(&e));
                 answers.into_iter().for_each(|a| a.send(Err(&e)));
                 false
             }
@@ -251,6 +380,10 @@ mod tests {
     use ff_core::{Execution, ExecutionId};
 
     fn start(dir: &TempDir) -> (Writer, Completions) {
+        start_with(dir, Duration::from_secs(1))
+    }
+
+    fn start_with(dir: &TempDir, max_group_duration: Duration) -> (Writer, Completions) {
         let path = dir.path().join("ff.db");
         let lock = LockFile::acquire(&path).unwrap();
         let mut conn = open_connection(&path).unwrap();
@@ -268,6 +401,7 @@ mod tests {
             lock,
             clock: Arc::new(ManualClock::default()),
             max_group_commit: 16,
+            max_group_duration,
             syncer,
             checkpointer: Checkpointer::spawn(&path).unwrap(),
         })
@@ -336,6 +470,61 @@ mod tests {
             event.execution_id, kept,
             "rolled-back completions are never announced"
         );
+        writer.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn urgent_commands_run_ahead_of_queued_ones() {
+        let dir = TempDir::new("sqlite-writer-urgent");
+        let (writer, _) = start(&dir);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = |name: &'static str| {
+            let order = order.clone();
+            move |_: &mut WriteCtx<'_>| {
+                order.lock().unwrap().push(name);
+                Ok(())
+            }
+        };
+        // Hold the writer so the others queue behind it.
+        let hold = writer.write(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let queued = writer.write(log("queued"));
+        let urgent = writer.write_urgent(log("urgent"));
+        let (hold, queued, urgent) = tokio::join!(hold, queued, urgent);
+        hold.and(queued).and(urgent).unwrap();
+        assert_eq!(*order.lock().unwrap(), ["urgent", "queued"]);
+        writer.shutdown().await;
+        let late = writer.write_urgent(|_| Ok(())).await;
+        assert_eq!(late.unwrap_err().kind(), ff_core::ErrorKind::Unavailable);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_past_its_duration_commits_and_leaves_the_rest_to_the_next() {
+        let dir = TempDir::new("sqlite-writer-duration");
+        let (writer, _) = start_with(&dir, Duration::from_millis(20));
+        let path = dir.path().join("ff.db");
+        let hold = writer.write(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(())
+        });
+        let slow = writer.write(|ctx| {
+            std::thread::sleep(Duration::from_millis(30));
+            cancel_new(ctx, Ok(()))
+        });
+        // Another connection sees only what committed.
+        let next = writer.write(move |_| {
+            let reader = Connection::open(&path).db()?;
+            reader
+                .query_row("SELECT COUNT(*) FROM outbox", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .db()
+        });
+        let (hold, slow, next) = tokio::join!(hold, slow, next);
+        hold.and(slow).unwrap();
+        assert_eq!(next.unwrap(), 1, "the slow command's group committed first");
         writer.shutdown().await;
     }
 

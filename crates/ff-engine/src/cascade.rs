@@ -1,11 +1,12 @@
-//! One cascade of one completion, as the completion listener and the
-//! dependency reconciler both run it: call the backend, record what it did.
+//! Cascading completions, as the completion listener and the dependency
+//! reconciler run them: call the backend, record what each cascade did.
 //!
 //! The backend claims the outbox entry and applies its edges in one atomic
 //! step, so running the same payload twice — the stream and the reconciler,
 //! or two engines — is harmless: the second answers `dispatched: false`.
 
-use ff_core::{CompletionPayload, FlowOps};
+use ff_core::cascade::CascadeReport;
+use ff_core::{CompletionPayload, EngineError, FlowOps};
 use tracing::Instrument;
 
 use crate::stats::EngineStats;
@@ -34,7 +35,52 @@ pub(crate) async fn cascade(
         outcome = %payload.outcome,
         seq = payload.seq,
     );
-    match flows.cascade_completion(payload).instrument(span).await {
+    let result = flows.cascade_completion(payload).instrument(span).await;
+    record(stats, payload, result)
+}
+
+/// Cascades `payloads` in one `cascade_completions` call, recording each
+/// one's stats as [`cascade`] does. A call that fails as a whole fails every
+/// payload in it.
+pub(crate) async fn cascade_all(
+    flows: &dyn FlowOps,
+    stats: &EngineStats,
+    payloads: &[CompletionPayload],
+) -> Vec<Cascaded> {
+    let span = tracing::trace_span!("cascades", payloads = payloads.len());
+    match flows.cascade_completions(payloads).instrument(span).await {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            payloads
+                .iter()
+                .map(|payload| {
+                    let result = results.next().unwrap_or_else(|| {
+                        Err(EngineError::backend("the batch answered fewer payloads"))
+                    });
+                    record(stats, payload, result)
+                })
+                .collect()
+        }
+        Err(error) => {
+            tracing::warn!(payloads = payloads.len(), %error, "cascades failed; left to the reconciler");
+            payloads
+                .iter()
+                .map(|_| {
+                    stats.add_cascade_error();
+                    Cascaded::Failed
+                })
+                .collect()
+        }
+    }
+}
+
+/// Records what one cascade did.
+fn record(
+    stats: &EngineStats,
+    payload: &CompletionPayload,
+    result: Result<CascadeReport, EngineError>,
+) -> Cascaded {
+    match result {
         Ok(report) if report.dispatched => {
             stats.add_cascade(payload, &report);
             // A skipped child is not cascaded here: skipping wrote its own

@@ -1,6 +1,12 @@
 //! Completion listener: consumes the backend's completion stream and
 //! cascades each payload through its flow, concurrently but bounded.
 //!
+//! Payloads that are already waiting when a cascade slot frees up go to the
+//! backend together, in one `cascade_completions` call (each still its own
+//! atomic step). A backend that serializes its writes then takes a burst of
+//! completions in one turn instead of queueing a cascade per payload behind
+//! other work, which is what keeps promotion lag low under load.
+//!
 //! This is the fast path of promotion: a child becomes claimable as soon as
 //! its parent's completion is heard, so promotion lag is push-speed. The
 //! stream is best-effort — the dependency reconciler reads the durable
@@ -19,22 +25,25 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::backoff::ErrorBackoff;
-use crate::cascade::cascade;
+use crate::cascade::cascade_all;
 use crate::shutdown::Signal;
 use crate::stats::EngineStats;
 
 /// Tuning of the completion listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    /// Most cascades in flight at once. Bounds the load one burst of
-    /// completions puts on the backend.
+    /// Most `cascade_completions` calls in flight at once. Bounds the load
+    /// one burst of completions puts on the backend.
     pub max_concurrency: usize,
+    /// Most payloads handed to one call: those already waiting, up to this.
+    pub max_batch: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             max_concurrency: 128,
+            max_batch: 256,
         }
     }
 }
@@ -56,18 +65,20 @@ impl Listener {
         Self { flows, stats }
     }
 
-    /// Counts one completion and cascades it. Never fails: a payload that
-    /// cannot be cascaded stays undispatched for the reconciler.
-    pub async fn handle(&self, payload: CompletionPayload) {
-        tracing::trace!(
-            execution_id = %payload.execution_id,
-            outcome = %payload.outcome,
-            attempt = payload.attempt,
-            seq = payload.seq,
-            "completion"
-        );
-        self.stats.add_completion(payload.outcome);
-        cascade(&*self.flows, &self.stats, &payload).await;
+    /// Counts the completions and cascades them in one call. Never fails: a
+    /// payload that cannot be cascaded stays undispatched for the reconciler.
+    pub async fn handle(&self, payloads: Vec<CompletionPayload>) {
+        for payload in &payloads {
+            tracing::trace!(
+                execution_id = %payload.execution_id,
+                outcome = %payload.outcome,
+                attempt = payload.attempt,
+                seq = payload.seq,
+                "completion"
+            );
+            self.stats.add_completion(payload.outcome);
+        }
+        cascade_all(&*self.flows, &self.stats, &payloads).await;
     }
 }
 
@@ -82,6 +93,7 @@ pub async fn run(
 ) {
     let listener = Listener::new(flows, stats.clone());
     let concurrency = config.max_concurrency.max(1);
+    let max_batch = config.max_batch.max(1);
     let mut backoff = ErrorBackoff::default();
     while !shutdown.is_triggered() {
         let subscribed = tokio::select! {
@@ -94,9 +106,10 @@ pub async fn run(
                 let heard = std::sync::atomic::AtomicBool::new(false);
                 stream
                     .take_until(Box::pin(async move { stop.wait().await }))
-                    .for_each_concurrent(concurrency, |payload| {
+                    .ready_chunks(max_batch)
+                    .for_each_concurrent(concurrency, |payloads| {
                         heard.store(true, std::sync::atomic::Ordering::Relaxed);
-                        listener.handle(payload)
+                        listener.handle(payloads)
                     })
                     .instrument(tracing::debug_span!("completion_stream"))
                     .await;
@@ -225,7 +238,11 @@ mod tests {
         let outbox = FakeOutbox::new();
         let stats = Arc::new(EngineStats::default());
         let (trigger, signal) = shutdown::channel();
-        let config = Config { max_concurrency: 3 };
+        // Batches of one, so every payload is a call of its own.
+        let config = Config {
+            max_concurrency: 3,
+            max_batch: 1,
+        };
         let task = tokio::spawn(run(
             completions.clone(),
             outbox.clone(),
@@ -240,6 +257,37 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(stats.snapshot().cascades, 20);
         assert_eq!(outbox.max_in_flight(), 3);
+        trigger.trigger();
+        task.await.expect("listener ends cleanly");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_payloads_go_to_the_backend_together() {
+        let completions = ChannelCompletions::new();
+        let outbox = FakeOutbox::new();
+        let stats = Arc::new(EngineStats::default());
+        let (trigger, signal) = shutdown::channel();
+        let config = Config {
+            max_batch: 8,
+            ..Config::default()
+        };
+        let task = tokio::spawn(run(
+            completions.clone(),
+            outbox.clone(),
+            config,
+            stats.clone(),
+            signal,
+        ));
+        let sender = completions.next_subscriber().await;
+        for _ in 0..20 {
+            sender.unbounded_send(flow_payload()).expect("subscribed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sender.unbounded_send(flow_payload()).expect("subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(outbox.batches(), vec![8, 8, 4, 1]);
+        let snap = stats.snapshot();
+        assert_eq!((snap.completed, snap.cascades), (21, 21));
         trigger.trigger();
         task.await.expect("listener ends cleanly");
     }

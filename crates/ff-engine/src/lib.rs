@@ -6,7 +6,7 @@
 //! # The completion pipeline
 //! Every terminal transition commits an outbox entry with it. The
 //! [`completion_listener`] hears entries on the backend's best-effort stream
-//! and cascades each at once (`FlowOps::cascade_completion`), so a child is
+//! and cascades each at once (`FlowOps::cascade_completions`), so a child is
 //! claimable milliseconds after its parent's commit. The
 //! [`dependency_reconciler`] reads the durable outbox and is the guarantee:
 //! whatever the stream missed is cascaded one interval after a grace period.
@@ -24,12 +24,13 @@
 //!   - [`scheduled_promoter`]: `MaintenanceOps::promote_scheduled`, every 100 ms.
 //!   - [`deadline_scanner`]: `MaintenanceOps::expire_deadlines`, every second.
 //!   - [`completion_listener`]: cascades each payload of
-//!     `CompletionBackend::subscribe_completions`, 32 at a time.
+//!     `CompletionBackend::subscribe_completions`, those waiting together in
+//!     one call, 128 calls at a time.
 //!   - [`dependency_reconciler`]: cascades undispatched outbox entries older
 //!     than 2 s and decides stuck blocked nodes, every second.
 //!   - [`outbox_trim`]: `MaintenanceOps::trim_outbox`, dispatched entries
 //!     older than 10 min, every 30 s.
-//! - `cascade`: one cascade and its bookkeeping, shared by the listener and
+//! - `cascade`: cascades and their bookkeeping, shared by the listener and
 //!   the reconciler.
 //! - [`shutdown`]: the trigger/signal pair every loop watches.
 //! - [`stats`]: counters the services keep, read with [`Engine::stats`] or

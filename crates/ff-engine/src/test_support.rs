@@ -180,6 +180,7 @@ struct OutboxState {
     reconcile_calls: u32,
     in_flight: u32,
     max_in_flight: u32,
+    batches: Vec<usize>,
 }
 
 impl FakeOutbox {
@@ -220,6 +221,11 @@ impl FakeOutbox {
 
     pub fn dispatched(&self) -> usize {
         self.state().dispatched.len()
+    }
+
+    /// The size of every `cascade_completions` call, in call order.
+    pub fn batches(&self) -> Vec<usize> {
+        self.state().batches.clone()
     }
 
     /// The most cascades that were ever in flight at once.
@@ -325,5 +331,18 @@ impl FlowOps for FakeOutbox {
             }
         }
         Ok(report)
+    }
+
+    /// Records the batch, then cascades each payload in turn.
+    async fn cascade_completions(
+        &self,
+        payloads: &[CompletionPayload],
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        self.state().batches.push(payloads.len());
+        let mut reports = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            reports.push(self.cascade_completion(payload).await);
+        }
+        Ok(reports)
     }
 }

@@ -111,6 +111,7 @@ macro_rules! __conformance_list {
             flow_control::dynamic_fan_out_on_cancelled_flow_not_active,
             pipeline::duplicate_completion_is_noop,
             pipeline::concurrent_cascades_into_one_fan_in,
+            pipeline::batched_cascades_apply_each_alone,
             pipeline::completions_for_solo_executions,
             pipeline::reconciler_promotes_stuck_blocked_node,
             pipeline::outbox_trim_deletes_only_dispatched,

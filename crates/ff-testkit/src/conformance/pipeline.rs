@@ -1,9 +1,10 @@
-//! The completion pipeline: duplicates, concurrent cascades, solo entries.
+//! The completion pipeline: duplicates, concurrent and batched cascades,
+//! solo entries.
 
 use std::sync::Arc;
 
 use ff_core::flow::FlowSpec;
-use ff_core::{ClaimRequest, JsonText, Outcome, State};
+use ff_core::{ClaimRequest, ErrorKind, FlowId, JsonText, Outcome, State};
 
 use super::flow_support::*;
 use super::support::*;
@@ -100,6 +101,93 @@ pub async fn concurrent_cascades_into_one_fan_in(f: &dyn BackendFactory) {
     let sink = get(&b, flow.nodes["sink"]).await;
     assert_eq!((sink.state, sink.attempt), (State::Ready, 0));
     assert_eq!(sink.inputs.map(|i| i.len()), Some(10));
+}
+
+pub async fn batched_cascades_apply_each_alone(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let flow = create(
+        &b,
+        FlowSpec::new(
+            vec![node("a"), node("b"), node("c"), node("d")],
+            vec![edge("a", "b"), edge("c", "d")],
+        ),
+    )
+    .await;
+    run_node(&b, "a", "null").await;
+    run_node(&b, "c", "null").await;
+    submit(&b, job("solo")).await;
+    let claimed = claim_one(&b, "solo").await;
+    b.engine
+        .complete(&claimed.handle, JsonText::null())
+        .await
+        .expect("complete");
+    let pending = b
+        .engine
+        .undispatched_completions(0, 10)
+        .await
+        .expect("outbox");
+    let entry = |id| {
+        pending
+            .iter()
+            .find(|p| p.execution_id == id)
+            .expect("an outbox entry")
+            .clone()
+    };
+    let (a, c, solo) = (
+        entry(flow.nodes["a"]),
+        entry(flow.nodes["c"]),
+        entry(claimed.handle.execution_id),
+    );
+    // The solo entry, claimed by a cascade that then fails (its flow does
+    // not exist): that cascade alone rolls back, its entry included.
+    let poisoned = ff_core::CompletionPayload {
+        flow_id: Some(FlowId::new()),
+        node_key: Some("ghost".into()),
+        ..solo.clone()
+    };
+    let results = b
+        .engine
+        .cascade_completions(&[a.clone(), poisoned, c, a])
+        .await
+        .expect("cascades");
+    assert_eq!(results.len(), 4, "one answer per payload");
+    let first = results[0].as_ref().expect("a cascades");
+    assert!(first.dispatched);
+    assert_eq!(first.promoted, vec![flow.nodes["b"]]);
+    assert_eq!(
+        results[1]
+            .as_ref()
+            .map_err(|e| e.kind())
+            .expect_err("the poisoned cascade fails"),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        results[2].as_ref().expect("c cascades").promoted,
+        vec![flow.nodes["d"]]
+    );
+    let duplicate = results[3].as_ref().expect("a again");
+    assert!(!duplicate.dispatched && duplicate.promoted.is_empty());
+    assert_states(&b, &flow, &[("b", State::Ready), ("d", State::Ready)]).await;
+    assert_eq!(
+        b.engine
+            .undispatched_completions(0, 10)
+            .await
+            .expect("outbox"),
+        vec![solo.clone()],
+        "the failed cascade left its entry undispatched"
+    );
+    let solo = b
+        .engine
+        .cascade_completions(&[solo])
+        .await
+        .expect("cascade");
+    assert!(solo[0].as_ref().expect("solo cascades").dispatched);
+    assert!(b
+        .engine
+        .cascade_completions(&[])
+        .await
+        .expect("nothing")
+        .is_empty());
 }
 
 pub async fn completions_for_solo_executions(f: &dyn BackendFactory) {
