@@ -1,8 +1,6 @@
 //! How to connect the Postgres backend.
 
-use std::sync::Arc;
-
-use ff_core::{EngineError, Limits, SharedClock, SystemClock};
+use ff_core::{EngineError, Limits, SharedClock};
 
 /// The schema FlowFabric keeps its tables in unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "flowfabric";
@@ -19,8 +17,9 @@ pub struct PostgresConfig {
     /// Connections in the pool (default 16), plus one held for `LISTEN`.
     pub max_connections: u32,
     pub limits: Limits,
-    /// Decides every stored time; tests pass a manual clock.
-    pub clock: SharedClock,
+    /// Decides every stored time. `None` (the default): the server's clock,
+    /// so processes sharing the database agree; tests pass a manual clock.
+    pub clock: Option<SharedClock>,
 }
 
 impl PostgresConfig {
@@ -31,7 +30,7 @@ impl PostgresConfig {
             schema: DEFAULT_SCHEMA.to_owned(),
             max_connections: 16,
             limits: Limits::default(),
-            clock: Arc::new(SystemClock),
+            clock: None,
         }
     }
 
@@ -51,25 +50,14 @@ impl PostgresConfig {
     }
 
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
     /// Schema names go into identifiers and channel names unquoted, so they
     /// are held to lower-case letters, digits and `_`.
     pub(crate) fn validate(&self) -> Result<(), EngineError> {
-        let s = &self.schema;
-        let valid = !s.is_empty()
-            && s.len() <= 40
-            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            return Err(EngineError::invalid(
-                "schema",
-                "must be 1-40 characters of a-z, 0-9 and _, not starting with a digit",
-            ));
-        }
+        validate_schema(&self.schema)?;
         if self.max_connections < 2 {
             return Err(EngineError::invalid(
                 "max_connections",
@@ -77,5 +65,25 @@ impl PostgresConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Schema names go into identifiers and channel names unquoted, so they are
+/// held to lower-case letters, digits and `_`, not starting with a digit,
+/// and not `pg_` (reserved by Postgres).
+pub(crate) fn validate_schema(s: &str) -> Result<(), EngineError> {
+    let valid = !s.is_empty()
+        && s.len() <= 40
+        && !s.starts_with("pg_")
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(
+            "schema",
+            "must be 1-40 characters of a-z, 0-9 and _, not starting with a digit or pg_",
+        ))
     }
 }

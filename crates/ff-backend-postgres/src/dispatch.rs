@@ -5,12 +5,13 @@
 //! caller after it.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::oneshot;
 
 use ff_core::EngineError;
 
+use crate::queue::take_batch;
 use crate::{Inner, PgResult};
 
 /// Entries one statement claims at most.
@@ -26,25 +27,11 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<bool, EngineError>>,
 }
 
-pub(crate) type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
+pub(crate) type Queue = crate::queue::Queue<Job>;
 
 /// A committer: claims batches of entries until the queue closes.
 pub(crate) async fn commit_loop(backend: Weak<Inner>, queue: Queue) {
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut rx = queue.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
+    while let Some(batch) = take_batch(&queue, MAX_BATCH).await {
         let Some(inner) = backend.upgrade() else {
             return;
         };

@@ -20,7 +20,7 @@ use ff_core::{EngineError, Execution, ExecutionId, FlowId, Millis, State};
 
 use crate::rows::{self, to_json};
 use crate::store::{self, Change, Saved};
-use crate::{is_retryable, PgResult};
+use crate::{classify, is_retryable, PgResult, StoreError};
 
 pub(crate) const FLOW_COLUMNS: &str =
     "id, namespace, idempotency_key, fail_fast, cancelled, created_at, updated_at";
@@ -43,6 +43,14 @@ pub(crate) struct FlowTxn {
     pub(crate) retryable: bool,
 }
 
+/// Where a savepoint was taken: how much had been announced then.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    completions: usize,
+    written: usize,
+    wake: bool,
+}
+
 /// Waits on `fut` from a blocking thread, noting a retryable failure.
 fn wait<T>(
     rt: &Handle,
@@ -51,7 +59,7 @@ fn wait<T>(
 ) -> Result<T, EngineError> {
     rt.block_on(fut).map_err(|err| {
         *retryable |= is_retryable(&err);
-        EngineError::backend(err)
+        classify(err)
     })
 }
 
@@ -70,6 +78,14 @@ impl FlowTxn {
             changes: Vec::new(),
             saved: Saved::default(),
             retryable: false,
+        })
+    }
+
+    /// Notes whether a shared helper's failure is worth retrying.
+    fn note<T>(&mut self, result: Result<T, StoreError>) -> Result<T, EngineError> {
+        result.map_err(|err| {
+            self.retryable |= err.is_retryable();
+            EngineError::from(err)
         })
     }
 
@@ -98,6 +114,54 @@ impl FlowTxn {
         Ok(flow.flatten().map(FlowId::from_uuid))
     }
 
+    /// Writes what is buffered and opens a savepoint; the mark undoes what
+    /// comes after it with [`Self::roll_back_to`].
+    pub(crate) fn savepoint(&mut self) -> Result<Mark, EngineError> {
+        self.flush()?;
+        wait(
+            &self.rt,
+            &mut self.retryable,
+            sqlx::query("SAVEPOINT cascade").execute(&mut *self.tx),
+        )?;
+        Ok(Mark {
+            completions: self.saved.completions.len(),
+            written: self.saved.written.len(),
+            wake: self.saved.wake,
+        })
+    }
+
+    /// Writes what is buffered and keeps what was done since the savepoint.
+    pub(crate) fn release(&mut self) -> Result<(), EngineError> {
+        self.flush()?;
+        wait(
+            &self.rt,
+            &mut self.retryable,
+            sqlx::query("RELEASE SAVEPOINT cascade").execute(&mut *self.tx),
+        )?;
+        Ok(())
+    }
+
+    /// Undoes everything since the savepoint `mark` was taken at.
+    pub(crate) fn roll_back_to(&mut self, mark: Mark) -> Result<(), EngineError> {
+        self.new_executions.clear();
+        self.new_nodes.clear();
+        self.new_edges.clear();
+        self.changes.clear();
+        // Versions read after the savepoint may be of undone writes; rows
+        // are read again before their next write.
+        self.versions.clear();
+        self.saved.completions.truncate(mark.completions);
+        self.saved.written.truncate(mark.written);
+        self.saved.wake = mark.wake;
+        self.retryable = false;
+        wait(
+            &self.rt,
+            &mut self.retryable,
+            sqlx::query("ROLLBACK TO SAVEPOINT cascade").execute(&mut *self.tx),
+        )?;
+        Ok(())
+    }
+
     /// Writes what is buffered and commits; returns what to announce.
     pub(crate) fn commit(mut self) -> Result<Saved, EngineError> {
         self.flush()?;
@@ -109,9 +173,10 @@ impl FlowTxn {
     fn flush(&mut self) -> Result<(), EngineError> {
         if !self.new_executions.is_empty() {
             let execs = std::mem::take(&mut self.new_executions);
-            self.rt
-                .block_on(rows::insert_batch(&mut *self.tx, &execs, false))
-                .inspect_err(|_| self.retryable = true)?;
+            let inserted = self
+                .rt
+                .block_on(rows::insert_batch(&mut *self.tx, &execs, false));
+            self.note(inserted)?;
             for e in &execs {
                 self.versions.insert(e.id, 0);
             }
@@ -126,7 +191,8 @@ impl FlowTxn {
             let changes = std::mem::take(&mut self.changes);
             let saved = self
                 .rt
-                .block_on(store::save_batch(&mut *self.tx, &changes, self.now))?;
+                .block_on(store::save_batch(&mut *self.tx, &changes, self.now));
+            let saved = self.note(saved)?;
             if !saved.all(&changes) {
                 return Err(EngineError::backend(
                     "a locked execution changed during a flow command",

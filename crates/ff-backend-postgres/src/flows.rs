@@ -47,31 +47,32 @@ impl PostgresBackend {
             let pool = self.inner.pool.clone();
             let rt = tokio::runtime::Handle::current();
             let now = self.now();
-            let run = tokio::task::spawn_blocking(move || {
-                let mut txn = FlowTxn::begin(rt, &pool, now)?;
-                let attempt = (|| {
-                    match lock {
-                        FlowLock::None => {}
-                        FlowLock::Flow(id) => txn.lock_flow(id)?,
-                        FlowLock::OfExecution(id) => {
-                            if let Some(flow) = txn.flow_of(id)? {
-                                txn.lock_flow(flow)?;
+            let run: Result<Result<(T, _), (EngineError, bool)>, EngineError> =
+                tokio::task::spawn_blocking(move || {
+                    let mut txn = FlowTxn::begin(rt, &pool, now)?;
+                    let attempt = (|| {
+                        match lock {
+                            FlowLock::None => {}
+                            FlowLock::Flow(id) => txn.lock_flow(id)?,
+                            FlowLock::OfExecution(id) => {
+                                if let Some(flow) = txn.flow_of(id)? {
+                                    txn.lock_flow(flow)?;
+                                }
                             }
                         }
-                    }
-                    f(&mut txn, now)
-                })();
-                let retryable = txn.retryable;
-                match attempt {
-                    Ok(out) => match txn.commit() {
-                        Ok(saved) => Ok(Ok((out, saved))),
+                        f(&mut txn, now)
+                    })();
+                    let retryable = txn.retryable;
+                    match attempt {
+                        Ok(out) => match txn.commit() {
+                            Ok(saved) => Ok(Ok((out, saved))),
+                            Err(err) => Ok(Err((err, retryable))),
+                        },
                         Err(err) => Ok(Err((err, retryable))),
-                    },
-                    Err(err) => Ok(Err((err, retryable))),
-                }
-            })
-            .await
-            .map_err(|e| EngineError::backend(format!("flow command panicked: {e}")))?;
+                    }
+                })
+                .await
+                .map_err(|e| EngineError::backend(format!("flow command panicked: {e}")))?;
             match run? {
                 Ok((out, saved)) => {
                     self.announce(saved);
@@ -85,6 +86,59 @@ impl PostgresBackend {
             }
         }
         Err(last.unwrap_or_else(|| EngineError::backend("flow command gave up")))
+    }
+
+    /// Cascades completions of flow members in one transaction, each in a
+    /// savepoint of its own (a failure undoes only that one), flows locked
+    /// in id order so two batches never wait on each other in a cycle.
+    /// Answers in `items` order; the outer error means nothing committed.
+    async fn cascade_flow_batch(
+        &self,
+        mut items: Vec<CompletionPayload>,
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        let order: Vec<(FlowId, u64)> = items
+            .iter()
+            .map(|p| (p.flow_id.unwrap_or_default(), p.seq))
+            .collect();
+        let mut index: Vec<usize> = (0..items.len()).collect();
+        index.sort_by_key(|&i| order[i]);
+        let pool = self.inner.pool.clone();
+        let rt = tokio::runtime::Handle::current();
+        let now = self.now();
+        let sorted: Vec<CompletionPayload> = index.iter().map(|&i| items[i].clone()).collect();
+        items.clear();
+        let (sorted_results, saved) = tokio::task::spawn_blocking(move || {
+            let mut txn = FlowTxn::begin(rt, &pool, now)?;
+            let mut results = Vec::with_capacity(sorted.len());
+            for payload in &sorted {
+                let mark = txn.savepoint()?;
+                let applied = (|| {
+                    if let Some(flow) = payload.flow_id {
+                        txn.lock_flow(flow)?;
+                    }
+                    let report = cascade::cascade(&mut txn, payload, now)?;
+                    txn.release()?;
+                    Ok(report)
+                })();
+                if applied.is_err() {
+                    txn.roll_back_to(mark)?;
+                }
+                results.push(applied);
+            }
+            Ok::<_, EngineError>((results, txn.commit()?))
+        })
+        .await
+        .map_err(|e| EngineError::backend(format!("cascade batch panicked: {e}")))??;
+        self.announce(saved);
+        let mut results: Vec<Option<Result<CascadeReport, EngineError>>> =
+            (0..index.len()).map(|_| None).collect();
+        for (&i, result) in index.iter().zip(sorted_results) {
+            results[i] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EngineError::backend("a cascade went unanswered"))))
+            .collect())
     }
 
     /// The cascade of a solo execution's completion: claims the outbox
@@ -217,58 +271,87 @@ pub(crate) async fn flow_view(pool: &PgPool, id: FlowId) -> Result<FlowView, Eng
     })
 }
 
-/// A page of flows; the state is derived from member counts per flow.
+/// A page of flows, the state derived from member counts per flow (as
+/// `FlowState::derive` does), filtered and limited in SQL.
 pub(crate) async fn flow_page(
     pool: &PgPool,
     filter: &FlowFilter,
     after: Option<FlowId>,
 ) -> Result<Page<FlowSummary>, EngineError> {
     let rows = sqlx::query(
-        "SELECT f.id, f.namespace, f.fail_fast, f.cancelled, f.created_at, \
-           (SELECT COUNT(*) FROM flow_nodes n WHERE n.flow_id = f.id), \
-           (SELECT COUNT(*) FROM flow_nodes n JOIN executions e ON e.id = n.execution_id \
-              WHERE n.flow_id = f.id \
-                AND e.state NOT IN ('completed', 'failed', 'cancelled', 'skipped')), \
-           (SELECT COUNT(*) FROM flow_nodes n JOIN executions e ON e.id = n.execution_id \
-              WHERE n.flow_id = f.id AND e.state = 'failed') \
-         FROM flows f WHERE f.namespace = $1 AND ($2::uuid IS NULL OR f.id > $2) ORDER BY f.id",
+        "SELECT id, namespace, fail_fast, created_at, nodes, state FROM ( \
+           SELECT f.id, f.namespace, f.fail_fast, f.created_at, c.nodes, \
+             CASE WHEN f.cancelled THEN 'cancelled' WHEN c.open > 0 THEN 'running' \
+                  WHEN c.failed > 0 THEN 'failed' ELSE 'completed' END AS state \
+           FROM flows f CROSS JOIN LATERAL ( \
+             SELECT COUNT(*) AS nodes, \
+               COUNT(*) FILTER (WHERE e.state NOT IN \
+                 ('completed', 'failed', 'cancelled', 'skipped')) AS open, \
+               COUNT(*) FILTER (WHERE e.state = 'failed') AS failed \
+             FROM flow_nodes n JOIN executions e ON e.id = n.execution_id \
+             WHERE n.flow_id = f.id) c \
+           WHERE f.namespace = $1 AND ($2::uuid IS NULL OR f.id > $2)) s \
+         WHERE ($3::text IS NULL OR state = $3) ORDER BY id LIMIT $4",
     )
     .bind(&filter.namespace)
     .bind(after.map(|id| *id.as_uuid()))
+    .bind(filter.state.map(FlowState::as_str))
+    .bind(i64::from(filter.limit) + 1)
     .fetch_all(pool)
     .await
     .db()?;
-    let mut items = Vec::new();
-    for row in &rows {
-        let cancelled: bool = row.try_get(3).db()?;
-        let (open, failed): (i64, i64) = (row.try_get(6).db()?, row.try_get(7).db()?);
-        let state = match (cancelled, open, failed) {
-            (true, _, _) => FlowState::Cancelled,
-            (_, open, _) if open > 0 => FlowState::Running,
-            (_, _, failed) if failed > 0 => FlowState::Failed,
-            _ => FlowState::Completed,
-        };
-        if filter.state.is_some_and(|s| s != state) {
-            continue;
-        }
-        let nodes: i64 = row.try_get(5).db()?;
-        items.push(FlowSummary {
-            id: FlowId::from_uuid(row.try_get(0).db()?),
-            namespace: row.try_get(1).db()?,
-            state,
-            fail_fast: row.try_get(2).db()?,
-            created_at: row.try_get(4).db()?,
-            nodes: u64::try_from(nodes).unwrap_or(0),
-        });
-        if items.len() > filter.limit as usize {
-            break;
-        }
-    }
+    let items = rows
+        .iter()
+        .map(|row| {
+            let nodes: i64 = row.try_get(4).db()?;
+            let state: String = row.try_get(5).db()?;
+            Ok(FlowSummary {
+                id: FlowId::from_uuid(row.try_get(0).db()?),
+                namespace: row.try_get(1).db()?,
+                state: state.parse()?,
+                fail_fast: row.try_get(2).db()?,
+                created_at: row.try_get(3).db()?,
+                nodes: u64::try_from(nodes).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
     Ok(Page::from_overfetch(items, filter.limit))
 }
 
 #[async_trait]
 impl FlowOps for PostgresBackend {
+    async fn cascade_completions(
+        &self,
+        payloads: &[CompletionPayload],
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        let (members, solo): (Vec<usize>, Vec<usize>) =
+            (0..payloads.len()).partition(|&i| payloads[i].flow_id.is_some());
+        let dispatches =
+            futures::future::join_all(solo.iter().map(|&i| self.dispatch_solo(&payloads[i])));
+        let member_payloads: Vec<CompletionPayload> =
+            members.iter().map(|&i| payloads[i].clone()).collect();
+        let cascades = async {
+            match member_payloads.len() {
+                0 => Ok(Vec::new()),
+                1 => Ok(vec![self.cascade_completion(&member_payloads[0]).await]),
+                _ => self.cascade_flow_batch(member_payloads).await,
+            }
+        };
+        let (dispatched, cascaded) = futures::join!(dispatches, cascades);
+        let mut results: Vec<Option<Result<CascadeReport, EngineError>>> =
+            (0..payloads.len()).map(|_| None).collect();
+        for (&i, result) in solo.iter().zip(dispatched) {
+            results[i] = Some(result);
+        }
+        for (&i, result) in members.iter().zip(cascaded?) {
+            results[i] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EngineError::backend("a cascade went unanswered"))))
+            .collect())
+    }
+
     async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
         spec.validate(&self.inner.limits)?;
         let limits = self.inner.limits.clone();

@@ -26,18 +26,13 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// does: a new attempt unless the last was released, a new lease epoch, the
 /// lease and attempt deadlines from `$3` (now), the worker `$6` and a new
 /// attempt record. The differential test holds this to the Rust rule.
-/// `$lane` is `lane = $2` for one lane (the claim index's order then serves
-/// the ORDER BY) and `lane = ANY($2)` for several.
+/// `$picked` selects the claimed ids as `picked_id`.
 macro_rules! claim_sql {
-    ($lane:literal) => {
+    ($picked:expr) => {
         concat!(
-            "WITH picked AS (SELECT id AS picked_id FROM executions \
-               WHERE namespace = $1 AND ",
-            $lane,
-            " AND state IN ('ready', 'scheduled') AND ready_at <= $3 \
-               AND (deadline IS NULL OR deadline > $3) AND capabilities <@ $4 \
-               ORDER BY priority DESC, ready_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             UPDATE executions e SET \
+            "WITH picked AS (",
+            $picked,
+            ") UPDATE executions e SET \
                attempt = CASE WHEN e.reuse_attempt THEN e.attempt ELSE e.attempt + 1 END, \
                reuse_attempt = false, \
                lease_epoch = e.lease_epoch + 1, \
@@ -57,8 +52,35 @@ macro_rules! claim_sql {
     };
 }
 
-const CLAIM_ONE_LANE: &str = claim_sql!("lane = $2");
-const CLAIM_LANES: &str = claim_sql!("lane = ANY($2)");
+/// Claimable executions of one lane (`$lane`), first `$5` in claim order,
+/// locked; the `executions_claim` index serves the order.
+macro_rules! lane_candidates {
+    ($lane:literal) => {
+        concat!(
+            "SELECT id, priority, ready_at FROM executions WHERE namespace = $1 AND lane = ",
+            $lane,
+            " AND state IN ('ready', 'scheduled') AND ready_at <= $3 \
+               AND (deadline IS NULL OR deadline > $3) AND capabilities <@ $4 \
+               ORDER BY priority DESC, ready_at, id LIMIT $5 FOR UPDATE SKIP LOCKED"
+        )
+    };
+}
+
+/// One lane (`$2`): its first candidates.
+const CLAIM_ONE_LANE: &str = claim_sql!(concat!(
+    "SELECT id AS picked_id FROM (",
+    lane_candidates!("$2"),
+    ") c"
+));
+
+/// Several lanes (`$2` an array): each lane's first candidates through its
+/// own index scan, merged in claim order. Candidates locked but not picked
+/// are released unchanged when the statement ends.
+const CLAIM_LANES: &str = claim_sql!(concat!(
+    "SELECT c.id AS picked_id FROM unnest($2::text[]) AS l(lane) CROSS JOIN LATERAL (",
+    lane_candidates!("l.lane"),
+    ") c ORDER BY c.priority DESC, c.ready_at, c.id LIMIT $5"
+));
 
 #[async_trait]
 impl LeaseOps for PostgresBackend {

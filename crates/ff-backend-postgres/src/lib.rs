@@ -12,6 +12,7 @@
 //!   an advisory lock, and the `meta` checks.
 //! - `rows`: the one mapping between `Execution` and its row.
 //! - `store`: the versioned batch write every transition ends with.
+//! - `completions`: the completion broadcast behind `subscribe_completions`.
 //! - `listener`: the `LISTEN` connection that turns notifications into
 //!   wake-ups and completion events.
 //! - `single`, `dispatch`: the group commits of single-execution
@@ -27,7 +28,9 @@
 //! operations lock the flow's row first, then its members.
 
 pub mod config;
+mod scratch;
 
+mod completions;
 mod dispatch;
 mod executions;
 mod flow_txn;
@@ -36,8 +39,10 @@ mod leases;
 mod listener;
 mod maintenance;
 mod migrations;
+mod queue;
 mod reads;
 mod rows;
+mod server_clock;
 mod single;
 mod store;
 mod vacuum;
@@ -51,12 +56,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::{mpsc, watch};
 
-use ff_core::{CompletionBackend, CompletionStream, EngineError, Limits, Millis, SharedClock};
+use ff_core::{EngineError, Limits, Millis, SharedClock};
 
 pub use config::{PostgresConfig, DEFAULT_SCHEMA};
 pub use migrations::drop_schema;
+pub use scratch::ScratchSchema;
 
-use listener::Completions;
+use completions::Completions;
 use store::Saved;
 
 /// The Postgres backend. Cheap to clone; clones share one pool.
@@ -103,6 +109,10 @@ impl PostgresBackend {
         config.validate()?;
         let pool = pool(&config.url, &config.schema, config.max_connections + 1).await?;
         migrations::migrate(&pool, config.schema.clone()).await?;
+        let clock: SharedClock = match config.clock {
+            Some(clock) => clock,
+            None => server_clock::ServerClock::start(&pool).await?,
+        };
         let completions = Completions::new();
         let work = watch::channel(0).0;
         let listener = tokio::spawn(listener::run(
@@ -111,13 +121,13 @@ impl PostgresBackend {
             completions.clone(),
             work.clone(),
         ));
-        let (jobs, queue) = mpsc::unbounded_channel();
-        let (dispatches, dispatch_queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = queue::queue();
+        let (dispatches, dispatch_queue) = queue::queue();
         let inner = Arc::new(Inner {
             pool,
             schema: config.schema,
             limits: config.limits,
-            clock: config.clock,
+            clock,
             completions,
             work,
             listener,
@@ -128,11 +138,9 @@ impl PostgresBackend {
         tokio::spawn(vacuum::run(Arc::downgrade(&inner)));
         // The committers hold the backend weakly: dropping the last handle
         // closes the queue and ends them.
-        let queue: single::Queue = Arc::new(tokio::sync::Mutex::new(queue));
         for _ in 0..single::COMMITTERS {
             tokio::spawn(single::commit_loop(Arc::downgrade(&inner), queue.clone()));
         }
-        let dispatch_queue: dispatch::Queue = Arc::new(tokio::sync::Mutex::new(dispatch_queue));
         for _ in 0..dispatch::COMMITTERS {
             tokio::spawn(dispatch::commit_loop(
                 Arc::downgrade(&inner),
@@ -209,22 +217,28 @@ pub async fn server_version(url: &str) -> Result<String, EngineError> {
     version
 }
 
-#[async_trait::async_trait]
-impl CompletionBackend for PostgresBackend {
-    async fn subscribe_completions(&self) -> Result<CompletionStream, EngineError> {
-        Ok(self.inner.completions.subscribe())
-    }
-}
-
-/// Maps driver errors into the engine's: the server or the connection
-/// failed, not the caller's input.
+/// Maps driver errors into the engine's.
 pub(crate) trait PgResult<T> {
     fn db(self) -> Result<T, EngineError>;
 }
 
 impl<T> PgResult<T> for Result<T, sqlx::Error> {
     fn db(self) -> Result<T, EngineError> {
-        self.map_err(EngineError::backend)
+        self.map_err(classify)
+    }
+}
+
+/// A lost or exhausted connection is `Unavailable` (the call may be
+/// retried); anything else the server or driver reports is `Backend`.
+pub(crate) fn classify(err: sqlx::Error) -> EngineError {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => EngineError::Unavailable {
+            message: err.to_string(),
+        },
+        err => EngineError::backend(err),
     }
 }
 
@@ -235,4 +249,39 @@ pub(crate) fn is_retryable(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .and_then(|e| e.code())
         .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
+}
+
+/// A failure of a shared statement helper, keeping the driver's error so
+/// callers can tell a race worth retrying from a real failure.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    Sql(sqlx::Error),
+    Engine(EngineError),
+}
+
+impl StoreError {
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(self, Self::Sql(err) if is_retryable(err))
+    }
+}
+
+impl From<EngineError> for StoreError {
+    fn from(err: EngineError) -> Self {
+        Self::Engine(err)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Sql(err)
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Sql(err) => classify(err),
+            StoreError::Engine(err) => err,
+        }
+    }
 }

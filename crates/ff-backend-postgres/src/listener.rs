@@ -10,116 +10,27 @@
 //! of published seqs keeps each entry to one event per process.
 //!
 //! After a lost connection the listener reconnects, reads every undispatched
-//! entry and wakes all claimers, since notifications sent in the gap are
+//! entry (a page at a time) and wakes all claimers, since notifications sent in the gap are
 //! gone. The outbox stays the record: the reconciler covers what a
 //! subscriber missed.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::stream;
 use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{PgPool, Row};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-use ff_core::{CompletionPayload, CompletionStream, EngineError, ExecutionId, FlowId};
+use ff_core::{CompletionPayload, EngineError, ExecutionId, FlowId};
 
+use crate::completions::Completions;
 use crate::store::PARTITION;
 use crate::PgResult;
 
-/// Events a subscriber may fall behind by before it skips ahead.
-const BUFFER: usize = 16_384;
-
-/// Published seqs remembered for de-duplication.
-const REMEMBERED: usize = 65_536;
-
-/// Entries read per sweep of the outbox after a reconnect.
-const SWEEP_LIMIT: i64 = 10_000;
+/// Outbox entries read per statement.
+const PAGE: i64 = 2_000;
 
 /// Pause before reconnecting after the listener failed.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
-
-/// The broadcast of completion events; clones share one channel.
-#[derive(Clone, Debug)]
-pub(crate) struct Completions {
-    tx: broadcast::Sender<CompletionPayload>,
-    published: Arc<Mutex<Published>>,
-}
-
-#[derive(Debug, Default)]
-struct Published {
-    seqs: HashSet<u64>,
-    order: VecDeque<u64>,
-}
-
-impl Published {
-    /// Records `seq`; false when it was published already.
-    fn insert(&mut self, seq: u64) -> bool {
-        if !self.seqs.insert(seq) {
-            return false;
-        }
-        self.order.push_back(seq);
-        if self.order.len() > REMEMBERED {
-            if let Some(old) = self.order.pop_front() {
-                self.seqs.remove(&old);
-            }
-        }
-        true
-    }
-}
-
-impl Completions {
-    pub(crate) fn new() -> Self {
-        Self {
-            tx: broadcast::channel(BUFFER).0,
-            published: Arc::default(),
-        }
-    }
-
-    /// Publishes entries not published before.
-    pub(crate) fn publish_local(&self, payloads: Vec<CompletionPayload>) {
-        if payloads.is_empty() {
-            return;
-        }
-        let mut published = self
-            .published
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for payload in payloads {
-            if published.insert(payload.seq) {
-                // No subscriber is not an error: the outbox row is the record.
-                let _ = self.tx.send(payload);
-            }
-        }
-    }
-
-    /// Of `seqs`, those not published yet.
-    fn unpublished(&self, seqs: Vec<u64>) -> Vec<u64> {
-        let published = self
-            .published
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        seqs.into_iter()
-            .filter(|s| !published.seqs.contains(s))
-            .collect()
-    }
-
-    pub(crate) fn subscribe(&self) -> CompletionStream {
-        let events = stream::unfold(self.tx.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(payload) => return Some((payload, rx)),
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::debug!(skipped, "completion subscriber lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        Box::pin(Box::pin(events))
-    }
-}
 
 /// The channel names of `schema`.
 pub(crate) fn channels(schema: &str) -> (String, String) {
@@ -170,7 +81,42 @@ async fn listen(
     }
 }
 
-/// Handles a batch of notifications with at most one outbox read.
+/// What a batch of notifications asks to be read.
+#[derive(Debug, Default, PartialEq)]
+struct Wanted {
+    seqs: Vec<u64>,
+    ranges: Vec<(u64, u64)>,
+    sweep: bool,
+    work: bool,
+}
+
+/// Parses a batch: work wake-ups, and completion payloads that list seqs
+/// (`1,2,3`), give a range (`4-900`), or are empty (read everything).
+fn parse(batch: &[PgNotification], work_channel: &str) -> Wanted {
+    let mut wanted = Wanted::default();
+    for n in batch {
+        if n.channel() == work_channel {
+            wanted.work = true;
+            continue;
+        }
+        let payload = n.payload();
+        if payload.is_empty() {
+            wanted.sweep = true;
+        } else if let Some((lo, hi)) = payload.split_once('-') {
+            match (lo.parse(), hi.parse()) {
+                (Ok(lo), Ok(hi)) => wanted.ranges.push((lo, hi)),
+                _ => wanted.sweep = true,
+            }
+        } else {
+            wanted
+                .seqs
+                .extend(payload.split(',').filter_map(|s| s.parse::<u64>().ok()));
+        }
+    }
+    wanted
+}
+
+/// Handles a batch of notifications with few outbox reads.
 async fn handle(
     pool: &PgPool,
     batch: &[PgNotification],
@@ -178,26 +124,21 @@ async fn handle(
     completions: &Completions,
     work: &watch::Sender<u64>,
 ) -> Result<(), EngineError> {
-    let mut seqs = Vec::new();
-    let mut sweep = false;
-    for n in batch {
-        if n.channel() == work_channel {
-            work.send_modify(|v| *v = v.wrapping_add(1));
-            continue;
-        }
-        if n.payload().is_empty() {
-            sweep = true;
-        }
-        seqs.extend(n.payload().split(',').filter_map(|s| s.parse::<u64>().ok()));
+    let wanted = parse(batch, work_channel);
+    if wanted.work {
+        work.send_modify(|v| *v = v.wrapping_add(1));
     }
-    if sweep {
-        return publish_undispatched(pool, completions, None).await;
+    if wanted.sweep {
+        return publish_undispatched(pool, completions, Read::All).await;
     }
-    let seqs = completions.unpublished(seqs);
+    for (lo, hi) in wanted.ranges {
+        publish_undispatched(pool, completions, Read::Range(lo, hi)).await?;
+    }
+    let seqs = completions.unpublished(wanted.seqs);
     if seqs.is_empty() {
         return Ok(());
     }
-    publish_undispatched(pool, completions, Some(seqs)).await
+    publish_undispatched(pool, completions, Read::Seqs(seqs)).await
 }
 
 async fn catch_up(
@@ -206,47 +147,60 @@ async fn catch_up(
     work: &watch::Sender<u64>,
 ) -> Result<(), EngineError> {
     work.send_modify(|v| *v = v.wrapping_add(1));
-    publish_undispatched(pool, completions, None).await
+    publish_undispatched(pool, completions, Read::All).await
 }
 
-/// Publishes undispatched outbox entries: those among `seqs`, or the oldest
-/// ones when `seqs` is `None`.
+/// Which undispatched outbox entries to read.
+enum Read {
+    Seqs(Vec<u64>),
+    Range(u64, u64),
+    /// Every one, a page at a time.
+    All,
+}
+
+/// Publishes the undispatched outbox entries `read` names.
 async fn publish_undispatched(
     pool: &PgPool,
     completions: &Completions,
-    seqs: Option<Vec<u64>>,
+    read: Read,
 ) -> Result<(), EngineError> {
-    let rows = match seqs {
-        Some(seqs) => {
-            let seqs: Vec<i64> = seqs
-                .into_iter()
-                .filter_map(|s| i64::try_from(s).ok())
-                .collect();
-            sqlx::query(concat!(
-                crate::listener::outbox_columns!(),
-                " WHERE seq = ANY($1) AND dispatched_at IS NULL ORDER BY seq"
-            ))
-            .bind(seqs)
-            .fetch_all(pool)
-            .await
+    let signed = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    let (lo, hi, seqs) = match read {
+        Read::Seqs(seqs) => (
+            0,
+            i64::MAX,
+            Some(seqs.into_iter().map(signed).collect::<Vec<_>>()),
+        ),
+        Read::Range(lo, hi) => (signed(lo), signed(hi), None),
+        Read::All => (0, i64::MAX, None),
+    };
+    let mut after = lo.saturating_sub(1);
+    loop {
+        let rows = sqlx::query(concat!(
+            crate::listener::outbox_columns!(),
+            " WHERE dispatched_at IS NULL AND seq > $1 AND seq <= $2 \
+               AND ($3::bigint[] IS NULL OR seq = ANY($3)) ORDER BY seq LIMIT $4"
+        ))
+        .bind(after)
+        .bind(hi)
+        .bind(&seqs)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await
+        .db()?;
+        let full = rows.len() as i64 == PAGE;
+        let payloads = rows
+            .iter()
+            .map(read_payload)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(last) = payloads.last() {
+            after = signed(last.seq);
         }
-        None => {
-            sqlx::query(concat!(
-                crate::listener::outbox_columns!(),
-                " WHERE dispatched_at IS NULL ORDER BY seq LIMIT $1"
-            ))
-            .bind(SWEEP_LIMIT)
-            .fetch_all(pool)
-            .await
+        completions.publish_local(payloads);
+        if !full {
+            return Ok(());
         }
     }
-    .db()?;
-    let payloads = rows
-        .iter()
-        .map(read_payload)
-        .collect::<Result<Vec<_>, _>>()?;
-    completions.publish_local(payloads);
-    Ok(())
 }
 
 /// `SELECT` of the columns [`read_payload`] decodes.

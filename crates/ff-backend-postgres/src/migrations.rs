@@ -14,6 +14,7 @@ use crate::PgResult;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_flows.sql")),
+    (3, include_str!("../migrations/0003_completion_ranges.sql")),
 ];
 
 /// The schema version this build writes.
@@ -106,6 +107,7 @@ async fn read_meta(
 /// Drops `schema` and everything in it. For tests and `ff` tooling that
 /// made a throw-away schema.
 pub async fn drop_schema(pool: &PgPool, schema: &str) -> Result<(), EngineError> {
+    crate::config::validate_schema(schema)?;
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .execute(pool)
         .await

@@ -10,7 +10,7 @@ use sqlx::{PgExecutor, Row};
 use ff_core::execution::FlowMembership;
 use ff_core::{EngineError, Execution, ExecutionId, FlowId, JsonText};
 
-use crate::PgResult;
+use crate::{PgResult, StoreError};
 
 /// The columns [`read_execution`] decodes, in its order, then `version`.
 macro_rules! columns {
@@ -140,7 +140,7 @@ pub(crate) async fn load<'e>(
     conn: impl PgExecutor<'e>,
     id: ExecutionId,
     lock: bool,
-) -> Result<Option<Stored>, EngineError> {
+) -> Result<Option<Stored>, StoreError> {
     let sql = if lock {
         concat!(select_stored!(), " WHERE id = $1 FOR UPDATE")
     } else {
@@ -149,11 +149,11 @@ pub(crate) async fn load<'e>(
     sqlx::query(sql)
         .bind(id.as_uuid())
         .fetch_optional(conn)
-        .await
-        .db()?
+        .await?
         .as_ref()
         .map(read_stored)
         .transpose()
+        .map_err(StoreError::from)
 }
 
 /// The `INSERT` of [`insert_batch`], every column from one array each.
@@ -188,7 +188,7 @@ pub(crate) async fn insert_batch<'e>(
     conn: impl PgExecutor<'e>,
     execs: &[Execution],
     skip_taken_keys: bool,
-) -> Result<Vec<ExecutionId>, EngineError> {
+) -> Result<Vec<ExecutionId>, StoreError> {
     let mut c = InsertColumns::default();
     for e in execs {
         c.push(e)?;
@@ -237,8 +237,7 @@ pub(crate) async fn insert_batch<'e>(
         .bind(c.attempts)
         .bind(c.inputs)
         .fetch_all(conn)
-        .await
-        .db()?;
+        .await?;
     Ok(ids.into_iter().map(ExecutionId::from_uuid).collect())
 }
 
@@ -251,8 +250,9 @@ struct InsertColumns {
     kind: Vec<String>,
     payload: Vec<String>,
     priority: Vec<i32>,
-    /// Arrays of arrays must be rectangular in Postgres, so capabilities
-    /// travel as JSON text and are unpacked by the statement's cast.
+    /// Arrays of arrays must be rectangular in Postgres, so each execution's
+    /// capabilities travel as one array literal, unpacked by the statement's
+    /// `::text[]` cast.
     capabilities: Vec<String>,
     tags: Vec<String>,
     idempotency_key: Vec<Option<String>>,

@@ -16,15 +16,16 @@
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::oneshot;
 
 use ff_core::{EngineError, Execution, ExecutionId, Millis};
 
+use crate::queue::take_batch;
 use crate::rows::{self, select_stored};
 use crate::store::{self, Change};
-use crate::{PgResult, PostgresBackend};
+use crate::{PostgresBackend, StoreError};
 
 /// Transitions one round reads and writes at most.
 const MAX_BATCH: usize = 512;
@@ -48,7 +49,7 @@ pub(crate) struct Job {
 }
 
 /// The queue the committers share.
-pub(crate) type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
+pub(crate) type Queue = crate::queue::Queue<Job>;
 
 impl PostgresBackend {
     /// Runs `rule` on execution `id` (unknown id → `NotFound`) and persists
@@ -87,21 +88,7 @@ impl PostgresBackend {
 
 /// A committer: takes batches off the queue until the queue closes.
 pub(crate) async fn commit_loop(backend: std::sync::Weak<crate::Inner>, queue: Queue) {
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut rx = queue.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
+    while let Some(batch) = take_batch(&queue, MAX_BATCH).await {
         let Some(inner) = backend.upgrade() else {
             return;
         };
@@ -128,18 +115,16 @@ impl PostgresBackend {
             .bind(ids)
             .fetch_all(&self.inner.pool)
             .await
-            .db()
+            .map_err(StoreError::from)
             .and_then(|rows| {
                 rows.iter()
                     .map(|row| rows::read_stored(row).map(|s| (s.exec.id, s)))
                     .collect::<Result<HashMap<_, _>, _>>()
+                    .map_err(StoreError::from)
             });
         let mut stored = match loaded {
             Ok(stored) => stored,
-            Err(err) => {
-                fail_all(now_jobs, &err);
-                return later;
-            }
+            Err(err) => return settle_failed(now_jobs, later, err),
         };
         let now = self.now();
         let mut changes = Vec::new();
@@ -152,7 +137,15 @@ impl PostgresBackend {
                 continue;
             };
             let mut exec = row.exec.clone();
-            let answer = (job.rule)(&mut exec, now);
+            // A rule that panics fails its own caller, not the committer.
+            let applied = catch_unwind(AssertUnwindSafe(|| (job.rule)(&mut exec, now)));
+            let Ok(answer) = applied else {
+                let _ = job.reply.send(Err(EngineError::backend(format!(
+                    "the rule for execution {} panicked",
+                    job.id
+                ))));
+                continue;
+            };
             match Change::between(&row, exec) {
                 Some(change) => {
                     changes.push(change);
@@ -166,8 +159,11 @@ impl PostgresBackend {
         let saved = match store::save_batch(&self.inner.pool, &changes, now).await {
             Ok(saved) => saved,
             Err(err) => {
-                fail_all(pending.into_iter().map(|(job, _)| job), &err);
-                return later;
+                return settle_failed(
+                    pending.into_iter().map(|(job, _)| job).collect(),
+                    later,
+                    err,
+                )
             }
         };
         let written: HashSet<ExecutionId> = saved.written.iter().copied().collect();
@@ -190,10 +186,31 @@ impl PostgresBackend {
     }
 }
 
-fn fail_all(jobs: impl IntoIterator<Item = Job>, err: &EngineError) {
+/// After a failed statement: a race worth retrying sends `jobs` round
+/// again (with `later`); anything else answers each of them with the error,
+/// its kind kept.
+fn settle_failed(jobs: Vec<Job>, mut later: Vec<Job>, err: StoreError) -> Vec<Job> {
+    if err.is_retryable() {
+        later.extend(jobs.into_iter().map(|mut job| {
+            job.rounds += 1;
+            job
+        }));
+        return later;
+    }
+    let err = EngineError::from(err);
     for job in jobs {
-        let _ = job.reply.send(Err(EngineError::backend(format!(
-            "transition failed: {err}"
-        ))));
+        let _ = job.reply.send(Err(copy_error(&err)));
+    }
+    later
+}
+
+/// The same failure for another caller: `Unavailable` stays retryable,
+/// anything else is a backend failure with the same message.
+fn copy_error(err: &EngineError) -> EngineError {
+    match err {
+        EngineError::Unavailable { message } => EngineError::Unavailable {
+            message: message.clone(),
+        },
+        other => EngineError::backend(other.to_string()),
     }
 }

@@ -10,7 +10,7 @@ use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, Millis, St
 
 use crate::migrations::PARTITIONS;
 use crate::rows::{self, signed, Stored};
-use crate::PgResult;
+use crate::{PgResult, StoreError};
 
 /// The one outbox partition's number.
 pub(crate) const PARTITION: u32 = PARTITIONS - 1;
@@ -64,6 +64,11 @@ WITH input AS (
     AS t(id, version, state, attempt, lease_epoch, attempts_allowed, releases, reuse_attempt,
         lease_until, attempt_deadline, worker_id, ready_at, updated_at, finished_at, result,
         error, attempts, inputs, outcome)
+), locked AS (
+    -- Rows another transaction holds are skipped, never waited for: this
+    -- statement cannot join a deadlock, and what it skips goes round again.
+    SELECT e.id FROM executions e JOIN input i ON e.id = i.id AND e.version = i.version
+    ORDER BY e.id FOR UPDATE OF e SKIP LOCKED
 ), updated AS (
     UPDATE executions e SET state = i.state, attempt = i.attempt, lease_epoch = i.lease_epoch,
         attempts_allowed = i.attempts_allowed, releases = i.releases,
@@ -71,7 +76,7 @@ WITH input AS (
         attempt_deadline = i.attempt_deadline, worker_id = i.worker_id, ready_at = i.ready_at,
         updated_at = i.updated_at, finished_at = i.finished_at, result = i.result,
         error = i.error, attempts = i.attempts, inputs = i.inputs, version = e.version + 1
-    FROM input i WHERE e.id = i.id AND e.version = i.version
+    FROM input i JOIN locked l ON l.id = i.id WHERE e.id = i.id
     RETURNING e.id, e.namespace, e.flow_id, e.node_key, i.outcome, e.attempt
 ), recorded AS (
     INSERT INTO outbox (execution_id, namespace, flow_id, node_key, outcome, attempt, committed_at)
@@ -82,14 +87,14 @@ WITH input AS (
 SELECT u.id, r.seq FROM updated u LEFT JOIN recorded r ON r.execution_id = u.id";
 
 /// Writes `changes` (distinct executions) at `now`. A change whose row moved
-/// on since it was read is left out of [`Saved::written`]; callers in a
-/// transaction holding the rows' locks treat that as a bug, others re-read
-/// and retry.
+/// on since it was read, or that another transaction holds locked, is left
+/// out of [`Saved::written`]; callers in a transaction holding the rows'
+/// locks treat that as a bug, others re-read and retry.
 pub(crate) async fn save_batch<'e>(
     conn: impl PgExecutor<'e>,
     changes: &[Change],
     now: Millis,
-) -> Result<Saved, EngineError> {
+) -> Result<Saved, StoreError> {
     if changes.is_empty() {
         return Ok(Saved::default());
     }
@@ -161,8 +166,7 @@ pub(crate) async fn save_batch<'e>(
         .bind(outcome)
         .bind(now)
         .fetch_all(conn)
-        .await
-        .db()?;
+        .await?;
     let mut saved = Saved::default();
     for row in written {
         let id = ExecutionId::from_uuid(row.try_get(0).db()?);

@@ -31,10 +31,11 @@ pub(crate) async fn run(backend: Weak<Inner>) {
         let Some(inner) = backend.upgrade() else {
             return;
         };
-        if inner.churn.load(Ordering::Relaxed) < CHURN_THRESHOLD {
+        let churn = inner.churn.load(Ordering::Relaxed);
+        if churn < CHURN_THRESHOLD {
             continue;
         }
-        inner.churn.store(0, Ordering::Relaxed);
+        inner.churn.fetch_sub(churn, Ordering::Relaxed);
         let started = Instant::now();
         let vacuumed = sqlx::query("VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) executions, outbox")
             .execute(&inner.pool)
@@ -45,7 +46,21 @@ pub(crate) async fn run(backend: Weak<Inner>) {
                 schema = inner.schema,
                 "vacuumed the queue tables"
             ),
+            Err(error) if is_permission_denied(&error) => {
+                tracing::warn!(
+                    schema = inner.schema,
+                    "the database role may not VACUUM these tables; leaving them to autovacuum"
+                );
+                return;
+            }
             Err(error) => tracing::warn!(%error, schema = inner.schema, "vacuum failed"),
         }
     }
+}
+
+/// VACUUM needs the table's owner (or a superuser).
+fn is_permission_denied(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "42501")
 }

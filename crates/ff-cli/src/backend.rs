@@ -24,8 +24,12 @@ pub struct DatabaseArgs {
     )]
     pub database_url: String,
     /// SQLite durability: `full` survives power loss, `normal` only crashes.
+    /// (Postgres always commits synchronously.)
     #[arg(long, value_enum, env = "FF_SQLITE_SYNCHRONOUS", default_value_t = SyncMode::Full)]
     pub synchronous: SyncMode,
+    /// The Postgres schema FlowFabric's tables live in.
+    #[arg(long, env = "FF_POSTGRES_SCHEMA", default_value = ff_backend_postgres::DEFAULT_SCHEMA)]
+    pub postgres_schema: String,
 }
 
 /// `--synchronous` values.
@@ -47,7 +51,7 @@ impl From<SyncMode> for Synchronous {
 impl DatabaseArgs {
     /// Opens the backend; the caller closes it when done.
     pub async fn open(&self) -> anyhow::Result<Backend> {
-        Backend::open(&self.database_url, self.synchronous).await
+        Backend::open(&self.database_url, self.synchronous, &self.postgres_schema).await
     }
 }
 
@@ -73,9 +77,13 @@ impl fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// Opens what `url` names. A Postgres backend keeps its tables in the
-    /// schema named by `FF_POSTGRES_SCHEMA` (default `flowfabric`).
-    pub async fn open(url: &str, synchronous: SyncMode) -> anyhow::Result<Self> {
+    /// Opens what `url` names; a Postgres backend keeps its tables in
+    /// `postgres_schema`.
+    pub async fn open(
+        url: &str,
+        synchronous: SyncMode,
+        postgres_schema: &str,
+    ) -> anyhow::Result<Self> {
         match DatabaseUrl::parse(url)? {
             DatabaseUrl::Sqlite(path) => {
                 let config = SqliteConfig::new(&path).synchronous(synchronous.into());
@@ -84,11 +92,7 @@ impl Backend {
                     .with_context(|| format!("opening {}", path.display()))?;
                 Ok(Self::sqlite(Arc::new(backend)))
             }
-            DatabaseUrl::Postgres(url) => {
-                let schema = std::env::var("FF_POSTGRES_SCHEMA")
-                    .unwrap_or_else(|_| ff_backend_postgres::DEFAULT_SCHEMA.to_owned());
-                Self::postgres(&url, &schema, false).await
-            }
+            DatabaseUrl::Postgres(url) => Self::postgres(&url, postgres_schema, false).await,
         }
     }
 

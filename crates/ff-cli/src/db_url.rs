@@ -43,9 +43,36 @@ impl DatabaseUrl {
     }
 }
 
+/// `text` with the password of any URL in it replaced by `***`, for
+/// reports and logs.
+pub fn redacted(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redacted("postgres://app:s3cr@t@db:5432/app?sslmode=require"),
+            "postgres://app:***@db:5432/app?sslmode=require"
+        );
+        assert_eq!(redacted("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(redacted("/tmp/ff.db"), "/tmp/ff.db");
+    }
 
     fn sqlite(url: &str) -> PathBuf {
         match DatabaseUrl::parse(url) {

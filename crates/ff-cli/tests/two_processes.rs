@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{
     check_final_state, spawn_demo_with_env, wait_for_journal, wait_success, Journal, Scratch,
 };
-use ff_backend_postgres::{PostgresBackend, PostgresConfig};
+use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_core::{Execution, ListFilter, ReadOps};
 
 const COUNT: usize = 300;
@@ -23,7 +23,8 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
     let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
         return;
     };
-    let schema = format!("ff_test_{}", uuid::Uuid::now_v7().simple());
+    let scratch_schema = ScratchSchema::new(&url);
+    let schema = scratch_schema.name().to_owned();
     let scratch = Scratch::new("two-processes");
     let (journal_a, journal_b) = (scratch.path("a.tsv"), scratch.path("b.tsv"));
     let args = |journal: &std::path::Path| -> Vec<String> {
@@ -68,9 +69,6 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
         .await
         .expect("connect");
     let execs = demo_executions(&backend).await;
-    ff_backend_postgres::drop_schema(backend.pool(), &schema)
-        .await
-        .expect("drop the test schema");
     backend.close().await;
     check_final_state(&execs, &journal, &killed, COUNT);
 }

@@ -30,9 +30,10 @@ pub struct Target {
 impl Target {
     /// How the report names the database.
     pub fn describe(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| "a fresh temp SQLite file per run".to_owned())
+        match &self.database_url {
+            Some(url) => crate::db_url::redacted(url),
+            None => "a fresh temp SQLite file per run".to_owned(),
+        }
     }
 }
 

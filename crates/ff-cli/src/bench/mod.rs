@@ -272,7 +272,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// This invocation as a command to rerun, the program named `ff`.
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|arg| crate::db_url::redacted(&arg))
+        .collect();
     std::iter::once("ff".to_owned())
         .chain(args)
         .collect::<Vec<_>>()

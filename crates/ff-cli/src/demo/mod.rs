@@ -75,6 +75,9 @@ pub struct DemoArgs {
     /// SQLite durability: `full` survives power loss, `normal` only crashes.
     #[arg(long, value_enum, default_value_t = SyncMode::Full)]
     synchronous: SyncMode,
+    /// The Postgres schema FlowFabric's tables live in.
+    #[arg(long, env = "FF_POSTGRES_SCHEMA", default_value = ff_backend_postgres::DEFAULT_SCHEMA)]
+    postgres_schema: String,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -87,8 +90,13 @@ pub struct DemoArgs {
 /// Runs the demo; exit code 130 when interrupted.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let journal = args.journal.as_deref().map(Journal::open).transpose()?;
-    let backend = Backend::open(&args.database_url, args.synchronous).await?;
-    let span = tracing::info_span!("demo", db = %args.database_url, count = args.count);
+    let backend =
+        Backend::open(&args.database_url, args.synchronous, &args.postgres_schema).await?;
+    let span = tracing::info_span!(
+        "demo",
+        db = %crate::db_url::redacted(&args.database_url),
+        count = args.count
+    );
     let result = run_with(&args, backend.clone(), journal)
         .instrument(span)
         .await;
