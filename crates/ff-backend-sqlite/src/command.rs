@@ -24,6 +24,8 @@ pub(crate) struct WriteCtx<'c> {
     /// Read once per command from the configured clock.
     pub(crate) now: Millis,
     completions: Vec<CompletionPayload>,
+    /// Where in `completions` the first flow member's is.
+    first_flow_completion: Option<usize>,
     wake: bool,
 }
 
@@ -35,6 +37,7 @@ impl<'c> WriteCtx<'c> {
             cache,
             now: 0,
             completions: Vec::new(),
+            first_flow_completion: None,
             wake: false,
         }
     }
@@ -48,9 +51,22 @@ impl<'c> WriteCtx<'c> {
 
     /// Forgets what the command begun at `mark` did (it rolled back).
     pub(crate) fn forget_command(&mut self, mark: (usize, bool)) {
-        self.completions.truncate(mark.0);
+        self.truncate_completions(mark.0);
         self.wake = mark.1;
         self.cache.roll_back_command();
+    }
+
+    fn truncate_completions(&mut self, len: usize) {
+        self.completions.truncate(len);
+        if self.first_flow_completion.is_some_and(|i| i >= len) {
+            self.first_flow_completion = None;
+        }
+    }
+
+    /// Whether the group so far will announce a flow member's completion,
+    /// whose children wait for that announcement.
+    pub(crate) fn holds_flow_completion(&self) -> bool {
+        self.first_flow_completion.is_some()
     }
 
     /// What the group announces once durable: completions, and whether
@@ -76,7 +92,7 @@ impl<'c> WriteCtx<'c> {
         let mark = (self.completions.len(), self.wake, self.cache.mark());
         let result = f(self);
         if result.is_err() {
-            self.completions.truncate(mark.0);
+            self.truncate_completions(mark.0);
             self.wake = mark.1;
             self.cache.roll_back_to(mark.2);
             exec(self.conn, "ROLLBACK TO step")?;
@@ -115,6 +131,9 @@ impl<'c> WriteCtx<'c> {
         rows::update_execution(self.conn, &before, &exec)?;
         if !before.state().is_terminal() && exec.state.is_terminal() {
             let payload = completions::record(self.conn, &exec, self.now)?;
+            if payload.flow_id.is_some() && self.first_flow_completion.is_none() {
+                self.first_flow_completion = Some(self.completions.len());
+            }
             self.completions.push(payload);
         }
         self.wake |= exec.is_claimable(self.now);

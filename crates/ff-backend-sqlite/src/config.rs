@@ -33,9 +33,10 @@ pub struct SqliteConfig {
     pub read_pool_size: usize,
     /// At most this many commands share one transaction (default 512).
     pub max_group_commit: usize,
-    /// A group transaction takes no further commands once it has run this
-    /// long (default 2 ms): a completion waits at most about this long for
-    /// its commit, so its flow's next node is not held back by a long group.
+    /// A group transaction holding a flow member's completion takes no
+    /// further commands once it has run this long (default 2 ms), so the
+    /// member's children are not held back by a long group. Groups without
+    /// one run to `max_group_commit`: fewer, larger commits cost less.
     pub max_group_duration: Duration,
 }
 

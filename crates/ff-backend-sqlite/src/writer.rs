@@ -4,8 +4,9 @@
 //! to `max_group_commit` more that are already queued, and runs them in one
 //! `BEGIN IMMEDIATE` transaction, each inside its own savepoint so that a
 //! failing command rolls back alone, until they are done or the group has
-//! run `max_group_duration` (what is left opens the next group: a long group
-//! would hold back the announcement of every completion in it). It commits
+//! run `max_group_duration` holding a flow member's completion (what is left
+//! opens the next group: a long group would hold back the announcement its
+//! children wait for, while other work gains from long groups). It commits
 //! once and hands the group to the syncer, which makes it durable (one fsync
 //! for the whole group) and only then answers the callers and publishes
 //! completions and wake-ups: nothing is announced that is not on disk.
@@ -269,9 +270,10 @@ struct Group<'a> {
     clock: &'a SharedClock,
     syncer: &'a Syncer,
     urgent: &'a Urgent,
-    /// A group stops taking commands once it has run this many, or for
-    /// this long; the rest wait for the next group. (Urgent commands may
-    /// take a group past `max_group_commit`, never past `max_commands`.)
+    /// A group stops taking commands once it has run this many, or, holding
+    /// a flow member's completion, for this long; the rest wait for the next
+    /// group. (Urgent commands may take a group past `max_group_commit`,
+    /// never past `max_commands`.)
     max_commands: usize,
     max_duration: Duration,
 }
@@ -296,7 +298,8 @@ impl Group<'_> {
         let mut answers = Vec::with_capacity(jobs.len());
         let mut failure = None;
         loop {
-            let full = answers.len() >= self.max_commands || started.elapsed() >= self.max_duration;
+            let full = answers.len() >= self.max_commands
+                || (ctx.holds_flow_completion() && started.elapsed() >= self.max_duration);
             if full && !answers.is_empty() {
                 break;
             }
@@ -370,7 +373,7 @@ mod tests {
     use ff_testkit::TempDir;
     use futures::StreamExt;
 
-    use std::time::Duration;
+    use std::path::PathBuf;
 
     use super::*;
     use crate::completions::Completions;
@@ -415,8 +418,17 @@ mod tests {
         ctx: &mut WriteCtx<'_>,
         outcome: Result<(), EngineError>,
     ) -> Result<ExecutionId, EngineError> {
+        cancel_new_in(ctx, None, outcome)
+    }
+
+    fn cancel_new_in(
+        ctx: &mut WriteCtx<'_>,
+        flow: Option<ff_core::execution::FlowMembership>,
+        outcome: Result<(), EngineError>,
+    ) -> Result<ExecutionId, EngineError> {
         let req = SubmitRequest::new("a", "job", JsonText::null());
         let mut exec = Execution::new(ExecutionId::new(), req, ctx.now);
+        exec.flow = flow;
         let before = ctx.insert(&exec)?;
         lifecycle::cancel(&mut exec, ctx.now);
         ctx.save(exec.clone(), before)?;
@@ -500,20 +512,22 @@ mod tests {
         assert_eq!(late.unwrap_err().kind(), ff_core::ErrorKind::Unavailable);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_group_past_its_duration_commits_and_leaves_the_rest_to_the_next() {
-        let dir = TempDir::new("sqlite-writer-duration");
-        let (writer, _) = start_with(&dir, Duration::from_millis(20));
-        let path = dir.path().join("ff.db");
+    /// Queues a command that holds the writer for 100 ms, one that takes
+    /// 30 ms and ends an execution (a member of a flow or not), and one that
+    /// counts the outbox rows another connection sees (only committed ones).
+    async fn outbox_seen_after_slow_end(writer: &Writer, path: PathBuf, member: bool) -> i64 {
         let hold = writer.write(|_| {
             std::thread::sleep(Duration::from_millis(100));
             Ok(())
         });
-        let slow = writer.write(|ctx| {
+        let slow = writer.write(move |ctx| {
             std::thread::sleep(Duration::from_millis(30));
-            cancel_new(ctx, Ok(()))
+            let flow = member.then(|| ff_core::execution::FlowMembership {
+                flow_id: ff_core::FlowId::new(),
+                node_key: "a".to_owned(),
+            });
+            cancel_new_in(ctx, flow, Ok(()))
         });
-        // Another connection sees only what committed.
         let next = writer.write(move |_| {
             let reader = Connection::open(&path).db()?;
             reader
@@ -524,7 +538,24 @@ mod tests {
         });
         let (hold, slow, next) = tokio::join!(hold, slow, next);
         hold.and(slow).unwrap();
-        assert_eq!(next.unwrap(), 1, "the slow command's group committed first");
+        next.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_holding_a_flow_completion_commits_after_its_duration() {
+        let dir = TempDir::new("sqlite-writer-duration");
+        let (writer, _) = start_with(&dir, Duration::from_millis(20));
+        let path = dir.path().join("ff.db");
+        assert_eq!(
+            outbox_seen_after_slow_end(&writer, path.clone(), false).await,
+            0,
+            "without a flow completion the group runs on"
+        );
+        assert_eq!(
+            outbox_seen_after_slow_end(&writer, path, true).await,
+            2,
+            "the member's group committed before the next command"
+        );
         writer.shutdown().await;
     }
 
