@@ -145,7 +145,8 @@ fn open(path: &Path, synchronous: Synchronous) -> Result<Connection, EngineError
     };
     conn.pragma_update(None, "synchronous", level).db()?;
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
-    conn.pragma_update(None, "cache_size", -32_768).db()?;
+    conn.pragma_update(None, "cache_size", -crate::writer::CACHE_KIB)
+        .db()?;
     // A job row's typical columns: enough text that the page work is real.
     conn.execute_batch(
         "CREATE TABLE jobs (

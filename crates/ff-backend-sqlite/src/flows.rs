@@ -298,6 +298,23 @@ impl SqliteBackend {
             .await
     }
 
+    /// Runs a cascade: ahead of the writer's queue when it is `urgent` (it
+    /// cascades a flow member, whose children wait on it: that wait is
+    /// promotion lag), in turn otherwise (a solo execution's entry only
+    /// needs marking dispatched, and jumping the queue would only delay the
+    /// claims and completes behind it).
+    async fn cascade_command<T, F>(&self, urgent: bool, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, EngineError> + Send + 'static,
+    {
+        if urgent {
+            self.inner.writer.write_urgent(f).await
+        } else {
+            self.inner.writer.write(f).await
+        }
+    }
+
     /// Decides blocked flow nodes whose parents are all terminal.
     /// Decides blocked flow nodes whose parents all finished `age` ago or more.
     pub(crate) async fn reconcile_blocked_nodes(
@@ -464,21 +481,17 @@ impl FlowOps for SqliteBackend {
         payload: &CompletionPayload,
     ) -> Result<CascadeReport, EngineError> {
         let payload = payload.clone();
-        // Urgent: the writer runs cascades ahead of queued commands, as
-        // their wait is promotion lag.
-        self.inner
-            .writer
-            .write_urgent(move |ctx| {
-                let now = ctx.now;
-                cascade::cascade(&mut FlowTxn::new(ctx), &payload, now)
-            })
-            .await
+        let urgent = payload.flow_id.is_some();
+        self.cascade_command(urgent, move |ctx| {
+            let now = ctx.now;
+            cascade::cascade(&mut FlowTxn::new(ctx), &payload, now)
+        })
+        .await
     }
 
-    /// One urgent write command for the whole batch, each cascade in a
-    /// savepoint of its own: the burst takes one turn of the writer instead
-    /// of a queue position per payload, and one failing cascade undoes only
-    /// itself.
+    /// One write command for the whole batch, each cascade in a savepoint of
+    /// its own: the burst takes one turn of the writer instead of a queue
+    /// position per payload, and one failing cascade undoes only itself.
     async fn cascade_completions(
         &self,
         payloads: &[CompletionPayload],
@@ -487,19 +500,18 @@ impl FlowOps for SqliteBackend {
             return Ok(Vec::new());
         }
         let payloads = payloads.to_vec();
-        self.inner
-            .writer
-            .write_urgent(move |ctx| {
-                payloads
-                    .iter()
-                    .map(|payload| {
-                        ctx.step(|ctx| {
-                            let now = ctx.now;
-                            cascade::cascade(&mut FlowTxn::new(ctx), payload, now)
-                        })
+        let urgent = payloads.iter().any(|p| p.flow_id.is_some());
+        self.cascade_command(urgent, move |ctx| {
+            payloads
+                .iter()
+                .map(|payload| {
+                    ctx.step(|ctx| {
+                        let now = ctx.now;
+                        cascade::cascade(&mut FlowTxn::new(ctx), payload, now)
                     })
-                    .collect()
-            })
-            .await
+                })
+                .collect()
+        })
+        .await
     }
 }

@@ -11,12 +11,13 @@
 //! for the whole group) and only then answers the callers and publishes
 //! completions and wake-ups: nothing is announced that is not on disk.
 //!
-//! Cascades skip the queue ([`Writer::write_urgent`]): they wait in a queue
-//! of their own that the thread looks at before every command, joining the
-//! group under way. A cascade is what makes a flow's next node claimable, so
-//! its wait is promotion lag, while the claims and completions it would
-//! queue behind lose nothing by going a command later; and a claim behind it
-//! in the same group finds the node it promoted.
+//! Flow members' cascades skip the queue ([`Writer::write_urgent`]): they
+//! wait in a queue of their own that the thread looks at before every
+//! command, joining the group under way. Such a cascade is what makes a
+//! flow's next node claimable, so its wait is promotion lag, while the
+//! claims and completions it would queue behind lose nothing by going a
+//! command later; and a claim behind it in the same group finds the node it
+//! promoted.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -35,6 +36,13 @@ use crate::lock::LockFile;
 use crate::row_cache::RowCache;
 use crate::syncer::{Committed, Syncer};
 use crate::{closed, SqlResult, BUSY_TIMEOUT};
+
+/// The write connection's page cache, in KiB. Each commit ends with SQLite
+/// truncating the page cache to the file's size, which can scan the cache's
+/// whole hash table (`pcache1Truncate`), so every group commit pays for a
+/// larger cache; the pages the writer keeps touching (the claim index's
+/// ready range, the newest rows, the outbox's tail) fit in this.
+pub(crate) const CACHE_KIB: i64 = 8_192;
 
 /// Opens the write connection: WAL, a statement cache large enough for every
 /// write statement. Commits do not fsync (`synchronous=NORMAL`): the syncer
@@ -55,7 +63,7 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, EngineError> {
     // The checkpointer thread copies the WAL back instead (see checkpointer.rs).
     conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
-    conn.pragma_update(None, "cache_size", -32_768).db()?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB).db()?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
