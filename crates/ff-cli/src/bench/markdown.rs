@@ -64,9 +64,9 @@ pub fn render(r: &Report) -> String {
     backend(&mut md, r);
     let _ = writeln!(
         md,
-        "## Postgres and Valkey\n\nTheir backends are not built yet. When they land, the same \
-         command with `--database-url postgres://…` or `--database-url redis://…` measures them, and \
-         their tables join the SQLite one here.\n"
+        "## Postgres and Valkey\n\nThe same command with `--database-url postgres://…` measures \
+         Postgres (a fresh schema per run); its figures on this machine are in \
+         [postgres.md](postgres.md#figures). The Valkey backend is not built yet.\n"
     );
     let _ = writeln!(
         md,
