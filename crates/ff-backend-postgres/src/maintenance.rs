@@ -44,14 +44,7 @@ const PAST_DEADLINE: &str = concat!(
 #[async_trait]
 impl MaintenanceOps for PostgresBackend {
     async fn expire_leases(&self, limit: u32) -> Result<u32, EngineError> {
-        self.scan(LAPSED, limit, |exec, now| match lease::lapsed(exec, now) {
-            Some(reason) => {
-                lease::expire_attempt(exec, reason, now);
-                true
-            }
-            None => false,
-        })
-        .await
+        self.scan(LAPSED, limit, lease::expire_if_lapsed).await
     }
 
     async fn promote_scheduled(&self, limit: u32) -> Result<u32, EngineError> {

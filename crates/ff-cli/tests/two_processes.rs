@@ -11,10 +11,10 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    check_final_state, spawn_demo_with_env, wait_for_journal, wait_success, Journal, Scratch,
+    check_final_state, demo_executions, spawn_demo_with_env, wait_for_journal, wait_success,
+    Journal, Scratch,
 };
 use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
-use ff_core::{Execution, ListFilter, ReadOps};
 
 const COUNT: usize = 300;
 
@@ -71,21 +71,4 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
     let execs = demo_executions(&backend).await;
     backend.close().await;
     check_final_state(&execs, &journal, &killed, COUNT);
-}
-
-async fn demo_executions(backend: &PostgresBackend) -> Vec<Execution> {
-    let mut filter = ListFilter {
-        lane: Some("demo".into()),
-        limit: 1000,
-        ..ListFilter::default()
-    };
-    let mut all = Vec::new();
-    loop {
-        let page = backend.list_executions(&filter).await.expect("list");
-        all.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => filter.cursor = Some(cursor),
-            None => return all,
-        }
-    }
 }

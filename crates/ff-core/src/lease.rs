@@ -223,6 +223,18 @@ pub fn fence(exec: &mut Execution, handle: &LeaseHandle, op: WorkerOp, now: Mill
     Fence::Proceed
 }
 
+/// Expires the running attempt when its lease or attempt timeout has passed
+/// at `now` (the lease-expiry scan's rule); whether it did.
+pub fn expire_if_lapsed(exec: &mut Execution, now: Millis) -> bool {
+    match lapsed(exec, now) {
+        Some(reason) => {
+            expire_attempt(exec, reason, now);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Which expiry applies to a running execution at `now`, if any.
 pub fn lapsed(exec: &Execution, now: Millis) -> Option<AttemptEnd> {
     if exec.state != State::Running {

@@ -202,7 +202,7 @@ pub async fn open(db: &Path) -> SqliteBackend {
 }
 
 /// Every execution of the demo lane.
-pub async fn demo_executions(backend: &SqliteBackend) -> Vec<Execution> {
+pub async fn demo_executions(backend: &dyn ReadOps) -> Vec<Execution> {
     let mut filter = ListFilter {
         lane: Some("demo".into()),
         limit: 1000,

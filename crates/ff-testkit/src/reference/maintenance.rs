@@ -47,13 +47,7 @@ impl MaintenanceOps for ReferenceBackend {
         self.scan(
             limit,
             |e, now| lease::lapsed(e, now).is_some(),
-            |exec, now| match lease::lapsed(exec, now) {
-                Some(reason) => {
-                    lease::expire_attempt(exec, reason, now);
-                    true
-                }
-                None => false,
-            },
+            lease::expire_if_lapsed,
         )
     }
 
