@@ -41,6 +41,11 @@ pub(crate) struct FlowTxn {
     saved: Saved,
     /// Set when a statement failed in a way worth retrying the command.
     pub(crate) retryable: bool,
+    /// Flows this transaction holds locked, as read when locked: nobody
+    /// else can change them, so they are not read again.
+    locked: HashMap<FlowId, Option<FlowRecord>>,
+    /// Nodes and edges of locked flows, read once each, in creation order.
+    structure: HashMap<FlowId, (Vec<FlowNode>, Vec<FlowEdge>)>,
 }
 
 /// Where a savepoint was taken: how much had been announced then.
@@ -78,6 +83,8 @@ impl FlowTxn {
             changes: Vec::new(),
             saved: Saved::default(),
             retryable: false,
+            locked: HashMap::new(),
+            structure: HashMap::new(),
         })
     }
 
@@ -92,14 +99,31 @@ impl FlowTxn {
     /// Locks flow `id`'s row (when it exists), so the flow's commands run one
     /// at a time.
     pub(crate) fn lock_flow(&mut self, id: FlowId) -> Result<(), EngineError> {
-        wait(
+        let row = wait(
             &self.rt,
             &mut self.retryable,
-            sqlx::query("SELECT 1 FROM flows WHERE id = $1 FOR UPDATE")
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *self.tx),
+            sqlx::query(&format!(
+                "SELECT {FLOW_COLUMNS} FROM flows WHERE id = $1 FOR UPDATE"
+            ))
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *self.tx),
         )?;
+        let record = row.as_ref().map(read_flow).transpose()?;
+        self.locked.insert(id, record);
         Ok(())
+    }
+
+    /// The nodes and edges of `flow`, which this transaction holds locked,
+    /// read on first use.
+    fn structure(&mut self, flow: FlowId) -> Result<&(Vec<FlowNode>, Vec<FlowEdge>), EngineError> {
+        if !self.structure.contains_key(&flow) {
+            let nodes = self.query_nodes(flow, None)?;
+            let edges = self.query_edges(flow, None, None)?;
+            self.structure.insert(flow, (nodes, edges));
+        }
+        self.structure
+            .get(&flow)
+            .ok_or_else(|| EngineError::backend("flow structure vanished from the cache"))
     }
 
     /// The flow execution `id` belongs to, if any.
@@ -154,6 +178,9 @@ impl FlowTxn {
         self.saved.written.truncate(mark.written);
         self.saved.wake = mark.wake;
         self.retryable = false;
+        // Locks taken after the savepoint are released with it.
+        self.locked.clear();
+        self.structure.clear();
         wait(
             &self.rt,
             &mut self.retryable,
@@ -278,6 +305,21 @@ impl FlowTxn {
             .execute(&mut *self.tx),
         )?;
         Ok(())
+    }
+
+    /// The edges of `flow` that `keep` keeps, in creation order: from the
+    /// cache when the flow is locked, else read.
+    fn edges_where(
+        &mut self,
+        flow: FlowId,
+        keep: impl Fn(&FlowEdge) -> bool,
+    ) -> Result<Vec<FlowEdge>, EngineError> {
+        let edges = if self.locked.contains_key(&flow) {
+            self.structure(flow)?.1.clone()
+        } else {
+            self.query_edges(flow, None, None)?
+        };
+        Ok(edges.into_iter().filter(|e| keep(e)).collect())
     }
 
     fn query_nodes(
@@ -405,6 +447,9 @@ impl FlowStore for FlowTxn {
     }
 
     fn flow(&mut self, id: FlowId) -> Result<Option<FlowRecord>, EngineError> {
+        if let Some(record) = self.locked.get(&id) {
+            return Ok(record.clone());
+        }
         self.flush()?;
         let row = wait(
             &self.rt,
@@ -460,35 +505,57 @@ impl FlowStore for FlowTxn {
                 .bind(f.updated_at)
                 .execute(&mut *self.tx),
         )?;
+        if let Some(record) = self.locked.get_mut(&f.id) {
+            *record = Some(f.clone());
+        }
         Ok(())
     }
 
     fn nodes(&mut self, flow: FlowId) -> Result<Vec<FlowNode>, EngineError> {
+        if self.locked.contains_key(&flow) {
+            return Ok(self.structure(flow)?.0.clone());
+        }
         self.query_nodes(flow, None)
     }
 
     fn node(&mut self, flow: FlowId, key: &str) -> Result<Option<FlowNode>, EngineError> {
+        if self.locked.contains_key(&flow) {
+            let nodes = &self.structure(flow)?.0;
+            return Ok(nodes.iter().find(|n| n.key == key).cloned());
+        }
         Ok(self.query_nodes(flow, Some(key))?.pop())
     }
 
     fn insert_node(&mut self, flow: FlowId, node: &FlowNode) -> Result<(), EngineError> {
+        if let Some((nodes, _)) = self.structure.get_mut(&flow) {
+            nodes.push(node.clone());
+        }
         self.new_nodes.push((flow, node.clone()));
         Ok(())
     }
 
     fn edges(&mut self, flow: FlowId) -> Result<Vec<FlowEdge>, EngineError> {
-        self.query_edges(flow, None, None)
+        self.edges_where(flow, |_| true)
     }
 
     fn edges_from(&mut self, flow: FlowId, key: &str) -> Result<Vec<FlowEdge>, EngineError> {
-        self.query_edges(flow, Some(key), None)
+        if !self.locked.contains_key(&flow) {
+            return self.query_edges(flow, Some(key), None);
+        }
+        self.edges_where(flow, |e| e.from == key)
     }
 
     fn edges_into(&mut self, flow: FlowId, key: &str) -> Result<Vec<FlowEdge>, EngineError> {
-        self.query_edges(flow, None, Some(key))
+        if !self.locked.contains_key(&flow) {
+            return self.query_edges(flow, None, Some(key));
+        }
+        self.edges_where(flow, |e| e.to == key)
     }
 
     fn insert_edge(&mut self, flow: FlowId, edge: &FlowEdge) -> Result<(), EngineError> {
+        if let Some((_, edges)) = self.structure.get_mut(&flow) {
+            edges.push(edge.clone());
+        }
         self.new_edges.push((flow, edge.clone()));
         Ok(())
     }
