@@ -53,7 +53,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::{mpsc, watch};
 
 use ff_core::{EngineError, Limits, Millis, SharedClock};
@@ -199,6 +199,12 @@ pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPoo
         // per-statement and slow-statement logs (a deliberate VACUUM is
         // slow) would only repeat them.
         .disable_statement_logging();
+    // One connection first, so an unreachable server or a wrong database
+    // is reported as the server said it, at once, not as a pool timeout.
+    let first = options.connect().await.map_err(|err| EngineError::Unavailable {
+        message: format!("cannot connect to Postgres: {err}"),
+    })?;
+    first.close().await.db()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .connect_with(options)
