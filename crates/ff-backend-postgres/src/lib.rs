@@ -201,9 +201,12 @@ pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPoo
         .disable_statement_logging();
     // One connection first, so an unreachable server or a wrong database
     // is reported as the server said it, at once, not as a pool timeout.
-    let first = options.connect().await.map_err(|err| EngineError::Unavailable {
-        message: format!("cannot connect to Postgres: {err}"),
-    })?;
+    let first = options
+        .connect()
+        .await
+        .map_err(|err| EngineError::Unavailable {
+            message: format!("cannot connect to Postgres: {err}"),
+        })?;
     first.close().await.db()?;
     PgPoolOptions::new()
         .max_connections(max_connections)

@@ -31,12 +31,13 @@ pub struct SqliteConfig {
     pub clock: SharedClock,
     /// Read-only connections serving reads (default 4).
     pub read_pool_size: usize,
-    /// At most this many commands share one transaction (default 512).
+    /// Queued commands taken into one transaction at most (default 512);
+    /// cascades, which go ahead of the queue, can take a group to twice that.
     pub max_group_commit: usize,
-    /// A group transaction holding a flow member's completion takes no
-    /// further commands once it has run this long (default 2 ms), so the
-    /// member's children are not held back by a long group. Groups without
-    /// one run to `max_group_commit`: fewer, larger commits cost less.
+    /// A group transaction holding a flow member's completion, or a cascade,
+    /// takes no further commands once it has run this long (default 2 ms),
+    /// so children are not held back by a long group. Other groups run to
+    /// `max_group_commit`: fewer, larger commits cost less.
     pub max_group_duration: Duration,
 }
 

@@ -315,7 +315,6 @@ impl SqliteBackend {
         }
     }
 
-    /// Decides blocked flow nodes whose parents are all terminal.
     /// Decides blocked flow nodes whose parents all finished `age` ago or more.
     pub(crate) async fn reconcile_blocked_nodes(
         &self,

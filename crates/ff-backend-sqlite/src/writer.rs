@@ -257,6 +257,19 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, urgent: &Urgent, max_gro
             checkpointer.restart_if_large(&conn);
         }
     }
+    // A group may end early (full, or past its time cap) and leave commands
+    // queued before the shutdown behind: they still commit.
+    while !jobs.is_empty() || urgent.waiting() {
+        let group = Group {
+            conn: &conn,
+            clock: &clock,
+            syncer: &syncer,
+            urgent,
+            max_commands: max_group.saturating_mul(2),
+            max_duration: max_group_duration,
+        };
+        group.commit(&mut jobs, &mut cache);
+    }
     // Commands sent after the shutdown are dropped unanswered; their callers
     // see the backend as closed.
     urgent.close();
@@ -305,13 +318,18 @@ impl Group<'_> {
         }
         let mut answers = Vec::with_capacity(jobs.len());
         let mut failure = None;
+        // A cascade promotes children without a completion of its own, so
+        // running one caps the group's time as a flow completion does.
+        let mut ran_cascade = false;
         loop {
+            let capped = ctx.holds_flow_completion() || ran_cascade;
             let full = answers.len() >= self.max_commands
-                || (ctx.holds_flow_completion() && started.elapsed() >= self.max_duration);
+                || (capped && started.elapsed() >= self.max_duration);
             if full && !answers.is_empty() {
                 break;
             }
             if self.urgent.waiting() {
+                ran_cascade = true;
                 for job in self.urgent.take().into_iter().rev() {
                     jobs.push_front(job);
                 }

@@ -38,20 +38,18 @@ pub trait FlowOps: Send + Sync {
 
     /// Cascades several payloads, each exactly as `cascade_completion` would
     /// (its own atomic step: one that fails leaves the others applied), and
-    /// answers each one's result in payload order. The outer error means none
-    /// of them was applied (the step they shared could not commit).
+    /// answers each one's result in payload order. On an outer error any of
+    /// them may have been applied; each is idempotent, so cascading them
+    /// again is safe.
     ///
-    /// The default calls `cascade_completion` for each in turn; a backend
-    /// that serializes its writes overrides it to take the whole batch in one
-    /// turn, which keeps a burst of completions from queueing one by one.
+    /// The default runs `cascade_completion` for each, concurrently; a
+    /// backend that serializes its writes overrides it to take the whole
+    /// batch in one turn, which keeps a burst of completions from queueing
+    /// one by one.
     async fn cascade_completions(
         &self,
         payloads: &[CompletionPayload],
     ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
-        let mut reports = Vec::with_capacity(payloads.len());
-        for payload in payloads {
-            reports.push(self.cascade_completion(payload).await);
-        }
-        Ok(reports)
+        Ok(futures::future::join_all(payloads.iter().map(|p| self.cascade_completion(p))).await)
     }
 }
