@@ -1,14 +1,16 @@
 //! The reconciler is the guarantee: with every completion event dropped on
 //! its way to the engine, a flow still runs to its end, each child promoted
-//! within one reconciler interval after the grace period.
+//! within one reconciler interval after the grace period. On SQLite, and on
+//! Postgres when `FF_TEST_POSTGRES_URL` is set.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_core::flow::{EdgeSpec, FlowSpec};
-use ff_core::{CompletionBackend, FlowOps, MaintenanceOps};
+use ff_core::{CompletionBackend, EngineBackend};
 use ff_engine::{dependency_reconciler, Engine};
 use ff_testkit::faults::DroppingCompletions;
 use ff_testkit::TempDir;
@@ -21,16 +23,38 @@ use support::{
 async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
     let dir = TempDir::new("dropped");
     let sqlite = open_sqlite(&dir).await;
+    promoted_by_the_reconciler(sqlite.clone(), sqlite.clone()).await;
+    sqlite.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
+    let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = ScratchSchema::new(&url);
+    let config = PostgresConfig::new(&url)
+        .schema(schema.name())
+        .max_connections(4);
+    let postgres = Arc::new(PostgresBackend::connect(config).await.expect("connect"));
+    promoted_by_the_reconciler(postgres.clone(), postgres.clone()).await;
+    postgres.close().await;
+}
+
+async fn promoted_by_the_reconciler(
+    backend: Arc<dyn EngineBackend>,
+    inner_completions: Arc<dyn CompletionBackend>,
+) {
     let reconciler = dependency_reconciler::Config {
         interval: Duration::from_millis(200),
         grace: Duration::from_millis(100),
         ..Default::default()
     };
-    let dropping = Arc::new(DroppingCompletions::all(sqlite.clone()));
+    let dropping = Arc::new(DroppingCompletions::all(inner_completions));
     let completions: Arc<dyn CompletionBackend> = dropping.clone();
-    let engine = Engine::start(sqlite.clone(), completions, engine_config(reconciler));
+    let engine = Engine::start(backend.clone(), completions, engine_config(reconciler));
     let journal = Arc::new(Journal::default());
-    let workers = Workers::spawn(sqlite.clone(), 2, journal.clone());
+    let workers = Workers::spawn(backend.clone(), 2, journal.clone());
 
     // A diamond, then a tail: a -> {b, c} -> d -> e.
     let spec = FlowSpec::new(
@@ -49,8 +73,8 @@ async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everyth
         ("d", &["b", "c"]),
         ("e", &["d"]),
     ];
-    let flow = sqlite.create_flow(spec).await.expect("create flow");
-    let view = wait_for_flow(&*sqlite, flow.flow_id, Duration::from_secs(15)).await;
+    let flow = backend.create_flow(spec).await.expect("create flow");
+    let view = wait_for_flow(&*backend, flow.flow_id, Duration::from_secs(15)).await;
     assert_completed(&view);
 
     // Each child became claimable within one interval after the grace of
@@ -71,7 +95,7 @@ async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everyth
     workers.stop().await;
     // The last completion has no child; wait for the reconciler to dispatch it.
     let deadline = tokio::time::Instant::now() + bound;
-    while !sqlite
+    while !backend
         .undispatched_completions(0, 100)
         .await
         .expect("read outbox")
@@ -91,5 +115,4 @@ async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everyth
         4,
         "{stats:?}"
     );
-    sqlite.close().await;
 }
