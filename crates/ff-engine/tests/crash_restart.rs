@@ -6,6 +6,7 @@
 //! Work that was claimed but not completed when the crash hit comes back
 //! once its lease expires; a completion whose cascade never committed stays
 //! undispatched in the outbox until the new engine's reconciler takes it.
+//! On SQLite, and on Postgres when `FF_TEST_POSTGRES_URL` is set.
 
 mod support;
 
@@ -13,9 +14,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
+use ff_backend_sqlite::SqliteBackend;
 use ff_core::execution::AttemptEnd;
 use ff_core::flow::{EdgeSpec, FlowSpec};
-use ff_core::{EngineBackend, FlowId, FlowOps, ReadOps};
+use ff_core::{CompletionBackend, EngineBackend, FlowId};
 use ff_engine::{dependency_reconciler, Engine, EngineConfig};
 use ff_testkit::faults::CrashingBackend;
 use ff_testkit::TempDir;
@@ -53,23 +56,89 @@ fn spec() -> FlowSpec {
     FlowSpec::new(nodes, edges)
 }
 
-async fn crash_after(writes: u64) {
-    let dir = TempDir::new("crash");
+/// Where the flow's state lives across the crash.
+enum Store {
+    Sqlite(TempDir),
+    Postgres(String, ScratchSchema),
+}
+
+/// One opening of a [`Store`].
+#[derive(Clone)]
+enum Opened {
+    Sqlite(Arc<SqliteBackend>),
+    Postgres(Arc<PostgresBackend>),
+}
+
+impl Store {
+    /// SQLite in a new directory; Postgres in a new schema, or `None` (the
+    /// test skips, loudly) without `FF_TEST_POSTGRES_URL`.
+    fn new(postgres: bool) -> Option<Self> {
+        if !postgres {
+            return Some(Self::Sqlite(TempDir::new("crash")));
+        }
+        let url = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL")?;
+        let schema = ScratchSchema::new(&url);
+        Some(Self::Postgres(url, schema))
+    }
+
+    async fn open(&self) -> Opened {
+        match self {
+            Self::Sqlite(dir) => Opened::Sqlite(open_sqlite(dir).await),
+            Self::Postgres(url, schema) => {
+                let config = PostgresConfig::new(url)
+                    .schema(schema.name())
+                    .max_connections(4);
+                Opened::Postgres(Arc::new(
+                    PostgresBackend::connect(config).await.expect("connect"),
+                ))
+            }
+        }
+    }
+}
+
+impl Opened {
+    fn engine(&self) -> Arc<dyn EngineBackend> {
+        match self {
+            Self::Sqlite(b) => b.clone(),
+            Self::Postgres(b) => b.clone(),
+        }
+    }
+
+    fn completions(&self) -> Arc<dyn CompletionBackend> {
+        match self {
+            Self::Sqlite(b) => b.clone(),
+            Self::Postgres(b) => b.clone(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(b) => b.close().await,
+            Self::Postgres(b) => b.close().await,
+        }
+    }
+}
+
+async fn crash_after(writes: u64, postgres: bool) {
+    let Some(store) = Store::new(postgres) else {
+        return;
+    };
     let journal = Arc::new(Journal::default());
 
     // Before the crash: everything goes through the crashing handle, so the
     // engine and the workers all stop when it dies.
-    let sqlite = open_sqlite(&dir).await;
-    let flow = sqlite.create_flow(spec()).await.expect("create flow");
-    let crashing = Arc::new(CrashingBackend::new(sqlite.clone(), writes));
-    let engine = Engine::start(crashing.clone(), sqlite.clone(), config());
+    let opened = store.open().await;
+    let backend = opened.engine();
+    let flow = backend.create_flow(spec()).await.expect("create flow");
+    let crashing = Arc::new(CrashingBackend::new(backend.clone(), writes));
+    let engine = Engine::start(crashing.clone(), opened.completions(), config());
     let workers = Workers::spawn(crashing.clone(), WORKERS, journal.clone());
     tokio::time::timeout(Duration::from_secs(10), workers.join())
         .await
         .expect("the crash stops every worker");
     assert!(crashing.crashed());
     let before = engine.shutdown().await;
-    let view = sqlite.get_flow(flow.flow_id).await.expect("read flow");
+    let view = backend.get_flow(flow.flow_id).await.expect("read flow");
     let done = view.nodes.iter().filter(|n| n.state.is_terminal()).count();
     eprintln!(
         "crash after {writes} writes: {done}/{} nodes done, {} journal entries; {before:?}",
@@ -77,22 +146,23 @@ async fn crash_after(writes: u64) {
         journal.entries().len()
     );
     assert!(!view.state.is_terminal(), "the crash hit mid-flow");
-    sqlite.close().await;
-    drop((crashing, sqlite));
+    opened.close().await;
+    drop((crashing, backend, opened));
 
-    // After the restart: the same file, no wrapper.
-    let sqlite = open_sqlite(&dir).await;
-    let engine = Engine::start(sqlite.clone(), sqlite.clone(), config());
-    let workers = Workers::spawn(sqlite.clone(), WORKERS, journal.clone());
-    let view = wait_for_flow(&*sqlite, flow.flow_id, Duration::from_secs(15)).await;
+    // After the restart: the same database, no wrapper.
+    let opened = store.open().await;
+    let backend = opened.engine();
+    let engine = Engine::start(backend.clone(), opened.completions(), config());
+    let workers = Workers::spawn(backend.clone(), WORKERS, journal.clone());
+    let view = wait_for_flow(&*backend, flow.flow_id, Duration::from_secs(15)).await;
     assert_completed(&view);
     workers.stop().await;
-    drain_outbox(&*sqlite).await;
+    drain_outbox(&*backend).await;
     let after = engine.shutdown().await;
     eprintln!("after restart: {after:?}");
 
-    check_journal(&*sqlite, flow.flow_id, &journal.entries()).await;
-    sqlite.close().await;
+    check_journal(&*backend, flow.flow_id, &journal.entries()).await;
+    opened.close().await;
 }
 
 /// Waits until every completion has been cascaded: none is lost.
@@ -184,15 +254,30 @@ async fn check_journal(backend: &dyn EngineBackend, flow: FlowId, journal: &[Ent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_early_in_the_fan_out() {
-    crash_after(12).await;
+    crash_after(12, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_around_the_fan_in() {
-    crash_after(26).await;
+    crash_after(26, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_in_the_chain() {
-    crash_after(40).await;
+    crash_after(40, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_crash_early_in_the_fan_out() {
+    crash_after(12, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_crash_around_the_fan_in() {
+    crash_after(26, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_crash_in_the_chain() {
+    crash_after(40, true).await;
 }
