@@ -14,18 +14,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
-use ff_backend_sqlite::SqliteBackend;
 use ff_core::execution::AttemptEnd;
 use ff_core::flow::{EdgeSpec, FlowSpec};
-use ff_core::{CompletionBackend, EngineBackend, FlowId};
+use ff_core::{EngineBackend, FlowId};
 use ff_engine::{dependency_reconciler, Engine, EngineConfig};
 use ff_testkit::faults::CrashingBackend;
-use ff_testkit::TempDir;
 
 use support::{
-    assert_completed, engine_config, node, open_sqlite, wait_for_flow, Entry, Event, Journal,
-    Workers,
+    assert_completed, engine_config, node, wait_for_flow, Entry, Event, Journal, Store, Workers,
 };
 
 const WORKERS: usize = 3;
@@ -54,69 +50,6 @@ fn spec() -> FlowSpec {
     edges.push(EdgeSpec::new("c", &chain[0]));
     edges.extend(chain.windows(2).map(|w| EdgeSpec::new(&w[0], &w[1])));
     FlowSpec::new(nodes, edges)
-}
-
-/// Where the flow's state lives across the crash.
-enum Store {
-    Sqlite(TempDir),
-    Postgres(String, ScratchSchema),
-}
-
-/// One opening of a [`Store`].
-#[derive(Clone)]
-enum Opened {
-    Sqlite(Arc<SqliteBackend>),
-    Postgres(Arc<PostgresBackend>),
-}
-
-impl Store {
-    /// SQLite in a new directory; Postgres in a new schema, or `None` (the
-    /// test skips, loudly) without `FF_TEST_POSTGRES_URL`.
-    fn new(postgres: bool) -> Option<Self> {
-        if !postgres {
-            return Some(Self::Sqlite(TempDir::new("crash")));
-        }
-        let url = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL")?;
-        let schema = ScratchSchema::new(&url);
-        Some(Self::Postgres(url, schema))
-    }
-
-    async fn open(&self) -> Opened {
-        match self {
-            Self::Sqlite(dir) => Opened::Sqlite(open_sqlite(dir).await),
-            Self::Postgres(url, schema) => {
-                let config = PostgresConfig::new(url)
-                    .schema(schema.name())
-                    .max_connections(4);
-                Opened::Postgres(Arc::new(
-                    PostgresBackend::connect(config).await.expect("connect"),
-                ))
-            }
-        }
-    }
-}
-
-impl Opened {
-    fn engine(&self) -> Arc<dyn EngineBackend> {
-        match self {
-            Self::Sqlite(b) => b.clone(),
-            Self::Postgres(b) => b.clone(),
-        }
-    }
-
-    fn completions(&self) -> Arc<dyn CompletionBackend> {
-        match self {
-            Self::Sqlite(b) => b.clone(),
-            Self::Postgres(b) => b.clone(),
-        }
-    }
-
-    async fn close(&self) {
-        match self {
-            Self::Sqlite(b) => b.close().await,
-            Self::Postgres(b) => b.close().await,
-        }
-    }
 }
 
 async fn crash_after(writes: u64, postgres: bool) {

@@ -8,49 +8,35 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_core::flow::{EdgeSpec, FlowSpec};
-use ff_core::{CompletionBackend, EngineBackend};
+use ff_core::CompletionBackend;
 use ff_engine::{dependency_reconciler, Engine};
 use ff_testkit::faults::DroppingCompletions;
-use ff_testkit::TempDir;
 
-use support::{
-    assert_completed, engine_config, node, open_sqlite, wait_for_flow, Journal, Workers,
-};
+use support::{assert_completed, engine_config, node, wait_for_flow, Journal, Store, Workers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    let dir = TempDir::new("dropped");
-    let sqlite = open_sqlite(&dir).await;
-    promoted_by_the_reconciler(sqlite.clone(), sqlite.clone()).await;
-    sqlite.close().await;
+    promoted_by_the_reconciler(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let schema = ScratchSchema::new(&url);
-    let config = PostgresConfig::new(&url)
-        .schema(schema.name())
-        .max_connections(4);
-    let postgres = Arc::new(PostgresBackend::connect(config).await.expect("connect"));
-    promoted_by_the_reconciler(postgres.clone(), postgres.clone()).await;
-    postgres.close().await;
+    promoted_by_the_reconciler(true).await;
 }
 
-async fn promoted_by_the_reconciler(
-    backend: Arc<dyn EngineBackend>,
-    inner_completions: Arc<dyn CompletionBackend>,
-) {
+async fn promoted_by_the_reconciler(postgres: bool) {
+    let Some(store) = Store::new(postgres) else {
+        return;
+    };
+    let opened = store.open().await;
+    let backend = opened.engine();
     let reconciler = dependency_reconciler::Config {
         interval: Duration::from_millis(200),
         grace: Duration::from_millis(100),
         ..Default::default()
     };
-    let dropping = Arc::new(DroppingCompletions::all(inner_completions));
+    let dropping = Arc::new(DroppingCompletions::all(opened.completions()));
     let completions: Arc<dyn CompletionBackend> = dropping.clone();
     let engine = Engine::start(backend.clone(), completions, engine_config(reconciler));
     let journal = Arc::new(Journal::default());
@@ -115,4 +101,5 @@ async fn promoted_by_the_reconciler(
         4,
         "{stats:?}"
     );
+    opened.close().await;
 }

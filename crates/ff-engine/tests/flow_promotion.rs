@@ -1,4 +1,5 @@
-//! Flows run end to end on the engine and SQLite: in-test workers claim and
+//! Flows run end to end on the engine and SQLite (and Postgres, when
+//! `FF_TEST_POSTGRES_URL` is set): in-test workers claim and
 //! complete nodes, and the completion listener promotes each child as its
 //! parents finish — at push speed, which the lag histogram shows.
 
@@ -8,33 +9,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ff_core::flow::{EdgeSpec, FlowSpec, FlowView};
-use ff_core::FlowOps;
 use ff_engine::{dependency_reconciler, Engine, StatsSnapshot};
-use ff_testkit::TempDir;
 
-use support::{
-    assert_completed, engine_config, node, open_sqlite, wait_for_flow, Journal, Workers,
-};
+use support::{assert_completed, engine_config, node, wait_for_flow, Journal, Store, Workers};
 
-/// Runs `spec` to its end with `workers` workers; returns the flow's final
-/// view and the engine's stats.
-async fn run_flow(label: &str, spec: FlowSpec, workers: usize) -> (FlowView, StatsSnapshot) {
-    let dir = TempDir::new(label);
-    let sqlite = open_sqlite(&dir).await;
+/// Runs `spec` to its end with `workers` workers on SQLite or Postgres;
+/// returns the flow's final view and the engine's stats, or `None` when
+/// Postgres is asked for and not configured (the test then skips, loudly).
+async fn run_flow(
+    spec: FlowSpec,
+    workers: usize,
+    postgres: bool,
+) -> Option<(FlowView, StatsSnapshot)> {
+    let store = Store::new(postgres)?;
+    let opened = store.open().await;
+    let backend = opened.engine();
     // The production reconciler pacing: any promotion it made would take
     // seconds, so a fast flow proves the listener did the work.
     let config = engine_config(dependency_reconciler::Config::default());
-    let engine = Engine::start(sqlite.clone(), sqlite.clone(), config);
+    let engine = Engine::start(backend.clone(), opened.completions(), config);
     let journal = Arc::new(Journal::default());
-    let workers = Workers::spawn(sqlite.clone(), workers, journal);
+    let workers = Workers::spawn(backend.clone(), workers, journal);
 
-    let flow = sqlite.create_flow(spec).await.expect("create flow");
-    let view = wait_for_flow(&*sqlite, flow.flow_id, Duration::from_secs(10)).await;
+    let flow = backend.create_flow(spec).await.expect("create flow");
+    let view = wait_for_flow(&*backend, flow.flow_id, Duration::from_secs(10)).await;
 
     workers.stop().await;
     let stats = engine.shutdown().await;
-    sqlite.close().await;
-    (view, stats)
+    opened.close().await;
+    Some((view, stats))
 }
 
 fn assert_push_speed(label: &str, stats: &StatsSnapshot, promotions: u64) {
@@ -64,13 +67,24 @@ fn assert_push_speed(label: &str, stats: &StatsSnapshot, promotions: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_ten_runs_to_completion() {
+    chain_of_ten(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_chain_of_ten_runs_to_completion() {
+    chain_of_ten(true).await;
+}
+
+async fn chain_of_ten(postgres: bool) {
     let keys: Vec<String> = (0..10).map(|i| format!("step-{i}")).collect();
     let nodes = keys.iter().map(|k| node(k)).collect();
     let edges = keys
         .windows(2)
         .map(|w| EdgeSpec::new(&w[0], &w[1]))
         .collect();
-    let (view, stats) = run_flow("chain", FlowSpec::new(nodes, edges), 2).await;
+    let Some((view, stats)) = run_flow(FlowSpec::new(nodes, edges), 2, postgres).await else {
+        return;
+    };
 
     assert_completed(&view);
     assert_eq!(view.nodes.len(), 10);
@@ -80,6 +94,15 @@ async fn a_chain_of_ten_runs_to_completion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_and_fan_in_runs_to_completion() {
+    fan_out_and_in(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_fan_out_and_fan_in_runs_to_completion() {
+    fan_out_and_in(true).await;
+}
+
+async fn fan_out_and_in(postgres: bool) {
     let leaves: Vec<String> = (0..8).map(|i| format!("leaf-{i}")).collect();
     let mut nodes = vec![node("root"), node("join")];
     nodes.extend(leaves.iter().map(|k| node(k)));
@@ -87,7 +110,9 @@ async fn a_fan_out_and_fan_in_runs_to_completion() {
         .iter()
         .flat_map(|k| [EdgeSpec::new("root", k), EdgeSpec::new(k, "join")])
         .collect();
-    let (view, stats) = run_flow("fan", FlowSpec::new(nodes, edges), 4).await;
+    let Some((view, stats)) = run_flow(FlowSpec::new(nodes, edges), 4, postgres).await else {
+        return;
+    };
 
     assert_completed(&view);
     assert_eq!(view.nodes.len(), 10);

@@ -1,5 +1,6 @@
-//! What the flow tests share: a SQLite backend in a temporary directory,
-//! in-test workers that journal every step, and bounded waits.
+//! What the flow tests share: a SQLite backend in a temporary directory or
+//! a Postgres schema, in-test workers that journal every step, and bounded
+//! waits.
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
@@ -7,11 +8,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
 use ff_core::flow::{FlowState, FlowView, NodeSpec};
 use ff_core::{
-    ClaimRequest, EngineBackend, ErrorKind, ExecutionId, FlowId, JsonText, RetryPolicy,
-    SubmitRequest,
+    ClaimRequest, CompletionBackend, EngineBackend, ErrorKind, ExecutionId, FlowId, JsonText,
+    RetryPolicy, SubmitRequest,
 };
 use ff_engine::shutdown::{self, Signal, Trigger};
 use ff_engine::{
@@ -27,6 +29,70 @@ pub const LANE: &str = "flow";
 pub async fn open_sqlite(dir: &TempDir) -> Arc<SqliteBackend> {
     let config = SqliteConfig::new(dir.path().join("ff.db"));
     Arc::new(SqliteBackend::open(config).await.expect("open SQLite"))
+}
+
+/// Where a test's state lives: SQLite in a temporary directory, or a
+/// Postgres schema of its own; it can be opened again after a crash.
+pub enum Store {
+    Sqlite(TempDir),
+    Postgres(String, ScratchSchema),
+}
+
+/// One opening of a [`Store`].
+#[derive(Clone)]
+pub enum Opened {
+    Sqlite(Arc<SqliteBackend>),
+    Postgres(Arc<PostgresBackend>),
+}
+
+impl Store {
+    /// SQLite in a new directory; Postgres in a new schema, or `None` (the
+    /// test skips, loudly) without `FF_TEST_POSTGRES_URL`.
+    pub fn new(postgres: bool) -> Option<Self> {
+        if !postgres {
+            return Some(Self::Sqlite(TempDir::new("engine")));
+        }
+        let url = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL")?;
+        let schema = ScratchSchema::new(&url);
+        Some(Self::Postgres(url, schema))
+    }
+
+    pub async fn open(&self) -> Opened {
+        match self {
+            Self::Sqlite(dir) => Opened::Sqlite(open_sqlite(dir).await),
+            Self::Postgres(url, schema) => {
+                let config = PostgresConfig::new(url)
+                    .schema(schema.name())
+                    .max_connections(4);
+                Opened::Postgres(Arc::new(
+                    PostgresBackend::connect(config).await.expect("connect"),
+                ))
+            }
+        }
+    }
+}
+
+impl Opened {
+    pub fn engine(&self) -> Arc<dyn EngineBackend> {
+        match self {
+            Self::Sqlite(b) => b.clone(),
+            Self::Postgres(b) => b.clone(),
+        }
+    }
+
+    pub fn completions(&self) -> Arc<dyn CompletionBackend> {
+        match self {
+            Self::Sqlite(b) => b.clone(),
+            Self::Postgres(b) => b.clone(),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(b) => b.close().await,
+            Self::Postgres(b) => b.close().await,
+        }
+    }
 }
 
 /// Short service intervals, so expiry and retries take milliseconds; the
