@@ -200,6 +200,12 @@ impl FlowOps for CrashingBackend {
     ) -> Result<CascadeReport, EngineError> {
         self.write()?.cascade_completion(payload).await
     }
+    async fn cascade_completions(
+        &self,
+        payloads: &[CompletionPayload],
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        self.write()?.cascade_completions(payloads).await
+    }
 }
 
 #[async_trait]
