@@ -260,15 +260,7 @@ pub(crate) async fn flow_view(pool: &PgPool, id: FlowId) -> Result<FlowView, Eng
         .iter()
         .map(read_edge)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(FlowView {
-        id,
-        namespace: record.namespace,
-        state: FlowState::derive(record.cancelled, nodes.iter().map(|n| n.state)),
-        fail_fast: record.fail_fast,
-        created_at: record.created_at,
-        nodes,
-        edges,
-    })
+    Ok(FlowView::new(record, nodes, edges))
 }
 
 /// A page of flows, the state derived from member counts per flow (as

@@ -4,6 +4,8 @@
 //! execution. One statement means one round trip and one atomic unit even
 //! outside a transaction.
 
+use std::collections::HashMap;
+
 use sqlx::{PgExecutor, Row};
 
 use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, Millis, State};
@@ -167,12 +169,13 @@ pub(crate) async fn save_batch<'e>(
         .bind(now)
         .fetch_all(conn)
         .await?;
+    let by_id: HashMap<ExecutionId, &Change> = changes.iter().map(|c| (c.exec.id, c)).collect();
     let mut saved = Saved::default();
     for row in written {
         let id = ExecutionId::from_uuid(row.try_get(0).db()?);
         let seq: Option<i64> = row.try_get(1).db()?;
         saved.written.push(id);
-        let Some(change) = changes.iter().find(|c| c.exec.id == id) else {
+        let Some(change) = by_id.get(&id) else {
             continue;
         };
         saved.wake |= change.exec.state == State::Ready;

@@ -387,15 +387,11 @@ pub(crate) fn flow_view(conn: &Connection, id: FlowId) -> Result<FlowView, Engin
             state: state.parse()?,
         });
     }
-    Ok(FlowView {
-        id,
-        namespace: record.namespace,
-        state: FlowState::derive(record.cancelled, nodes.iter().map(|n| n.state)),
-        fail_fast: record.fail_fast,
-        created_at: record.created_at,
+    Ok(FlowView::new(
+        record,
         nodes,
-        edges: query_edges(conn, EDGES, id, None)?,
-    })
+        query_edges(conn, EDGES, id, None)?,
+    ))
 }
 
 /// A page of flows; the state is derived from member counts per flow.

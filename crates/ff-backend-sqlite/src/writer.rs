@@ -225,6 +225,14 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, urgent: &Urgent, max_gro
     let mut jobs: VecDeque<Box<dyn Job>> = VecDeque::with_capacity(max_group);
     let mut cache = RowCache::default();
     let mut shutdown = None;
+    let group = Group {
+        conn: &conn,
+        clock: &clock,
+        syncer: &syncer,
+        urgent,
+        max_commands: max_group.saturating_mul(2),
+        max_duration: max_group_duration,
+    };
     while shutdown.is_none() {
         if jobs.is_empty() && !urgent.waiting() {
             match rx.blocking_recv() {
@@ -243,14 +251,6 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, urgent: &Urgent, max_gro
             }
         }
         if !jobs.is_empty() || urgent.waiting() {
-            let group = Group {
-                conn: &conn,
-                clock: &clock,
-                syncer: &syncer,
-                urgent,
-                max_commands: max_group.saturating_mul(2),
-                max_duration: max_group_duration,
-            };
             if group.commit(&mut jobs, &mut cache) {
                 checkpointer.nudge();
             }
@@ -260,14 +260,6 @@ fn run(setup: WriterSetup, mut rx: mpsc::Receiver<Msg>, urgent: &Urgent, max_gro
     // A group may end early (full, or past its time cap) and leave commands
     // queued before the shutdown behind: they still commit.
     while !jobs.is_empty() || urgent.waiting() {
-        let group = Group {
-            conn: &conn,
-            clock: &clock,
-            syncer: &syncer,
-            urgent,
-            max_commands: max_group.saturating_mul(2),
-            max_duration: max_group_duration,
-        };
         group.commit(&mut jobs, &mut cache);
     }
     // Commands sent after the shutdown are dropped unanswered; their callers

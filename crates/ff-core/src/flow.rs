@@ -488,6 +488,22 @@ pub struct FlowView {
     pub edges: Vec<FlowEdge>,
 }
 
+impl FlowView {
+    /// The view of `record` with its nodes (in creation order) and edges,
+    /// the state derived from them.
+    pub fn new(record: FlowRecord, nodes: Vec<NodeView>, edges: Vec<FlowEdge>) -> Self {
+        Self {
+            id: record.id,
+            namespace: record.namespace,
+            state: FlowState::derive(record.cancelled, nodes.iter().map(|n| n.state)),
+            fail_fast: record.fail_fast,
+            created_at: record.created_at,
+            nodes,
+            edges,
+        }
+    }
+}
+
 /// A stable fingerprint of a node spec (FNV-1a over its JSON form), used to
 /// tell a replayed dynamic add from a conflicting one.
 pub fn spec_hash(node: &NodeSpec) -> u64 {

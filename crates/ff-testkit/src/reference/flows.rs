@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, FlowStore, NodesAdded};
 use ff_core::flow::{
-    EdgeSpec, FlowCreated, FlowEdge, FlowFilter, FlowNode, FlowRecord, FlowSpec, FlowState,
-    FlowSummary, FlowView, NodeSpec, NodeView,
+    EdgeSpec, FlowCreated, FlowEdge, FlowFilter, FlowNode, FlowRecord, FlowSpec, FlowSummary,
+    FlowView, NodeSpec, NodeView,
 };
 use ff_core::{
     CompletionPayload, EngineError, Execution, ExecutionId, FlowId, FlowOps, LeaseHandle, Millis,
@@ -177,15 +177,7 @@ impl ReferenceBackend {
                     })
                 })
                 .collect();
-            Ok(FlowView {
-                id,
-                namespace: record.namespace,
-                state: FlowState::derive(record.cancelled, nodes.iter().map(|n| n.state)),
-                fail_fast: record.fail_fast,
-                created_at: record.created_at,
-                nodes,
-                edges,
-            })
+            Ok(FlowView::new(record, nodes, edges))
         })
     }
 
