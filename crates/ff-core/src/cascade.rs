@@ -45,6 +45,18 @@ pub trait FlowStore {
     /// Marks the outbox entry dispatched; false when it already was (or is
     /// unknown), which makes a duplicate cascade a no-op.
     fn claim_outbox(&mut self, partition: u32, seq: u64) -> Result<bool, EngineError>;
+
+    /// The id for a new flow. A partitioned backend overrides it (and
+    /// [`FlowStore::new_execution_id`]) so a flow and its members land in
+    /// one partition.
+    fn new_flow_id(&mut self) -> FlowId {
+        FlowId::new()
+    }
+
+    /// The id for a new member of the flow this step works on.
+    fn new_execution_id(&mut self) -> ExecutionId {
+        ExecutionId::new()
+    }
 }
 
 /// What one cascade did.
@@ -95,10 +107,16 @@ fn load_node<S: FlowStore + ?Sized>(
 }
 
 /// Builds a member execution: blocked when it waits on edges.
-fn member(flow: &FlowRecord, node: &NodeSpec, blocked: bool, now: Millis) -> Execution {
+fn member(
+    id: ExecutionId,
+    flow: &FlowRecord,
+    node: &NodeSpec,
+    blocked: bool,
+    now: Millis,
+) -> Execution {
     let mut req = node.execution.clone();
     req.namespace = Some(flow.namespace.clone());
-    let mut exec = Execution::new(ExecutionId::new(), req, now);
+    let mut exec = Execution::new(id, req, now);
     exec.flow = Some(FlowMembership {
         flow_id: flow.id,
         node_key: node.key.clone(),
@@ -121,7 +139,14 @@ fn insert_graph<S: FlowStore + ?Sized>(
     ids: &mut BTreeMap<String, ExecutionId>,
 ) -> Result<(), EngineError> {
     for node in nodes {
-        let exec = member(flow, node, incoming.contains_key(node.key.as_str()), now);
+        let id = store.new_execution_id();
+        let exec = member(
+            id,
+            flow,
+            node,
+            incoming.contains_key(node.key.as_str()),
+            now,
+        );
         store.insert_execution(&exec)?;
         store.insert_node(
             flow.id,
@@ -190,7 +215,7 @@ pub fn create_flow<S: FlowStore + ?Sized>(
     )?;
 
     let flow = FlowRecord {
-        id: FlowId::new(),
+        id: store.new_flow_id(),
         namespace,
         idempotency_key: spec.idempotency_key.clone(),
         fail_fast: spec.fail_fast,

@@ -48,9 +48,38 @@ impl fmt::Debug for TestBackend {
 pub trait BackendFactory: Send + Sync {
     async fn open(&self, clock: ManualClock) -> TestBackend;
 
+    /// Opens a backend for the named conformance scenario. A backend whose
+    /// behaviour legitimately depends on its layout (claim order holds per
+    /// partition on Valkey) chooses it here; the default ignores the name.
+    async fn open_for(&self, clock: ManualClock, _scenario: &str) -> TestBackend {
+        self.open(clock).await
+    }
+
     /// Opens a fresh backend on a clock at the default start time.
     async fn open_default(&self) -> TestBackend {
         self.open(ManualClock::default()).await
+    }
+}
+
+/// A factory that opens every backend for one named scenario, through
+/// [`BackendFactory::open_for`].
+pub struct ForScenario<'a, F: ?Sized> {
+    pub factory: &'a F,
+    pub scenario: &'static str,
+}
+
+impl<F: ?Sized> fmt::Debug for ForScenario<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForScenario")
+            .field("scenario", &self.scenario)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<F: BackendFactory + ?Sized> BackendFactory for ForScenario<'_, F> {
+    async fn open(&self, clock: ManualClock) -> TestBackend {
+        self.factory.open_for(clock, self.scenario).await
     }
 }
 

@@ -127,7 +127,11 @@ macro_rules! __conformance_scenarios {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 if $run {
-                    $crate::conformance::$module::$name(&$factory).await;
+                    let factory = $crate::harness::ForScenario {
+                        factory: &$factory,
+                        scenario: stringify!($name),
+                    };
+                    $crate::conformance::$module::$name(&factory).await;
                 }
             }
         )+

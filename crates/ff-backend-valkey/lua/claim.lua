@@ -1,0 +1,151 @@
+-- ff_v1_claim: claims up to n executions of the given lanes in one
+-- partition, in claim order (priority, higher first, then ready_at, then
+-- id), exactly as `ff_core::lease::claim` does: a new attempt unless the
+-- last lease was released, a new lease epoch, the lease and attempt
+-- deadlines from now, the worker, and a new attempt record.
+--
+-- KEYS[1]  the partition's key base
+-- ARGV     now, worker_id, n, namespace, k, k capabilities, lanes...
+-- Returns {hint, claimed...}: each claimed execution as HGETALL answers it,
+-- after the claim. hint says when a claim here can next find work when
+-- this one found less than n: '' when it cannot tell (keep asking), 'inf'
+-- when the lanes hold nothing, else the epoch ms of the earliest due entry.
+local function field_number(v)
+  if v == nil or v == 'null' then
+    return nil
+  end
+  return tonumber(v)
+end
+
+local function claim(keys, args)
+  local base = keys[1]
+  local now = tonumber(args[1])
+  local worker = args[2]
+  local n = tonumber(args[3])
+  local ns = args[4]
+  local ncaps = tonumber(args[5])
+  local caps = {}
+  for j = 1, ncaps do
+    caps[args[5 + j]] = true
+  end
+  local window = 2 * n + 64
+  local scanned_all = true
+  local candidates = {}
+  for j = 6 + ncaps, #args do
+    local lane = args[j]
+    local queue = base .. ':q:' .. ns .. ':' .. lane
+    local got = redis.call('ZRANGE', queue, 0, window - 1, 'WITHSCORES')
+    if #got >= 2 * window then
+      scanned_all = false
+    end
+    for k = 1, #got, 2 do
+      candidates[#candidates + 1] = {got[k], tonumber(got[k + 1]), lane, queue}
+    end
+  end
+  table.sort(candidates, function(a, b)
+    if a[2] ~= b[2] then
+      return a[2] < b[2]
+    end
+    return a[1] < b[1]
+  end)
+  local out = {''}
+  local taken = 0
+  local passed_over = false
+  local next_due = nil
+  for _, c in ipairs(candidates) do
+    if taken >= n then
+      break
+    end
+    local id, lane, queue = c[1], c[3], c[4]
+    local key = base .. ':e:' .. id
+    local f = redis.call('HMGET', key, 'state', 'ready_at', 'deadline', 'capabilities',
+      'attempt', 'lease_epoch', 'reuse_attempt', 'lease_ms', 'attempt_timeout_ms',
+      'attempts', '_v')
+    local state = f[1]
+    local ready_at = field_number(f[2])
+    local deadline = field_number(f[3])
+    local fits = true
+    if state ~= '"ready"' and state ~= '"scheduled"' then
+      fits = false
+      passed_over = true
+    elseif ready_at > now then
+      fits = false
+      if next_due == nil or ready_at < next_due then
+        next_due = ready_at
+      end
+    elseif deadline ~= nil and deadline <= now then
+      fits = false
+      passed_over = true
+    else
+      for cap in string.gmatch(f[4], '"([^"]+)"') do
+        if not caps[cap] then
+          fits = false
+        end
+      end
+      if not fits then
+        passed_over = true
+      end
+    end
+    if fits then
+      local attempt = tonumber(f[5])
+      if f[7] ~= 'true' then
+        attempt = attempt + 1
+      end
+      local epoch = tonumber(f[6]) + 1
+      local lease_until = now + tonumber(f[8])
+      local timeout = field_number(f[9])
+      local attempt_deadline = 'null'
+      local expires = lease_until
+      if timeout ~= nil then
+        attempt_deadline = string.format('%d', now + timeout)
+        if now + timeout < expires then
+          expires = now + timeout
+        end
+      end
+      local worker_json = cjson.encode(worker)
+      local record = '{"attempt":' .. string.format('%d', attempt) .. ',"lease_epoch":' ..
+        string.format('%d', epoch) .. ',"worker_id":' .. worker_json .. ',"started_at":' ..
+        string.format('%d', now) .. ',"ended_at":null,"end":null,"error":null}'
+      local attempts = f[10]
+      if attempts == '[]' then
+        attempts = '[' .. record .. ']'
+      else
+        attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']'
+      end
+      redis.call('HSET', key,
+        'state', '"running"',
+        'attempt', string.format('%d', attempt),
+        'reuse_attempt', 'false',
+        'lease_epoch', string.format('%d', epoch),
+        'lease_until', string.format('%d', lease_until),
+        'attempt_deadline', attempt_deadline,
+        'worker_id', worker_json,
+        'updated_at', string.format('%d', now),
+        'attempts', attempts,
+        '_v', string.format('%d', tonumber(f[11]) + 1))
+      redis.call('ZREM', queue, id)
+      if state == '"scheduled"' then
+        redis.call('ZREM', base .. ':sched', id)
+      end
+      redis.call('ZADD', base .. ':run', expires, id)
+      local counts = base .. ':cnt:' .. ns
+      local was = lane .. '\n' .. string.sub(state, 2, -2)
+      if redis.call('HINCRBY', counts, was, -1) <= 0 then
+        redis.call('HDEL', counts, was)
+      end
+      redis.call('HINCRBY', counts, lane .. '\nrunning', 1)
+      out[#out + 1] = redis.call('HGETALL', key)
+      taken = taken + 1
+    end
+  end
+  if taken < n and scanned_all and not passed_over then
+    if next_due == nil then
+      out[1] = 'inf'
+    else
+      out[1] = string.format('%d', next_due)
+    end
+  end
+  return out
+end
+
+redis.register_function('ff_v1_claim', claim)

@@ -1,0 +1,181 @@
+//! How to connect the Valkey backend.
+
+use ff_core::{EngineError, Limits, SharedClock};
+
+/// The key prefix FlowFabric uses unless told otherwise.
+pub const DEFAULT_PREFIX: &str = "ff";
+
+/// Partitions of a new deployment on one server: claim order then holds
+/// across the whole lane.
+pub const DEFAULT_PARTITIONS_STANDALONE: u32 = 1;
+
+/// Partitions of a new deployment on a cluster: enough to spread over the
+/// primaries of a typical cluster, few enough that an empty lane stays cheap.
+pub const DEFAULT_PARTITIONS_CLUSTER: u32 = 16;
+
+/// The most partitions a deployment may have (their number is kept in 16
+/// bits of every id).
+pub const MAX_PARTITIONS: u32 = 1024;
+
+/// Settings of [`crate::ValkeyBackend::connect`].
+#[derive(Debug, Clone)]
+pub struct ValkeyConfig {
+    /// `redis://host:port[/db]` for one server, or
+    /// `redis+cluster://host:port[,host:port...]` for a cluster.
+    pub url: String,
+    /// Starts every key and channel name, so deployments (and tests) can
+    /// share a server.
+    pub prefix: String,
+    /// The number of partitions, fixed when the prefix is first used;
+    /// `None` takes the stored number, or the default for a new prefix.
+    pub partitions: Option<u32>,
+    pub limits: Limits,
+    /// Decides every stored time. `None` (the default): the server's
+    /// `TIME`, so processes sharing the server agree; tests pass a manual
+    /// clock.
+    pub clock: Option<SharedClock>,
+}
+
+impl ValkeyConfig {
+    /// Defaults for the server at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            partitions: None,
+            limits: Limits::default(),
+            clock: None,
+        }
+    }
+
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Checks the settings; changes nothing.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        Endpoint::parse(&self.url)?;
+        if self.prefix.is_empty()
+            || self.prefix.len() > 64
+            || !self
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(EngineError::invalid(
+                "prefix",
+                "use 1 to 64 letters, digits, _ - or .",
+            ));
+        }
+        if let Some(p) = self.partitions {
+            if p == 0 || p > MAX_PARTITIONS {
+                return Err(EngineError::invalid(
+                    "partitions",
+                    format!("must be between 1 and {MAX_PARTITIONS}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the server is: one node, or a cluster's seed nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A `redis://` URL.
+    Standalone(String),
+    /// `redis://host:port` URLs of seed nodes.
+    Cluster(Vec<String>),
+}
+
+impl Endpoint {
+    /// Reads a `redis://` or `redis+cluster://` URL.
+    pub fn parse(url: &str) -> Result<Self, EngineError> {
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let (auth, hosts) = match rest.rsplit_once('@') {
+                Some((auth, hosts)) => (format!("{auth}@"), hosts),
+                None => (String::new(), rest),
+            };
+            let hosts = hosts.trim_end_matches('/');
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{auth}{h}"))
+                .collect();
+            if nodes.is_empty() {
+                return Err(EngineError::invalid(
+                    "database_url",
+                    "redis+cluster:// needs at least one host:port",
+                ));
+            }
+            Ok(Self::Cluster(nodes))
+        } else if url.starts_with("redis://") {
+            Ok(Self::Standalone(url.to_owned()))
+        } else {
+            Err(EngineError::invalid(
+                "database_url",
+                "expected redis://host:port or redis+cluster://host:port[,host:port...]",
+            ))
+        }
+    }
+
+    /// The node a subscriber connects to: `PUBLISH` on a cluster reaches
+    /// every node, so any one will do.
+    pub(crate) fn first_node(&self) -> &str {
+        match self {
+            Self::Standalone(url) => url,
+            Self::Cluster(nodes) => &nodes[0],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_mode() {
+        assert_eq!(
+            Endpoint::parse("redis://127.0.0.1:6379").unwrap(),
+            Endpoint::Standalone("redis://127.0.0.1:6379".into())
+        );
+        assert_eq!(
+            Endpoint::parse("redis+cluster://a:1,b:2").unwrap(),
+            Endpoint::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
+        );
+        assert!(Endpoint::parse("postgres://x").is_err());
+        assert!(Endpoint::parse("redis+cluster://").is_err());
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert!(ValkeyConfig::new("redis://x")
+            .prefix("a{b}")
+            .validate()
+            .is_err());
+        assert!(ValkeyConfig::new("redis://x")
+            .prefix("ok-1")
+            .validate()
+            .is_ok());
+        assert!(ValkeyConfig::new("redis://x")
+            .partitions(0)
+            .validate()
+            .is_err());
+    }
+}

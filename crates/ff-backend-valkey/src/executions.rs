@@ -1,0 +1,169 @@
+//! `ExecutionOps`: submits, one `ff_v1_apply` per partition a batch
+//! touches, and the single-execution transitions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+
+use ff_core::execution::validate_batch;
+use ff_core::{
+    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, SubmitRequest,
+    Submitted,
+};
+
+use crate::write::{Outcome, Plan};
+use crate::{ValkeyBackend, MAX_ATTEMPTS};
+
+#[async_trait]
+impl ExecutionOps for ValkeyBackend {
+    async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError> {
+        req.validate(&self.inner.limits)?;
+        let mut out = self.insert_requests(vec![req]).await?;
+        out.pop()
+            .ok_or_else(|| EngineError::backend("submit stored nothing"))
+    }
+
+    async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError> {
+        validate_batch(&reqs, &self.inner.limits)?;
+        self.insert_requests(reqs).await
+    }
+
+    async fn cancel(&self, id: ExecutionId) -> Result<CancelResponse, EngineError> {
+        self.transition(id, lifecycle::cancel).await
+    }
+
+    async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
+        self.transition(id, lifecycle::requeue).await?
+    }
+}
+
+impl ValkeyBackend {
+    /// Stores a batch. Requests with an idempotency key go to the partition
+    /// their key selects; the rest join the first such group, or one random
+    /// partition. Each partition's share is one atomic call, so a batch
+    /// that spans partitions (only on a multi-partition deployment, and only
+    /// with keys) is atomic per partition.
+    #[tracing::instrument(level = "trace", skip_all, fields(count = reqs.len()))]
+    async fn insert_requests(
+        &self,
+        reqs: Vec<SubmitRequest>,
+    ) -> Result<Vec<Submitted>, EngineError> {
+        let keys = self.keys();
+        let default_partition = reqs
+            .iter()
+            .find_map(|r| {
+                r.idempotency_key
+                    .as_deref()
+                    .map(|k| keys.key_partition(r.resolved_namespace(), k))
+            })
+            .unwrap_or_else(|| keys.exec_partition(ExecutionId::new()));
+        let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, req) in reqs.iter().enumerate() {
+            let p = req
+                .idempotency_key
+                .as_deref()
+                .map_or(default_partition, |k| {
+                    keys.key_partition(req.resolved_namespace(), k)
+                });
+            groups.entry(p).or_default().push(i);
+        }
+        let mut answers: Vec<Option<Submitted>> = vec![None; reqs.len()];
+        for (p, members) in groups {
+            let group: Vec<&SubmitRequest> = members.iter().map(|&i| &reqs[i]).collect();
+            let submitted = self.insert_group(p, &group).await?;
+            for (i, answer) in members.into_iter().zip(submitted) {
+                answers[i] = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.ok_or_else(|| EngineError::backend("a submit went unanswered")))
+            .collect()
+    }
+
+    /// Inserts one partition's share, retried when a concurrent submit took
+    /// one of its idempotency keys first.
+    async fn insert_group(
+        &self,
+        p: u32,
+        reqs: &[&SubmitRequest],
+    ) -> Result<Vec<Submitted>, EngineError> {
+        let keys = self.keys();
+        for _ in 0..MAX_ATTEMPTS {
+            let known = self.ids_by_key(p, reqs).await?;
+            let now = self.now();
+            let mut seen: HashMap<(&str, &str), ExecutionId> = HashMap::new();
+            let mut plan = Plan::new(p);
+            let mut answers = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                let namespace = req.resolved_namespace();
+                let key = req.idempotency_key.as_deref();
+                if let Some(id) = key.and_then(|k| {
+                    known
+                        .get(&(namespace.to_owned(), k.to_owned()))
+                        .or_else(|| seen.get(&(namespace, k)))
+                }) {
+                    answers.push(Submitted {
+                        id: *id,
+                        created: false,
+                    });
+                    continue;
+                }
+                let exec = Execution::new(keys.new_execution_id(p), (*req).clone(), now);
+                if let Some(k) = key {
+                    let idem = keys.idempotency(p, namespace);
+                    plan.check_absent(&idem, k);
+                    plan.hset(&idem, k, &exec.id.to_string());
+                    seen.insert((namespace, k), exec.id);
+                }
+                plan.save(keys, None, &exec, now)?;
+                answers.push(Submitted {
+                    id: exec.id,
+                    created: true,
+                });
+            }
+            match self.commit(plan, now).await? {
+                Outcome::Applied => return Ok(answers),
+                Outcome::Conflict(what) => tracing::trace!(what, "submit raced; retrying"),
+            }
+        }
+        Err(EngineError::Unavailable {
+            message: "idempotency keys kept changing under this submit; try again".into(),
+        })
+    }
+
+    /// The ids already stored for the group's idempotency keys.
+    async fn ids_by_key(
+        &self,
+        p: u32,
+        reqs: &[&SubmitRequest],
+    ) -> Result<HashMap<(String, String), ExecutionId>, EngineError> {
+        let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for req in reqs {
+            if let Some(k) = req.idempotency_key.as_deref() {
+                by_namespace
+                    .entry(req.resolved_namespace())
+                    .or_default()
+                    .push(k);
+            }
+        }
+        let mut known = HashMap::new();
+        for (namespace, wanted) in by_namespace {
+            let found: Vec<Option<String>> = self
+                .inner
+                .conn
+                .query(
+                    redis::cmd("HMGET")
+                        .arg(self.keys().idempotency(p, namespace))
+                        .arg(&wanted),
+                )
+                .await?;
+            for (k, id) in wanted.into_iter().zip(found) {
+                if let Some(id) = id {
+                    known.insert((namespace.to_owned(), k.to_owned()), id.parse()?);
+                }
+            }
+        }
+        Ok(known)
+    }
+}

@@ -1,0 +1,183 @@
+//! `FlowOps` and the flow scan of maintenance: the `ff_core::cascade`
+//! algorithms over [`FlowTxn`], each one `ff_v1_apply` on the flow's
+//! partition, retried whole when it raced another writer.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::flow::{EdgeSpec, FlowCreated, FlowSpec, NodeSpec};
+use ff_core::{CompletionPayload, EngineError, FlowId, FlowOps, LeaseHandle, Millis, State};
+
+use crate::flow_store::FlowTxn;
+use crate::write::{Outcome, Plan};
+use crate::{ValkeyBackend, MAX_ATTEMPTS};
+
+impl ValkeyBackend {
+    /// Runs a flow algorithm over partition `p` on a blocking thread (its
+    /// reads block on the server) and commits what it wrote as one call.
+    #[tracing::instrument(level = "trace", skip_all, fields(p))]
+    pub(crate) async fn flow_command<T, F>(&self, p: u32, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut FlowTxn, Millis) -> Result<T, EngineError> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        for _ in 0..MAX_ATTEMPTS {
+            let f = Arc::clone(&f);
+            let backend = self.clone();
+            let rt = tokio::runtime::Handle::current();
+            let now = self.now();
+            let (out, plan): (T, Plan) = tokio::task::spawn_blocking(move || {
+                let mut txn = FlowTxn::new(rt, backend, p, now);
+                let out = f(&mut txn, now)?;
+                Ok::<_, EngineError>((out, txn.into_plan()?))
+            })
+            .await
+            .map_err(|e| EngineError::backend(format!("flow command panicked: {e}")))??;
+            match self.commit(plan, now).await? {
+                Outcome::Applied => return Ok(out),
+                Outcome::Conflict(what) => tracing::trace!(what, "flow command raced; retrying"),
+            }
+        }
+        Err(EngineError::Unavailable {
+            message: "the flow kept changing under this command; try again".into(),
+        })
+    }
+
+    /// Decides blocked flow nodes whose parents all finished at or before
+    /// `cutoff`; returns how many were promoted or skipped.
+    pub(crate) async fn reconcile_blocked_nodes(
+        &self,
+        cutoff: Millis,
+        limit: u32,
+    ) -> Result<u32, EngineError> {
+        let mut decided = 0;
+        for p in 0..self.keys().partitions() {
+            let ids: Vec<String> = self
+                .inner
+                .conn
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(self.keys().blocked(p))
+                        .arg(0)
+                        .arg(i64::from(limit) - 1),
+                )
+                .await?;
+            for id in ids {
+                let id: ff_core::ExecutionId = id.parse()?;
+                let report = self
+                    .flow_command(p, move |txn, now| {
+                        use ff_core::cascade::FlowStore;
+                        let Some(exec) = txn.execution(id)? else {
+                            return Ok(CascadeReport::default());
+                        };
+                        let Some(member) = exec.flow.filter(|_| exec.state == State::Blocked)
+                        else {
+                            return Ok(CascadeReport::default());
+                        };
+                        // Only nodes whose parents all finished before the
+                        // cutoff: younger ones are the listener's to decide.
+                        for edge in txn.edges_into(member.flow_id, &member.node_key)? {
+                            let Some(node) = txn.node(member.flow_id, &edge.from)? else {
+                                continue;
+                            };
+                            let parent = txn.execution(node.execution_id)?;
+                            let settled = parent.is_some_and(|p| {
+                                p.state.is_terminal() && p.finished_at.is_some_and(|t| t <= cutoff)
+                            });
+                            if !settled {
+                                return Ok(CascadeReport::default());
+                            }
+                        }
+                        cascade::reconcile_node(txn, member.flow_id, &member.node_key, now)
+                    })
+                    .await?;
+                decided += (report.promoted.len() + report.skipped.len()) as u32;
+            }
+        }
+        Ok(decided)
+    }
+}
+
+#[async_trait]
+impl FlowOps for ValkeyBackend {
+    /// Runs the cascades concurrently, except that a payload repeating an
+    /// earlier one's outbox entry runs after it, so answers follow payload
+    /// order: the first dispatches, the repeat finds it done.
+    async fn cascade_completions(
+        &self,
+        payloads: &[CompletionPayload],
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        let mut seen = std::collections::HashSet::new();
+        let (first, repeats): (Vec<usize>, Vec<usize>) = (0..payloads.len())
+            .partition(|&i| seen.insert((payloads[i].partition, payloads[i].seq)));
+        let mut results: Vec<Option<Result<CascadeReport, EngineError>>> =
+            (0..payloads.len()).map(|_| None).collect();
+        let firsts =
+            futures::future::join_all(first.iter().map(|&i| self.cascade_completion(&payloads[i])))
+                .await;
+        for (&i, result) in first.iter().zip(firsts) {
+            results[i] = Some(result);
+        }
+        for i in repeats {
+            results[i] = Some(self.cascade_completion(&payloads[i]).await);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EngineError::backend("a cascade went unanswered"))))
+            .collect())
+    }
+
+    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
+        spec.validate(&self.inner.limits)?;
+        let keys = self.keys();
+        let p = match &spec.idempotency_key {
+            Some(key) => keys.key_partition(spec.resolved_namespace(), key),
+            None => keys.flow_partition(FlowId::new()),
+        };
+        let limits = self.inner.limits.clone();
+        self.flow_command(p, move |txn, now| {
+            cascade::create_flow(txn, spec.clone(), &limits, now)
+        })
+        .await
+    }
+
+    async fn add_nodes(
+        &self,
+        handle: &LeaseHandle,
+        nodes: Vec<NodeSpec>,
+        edges: Vec<EdgeSpec>,
+    ) -> Result<NodesAdded, EngineError> {
+        let limits = self.inner.limits.clone();
+        let handle = *handle;
+        let p = self.keys().exec_partition(handle.execution_id);
+        self.flow_command(p, move |txn, now| {
+            cascade::add_nodes(txn, &handle, nodes.clone(), edges.clone(), &limits, now)
+        })
+        .await?
+    }
+
+    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
+        let p = self.keys().flow_partition(id);
+        self.flow_command(p, move |txn, now| cascade::cancel_flow(txn, id, now))
+            .await
+    }
+
+    async fn cascade_completion(
+        &self,
+        payload: &CompletionPayload,
+    ) -> Result<CascadeReport, EngineError> {
+        if payload.partition >= self.keys().partitions() {
+            return Err(EngineError::invalid(
+                "partition",
+                format!("{} is not a partition here", payload.partition),
+            ));
+        }
+        let p = payload.partition;
+        let payload = payload.clone();
+        self.flow_command(p, move |txn, now| cascade::cascade(txn, &payload, now))
+            .await
+    }
+}

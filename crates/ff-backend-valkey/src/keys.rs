@@ -1,0 +1,243 @@
+//! The key layout. Every key of partition `p` starts with the partition's
+//! base, `<prefix>:{<prefix>:<p>}`: the braces are the cluster hash tag, so
+//! one partition's keys share a slot and a Lua function may touch them all.
+//!
+//! Under a base (ns: namespace, fid: flow id):
+//! - `e:<id>`: an execution, a hash of its fields (each JSON text) and `_v`;
+//! - `q:<ns>:<lane>`: the lane's ready and scheduled executions, scored in
+//!   claim order; `sched`, `run`, `dl`, `blocked`: scheduled by due time,
+//!   running by expiry, by deadline, blocked flow members;
+//! - `ids:<ns>`: every execution (lexical order is id order); `cnt:<ns>`:
+//!   counts per lane and state; `idem:<ns>`: idempotency key → id;
+//! - `f:<fid>` (record and `_v`), `fn:<fid>` (nodes), `fo:<fid>` and
+//!   `fi:<fid>` (edges by source and by target), `flows:<ns>`, `fidem:<ns>`;
+//! - `ob` (outbox stream, entry `<seq>-0`), `obseq`, `obu` and `obd`
+//!   (undispatched and dispatched seqs by commit time).
+//!
+//! Ids carry their partition in 16 of their random bits.
+
+use ff_core::{Execution, ExecutionId, FlowId, State};
+
+/// Where in a UUID's random bits the partition is kept.
+const PARTITION_SHIFT: u32 = 46;
+const PARTITION_MASK: u128 = 0xFFFF << PARTITION_SHIFT;
+
+/// A deployment's keys: its prefix and partition count.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+    partitions: u32,
+    bases: Vec<String>,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str, partitions: u32) -> Self {
+        let bases = (0..partitions)
+            .map(|p| format!("{prefix}:{{{prefix}:{p}}}"))
+            .collect();
+        Self {
+            prefix: prefix.to_owned(),
+            partitions,
+            bases,
+        }
+    }
+
+    pub(crate) fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The prefix every key of partition `p` starts with.
+    pub(crate) fn base(&self, p: u32) -> &str {
+        &self.bases[p as usize]
+    }
+
+    pub(crate) fn done_channel(&self) -> String {
+        format!("{}:done", self.prefix)
+    }
+
+    pub(crate) fn work_channel(&self) -> String {
+        format!("{}:work", self.prefix)
+    }
+
+    pub(crate) fn partition_of(&self, uuid: &uuid::Uuid) -> u32 {
+        let bits = (uuid.as_u128() & PARTITION_MASK) >> PARTITION_SHIFT;
+        (bits % u128::from(self.partitions)) as u32
+    }
+
+    pub(crate) fn exec_partition(&self, id: ExecutionId) -> u32 {
+        self.partition_of(id.as_uuid())
+    }
+
+    pub(crate) fn flow_partition(&self, id: FlowId) -> u32 {
+        self.partition_of(id.as_uuid())
+    }
+
+    /// The partition an idempotency key selects: the same in every process.
+    pub(crate) fn key_partition(&self, namespace: &str, key: &str) -> u32 {
+        (fnv1a(&[namespace.as_bytes(), b"\n", key.as_bytes()]) % u64::from(self.partitions)) as u32
+    }
+
+    pub(crate) fn exec(&self, p: u32, id: ExecutionId) -> String {
+        format!("{}:e:{id}", self.base(p))
+    }
+
+    pub(crate) fn queue(&self, p: u32, namespace: &str, lane: &str) -> String {
+        format!("{}:q:{namespace}:{lane}", self.base(p))
+    }
+
+    pub(crate) fn scheduled(&self, p: u32) -> String {
+        format!("{}:sched", self.base(p))
+    }
+
+    pub(crate) fn running(&self, p: u32) -> String {
+        format!("{}:run", self.base(p))
+    }
+
+    pub(crate) fn deadlines(&self, p: u32) -> String {
+        format!("{}:dl", self.base(p))
+    }
+
+    pub(crate) fn blocked(&self, p: u32) -> String {
+        format!("{}:blocked", self.base(p))
+    }
+
+    pub(crate) fn ids(&self, p: u32, namespace: &str) -> String {
+        format!("{}:ids:{namespace}", self.base(p))
+    }
+
+    pub(crate) fn counts(&self, p: u32, namespace: &str) -> String {
+        format!("{}:cnt:{namespace}", self.base(p))
+    }
+
+    pub(crate) fn idempotency(&self, p: u32, namespace: &str) -> String {
+        format!("{}:idem:{namespace}", self.base(p))
+    }
+
+    pub(crate) fn flow(&self, p: u32, id: FlowId) -> String {
+        format!("{}:f:{id}", self.base(p))
+    }
+
+    pub(crate) fn nodes(&self, p: u32, id: FlowId) -> String {
+        format!("{}:fn:{id}", self.base(p))
+    }
+
+    pub(crate) fn edges_out(&self, p: u32, id: FlowId) -> String {
+        format!("{}:fo:{id}", self.base(p))
+    }
+
+    pub(crate) fn edges_in(&self, p: u32, id: FlowId) -> String {
+        format!("{}:fi:{id}", self.base(p))
+    }
+
+    pub(crate) fn flows(&self, p: u32, namespace: &str) -> String {
+        format!("{}:flows:{namespace}", self.base(p))
+    }
+
+    pub(crate) fn flow_keys(&self, p: u32, namespace: &str) -> String {
+        format!("{}:fidem:{namespace}", self.base(p))
+    }
+
+    pub(crate) fn outbox_undispatched(&self, p: u32) -> String {
+        format!("{}:obu", self.base(p))
+    }
+
+    /// The sorted sets holding `exec`, with its score in each.
+    pub(crate) fn index_entries(&self, p: u32, exec: &Execution) -> Vec<(String, f64)> {
+        let mut out = vec![(self.ids(p, &exec.namespace), 0.0)];
+        match exec.state {
+            State::Ready | State::Scheduled => {
+                out.push((
+                    self.queue(p, &exec.namespace, &exec.lane),
+                    order_score(exec),
+                ));
+                if exec.state == State::Scheduled {
+                    out.push((self.scheduled(p), exec.ready_at as f64));
+                }
+            }
+            State::Running => {
+                let expires = match (exec.lease_until, exec.attempt_deadline) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) | (None, Some(a)) => a,
+                    (None, None) => exec.updated_at,
+                };
+                out.push((self.running(p), expires as f64));
+            }
+            State::Blocked => out.push((self.blocked(p), 0.0)),
+            _ => {}
+        }
+        if let Some(deadline) = exec.deadline.filter(|_| !exec.state.is_terminal()) {
+            out.push((self.deadlines(p), deadline as f64));
+        }
+        out
+    }
+
+    /// The field of `cnt:<ns>` counting `exec`.
+    pub(crate) fn count_field(exec: &Execution) -> String {
+        format!("{}\n{}", exec.lane, exec.state.as_str())
+    }
+
+    /// `id` moved into partition `p`.
+    pub(crate) fn in_partition(&self, uuid: uuid::Uuid, p: u32) -> uuid::Uuid {
+        let bits = (uuid.as_u128() & !PARTITION_MASK) | (u128::from(p) << PARTITION_SHIFT);
+        uuid::Uuid::from_u128(bits)
+    }
+
+    pub(crate) fn new_execution_id(&self, p: u32) -> ExecutionId {
+        ExecutionId::from_uuid(self.in_partition(*ExecutionId::new().as_uuid(), p))
+    }
+
+    pub(crate) fn new_flow_id(&self, p: u32) -> FlowId {
+        FlowId::from_uuid(self.in_partition(*FlowId::new().as_uuid(), p))
+    }
+}
+
+/// The lane's claim order as one score: priority (higher first), then
+/// `ready_at`; ties go by member, which is the id. Exact in a double: 201
+/// priorities times 2^42 ms (until the year 2109) stay below 2^53.
+pub(crate) fn order_score(exec: &Execution) -> f64 {
+    let rank = i64::from(100 - exec.priority.clamp(-100, 100));
+    let ready = exec.ready_at.clamp(0, (1 << 42) - 1);
+    ((rank << 42) + ready) as f64
+}
+
+/// FNV-1a, 64 bits: a stable hash that every process computes alike.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in *part {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_partition() {
+        let keys = Keys::new("t", 7);
+        for p in 0..7 {
+            let id = keys.new_execution_id(p);
+            assert_eq!(keys.exec_partition(id), p);
+            assert_eq!(id.as_uuid().get_version_num(), 7);
+        }
+        assert_eq!(keys.base(3), "t:{t:3}");
+    }
+
+    #[test]
+    fn order_score_sorts_priority_then_time() {
+        let mut a = Execution::new(
+            ExecutionId::new(),
+            ff_core::SubmitRequest::new("l", "k", ff_core::JsonText::null()),
+            1_000,
+        );
+        let mut b = a.clone();
+        b.ready_at = 2_000;
+        assert!(order_score(&a) < order_score(&b));
+        a.priority = -1;
+        assert!(order_score(&b) < order_score(&a));
+    }
+}

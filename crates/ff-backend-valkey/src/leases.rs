@@ -1,0 +1,201 @@
+//! `LeaseOps`: claims through `ff_v1_claim`, partition by partition, and the
+//! fenced worker operations.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use tokio::time::Instant;
+
+use ff_core::lease::{self, LeaseHandle};
+use ff_core::{
+    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
+    JsonText, LeaseOps, Millis, Renewed,
+};
+
+use crate::record;
+use crate::ValkeyBackend;
+
+/// A waiting claim looks again at least this often, so work announced while
+/// the subscriber was reconnecting is still found.
+const RECHECK: Duration = Duration::from_secs(1);
+
+#[async_trait]
+impl LeaseOps for ValkeyBackend {
+    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
+        let mut req = req.clone();
+        req.validate(&self.inner.limits)?;
+        self.claim_valid(&req).await
+    }
+
+    async fn claim_wait(
+        &self,
+        req: &ClaimRequest,
+        timeout: Duration,
+    ) -> Result<Vec<Claimed>, EngineError> {
+        let mut req = req.clone();
+        req.validate(&self.inner.limits)?;
+        let deadline = Instant::now() + timeout;
+        // Subscribed before the first claim: a commit landing between an
+        // empty claim and the wait still wakes us.
+        let mut signal = self.inner.work.subscribe();
+        let mut last_recheck = Instant::now();
+        loop {
+            signal.borrow_and_update();
+            let claimed = self.claim_valid(&req).await?;
+            let now = Instant::now();
+            if !claimed.is_empty() || now >= deadline {
+                return Ok(claimed);
+            }
+            let wait = (deadline - now).min(RECHECK);
+            match tokio::time::timeout(wait, signal.changed()).await {
+                Ok(Err(_)) => return Ok(claimed),
+                Ok(Ok(())) => {}
+                Err(_) => {
+                    if last_recheck.elapsed() >= RECHECK {
+                        self.inner.hints.forget();
+                        last_recheck = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::renew(exec, &handle, now)
+        })
+        .await?
+    }
+
+    async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::release(exec, &handle, now)
+        })
+        .await?
+    }
+
+    async fn complete(
+        &self,
+        handle: &LeaseHandle,
+        result: JsonText,
+    ) -> Result<CompleteResponse, EngineError> {
+        let limits = &self.inner.limits;
+        limits.check_size("result", result.len(), limits.max_result_bytes)?;
+        result.validate("result")?;
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::complete(exec, &handle, result.clone(), now)
+        })
+        .await?
+    }
+
+    async fn fail(
+        &self,
+        handle: &LeaseHandle,
+        failure: Failure,
+    ) -> Result<FailResponse, EngineError> {
+        self.inner.limits.check_error(&failure.error)?;
+        let handle = *handle;
+        self.transition(handle.execution_id, move |exec, now| {
+            lease::fail(exec, &handle, failure.clone(), now)
+        })
+        .await?
+    }
+}
+
+impl ValkeyBackend {
+    /// Claims up to `req.n`: asks the partitions that may hold work, from a
+    /// rotating start, until `n` are claimed. Order holds per partition.
+    #[tracing::instrument(level = "trace", skip_all, fields(namespace = %req.namespace, n = req.n))]
+    async fn claim_valid(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
+        let partitions = self.keys().partitions();
+        let now = self.now();
+        let snapshot = self.inner.hints.snapshot(&req.namespace, &req.lanes, now);
+        let start = rand_start(partitions);
+        let mut claimed: Vec<Execution> = Vec::new();
+        for i in 0..partitions {
+            let p = (start + i) % partitions;
+            if !snapshot.ask[p as usize] {
+                continue;
+            }
+            let want = req.n - claimed.len() as u32;
+            let (got, hint) = self.claim_partition(req, p, want, now).await?;
+            if (got.len() as u32) < want {
+                if let Some(until) = hint {
+                    self.inner
+                        .hints
+                        .found_empty(&req.namespace, &req.lanes, p, &snapshot, until);
+                }
+            }
+            claimed.extend(got);
+            if claimed.len() as u32 >= req.n {
+                break;
+            }
+        }
+        if partitions > 1 {
+            claimed.sort_by_key(Execution::order_key);
+        }
+        Ok(claimed.iter().map(lease::claimed).collect())
+    }
+
+    /// One `ff_v1_claim` call; the executions claimed and, when it could
+    /// tell, the time before which the partition has nothing claimable.
+    async fn claim_partition(
+        &self,
+        req: &ClaimRequest,
+        p: u32,
+        n: u32,
+        now: Millis,
+    ) -> Result<(Vec<Execution>, Option<Millis>), EngineError> {
+        let mut args = vec![
+            now.to_string(),
+            req.worker_id.clone(),
+            n.to_string(),
+            req.namespace.clone(),
+            req.capabilities.len().to_string(),
+        ];
+        args.extend(req.capabilities.iter().cloned());
+        args.extend(req.lanes.iter().cloned());
+        let reply: Vec<Value> = self
+            .inner
+            .conn
+            .fcall("ff_v1_claim", self.keys().base(p), &args)
+            .await?;
+        let mut reply = reply.into_iter();
+        let hint = match reply.next() {
+            Some(Value::BulkString(h)) => match h.as_slice() {
+                b"" => None,
+                b"inf" => Some(Millis::MAX),
+                t => std::str::from_utf8(t).ok().and_then(|t| t.parse().ok()),
+            },
+            other => {
+                return Err(EngineError::backend(format!(
+                    "unexpected answer from ff_v1_claim: {other:?}"
+                )))
+            }
+        };
+        let mut claimed = Vec::new();
+        for value in reply {
+            let flat: Vec<String> =
+                redis::FromRedisValue::from_redis_value(&value).map_err(EngineError::backend)?;
+            let stored = record::decode_flat(flat)?
+                .ok_or_else(|| EngineError::backend("ff_v1_claim answered an empty record"))?;
+            claimed.push(stored.exec);
+        }
+        Ok((claimed, hint))
+    }
+}
+
+/// Where a claim starts among the partitions, so claimers spread out.
+fn rand_start(partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos % partitions
+}
