@@ -31,6 +31,7 @@ local function claim(keys, args)
   local window = 2 * n + 64
   local scanned_all = true
   local candidates = {}
+  local lanes = 0
   for j = 6 + ncaps, #args do
     local lane = args[j]
     local queue = base .. ':q:' .. ns .. ':' .. lane
@@ -41,13 +42,20 @@ local function claim(keys, args)
     for k = 1, #got, 2 do
       candidates[#candidates + 1] = {got[k], tonumber(got[k + 1]), lane, queue}
     end
+    lanes = lanes + 1
   end
-  table.sort(candidates, function(a, b)
-    if a[2] ~= b[2] then
-      return a[2] < b[2]
-    end
-    return a[1] < b[1]
-  end)
+  -- One lane comes sorted already; several are merged.
+  if lanes > 1 then
+    table.sort(candidates, function(a, b)
+      if a[2] ~= b[2] then
+        return a[2] < b[2]
+      end
+      return a[1] < b[1]
+    end)
+  end
+  local worker_json = cjson.encode(worker)
+  local now_text = string.format('%d', now)
+  local counts = base .. ':cnt:' .. ns
   local out = {''}
   local taken = 0
   local passed_over = false
@@ -58,12 +66,21 @@ local function claim(keys, args)
     end
     local id, lane, queue = c[1], c[3], c[4]
     local key = base .. ':e:' .. id
-    local f = redis.call('HMGET', key, 'state', 'ready_at', 'deadline', 'capabilities',
-      'attempt', 'lease_epoch', 'reuse_attempt', 'lease_ms', 'attempt_timeout_ms',
-      'attempts', '_v')
-    local state = f[1]
-    local ready_at = field_number(f[2])
-    local deadline = field_number(f[3])
+    local flat = redis.call('HGETALL', key)
+    local f = {}
+    for k = 1, #flat, 2 do
+      f[flat[k]] = k + 1
+    end
+    local function get(name)
+      local at = f[name]
+      if at then
+        return flat[at]
+      end
+      return nil
+    end
+    local state = get('state')
+    local ready_at = field_number(get('ready_at'))
+    local deadline = field_number(get('deadline'))
     local fits = true
     if state ~= '"ready"' and state ~= '"scheduled"' then
       fits = false
@@ -77,7 +94,7 @@ local function claim(keys, args)
       fits = false
       passed_over = true
     else
-      for cap in string.gmatch(f[4], '"([^"]+)"') do
+      for cap in string.gmatch(get('capabilities') or '', '"([^"]+)"') do
         if not caps[cap] then
           fits = false
         end
@@ -87,13 +104,13 @@ local function claim(keys, args)
       end
     end
     if fits then
-      local attempt = tonumber(f[5])
-      if f[7] ~= 'true' then
+      local attempt = tonumber(get('attempt'))
+      if get('reuse_attempt') ~= 'true' then
         attempt = attempt + 1
       end
-      local epoch = tonumber(f[6]) + 1
-      local lease_until = now + tonumber(f[8])
-      local timeout = field_number(f[9])
+      local epoch = tonumber(get('lease_epoch')) + 1
+      local lease_until = now + tonumber(get('lease_ms'))
+      local timeout = field_number(get('attempt_timeout_ms'))
       local attempt_deadline = 'null'
       local expires = lease_until
       if timeout ~= nil then
@@ -102,17 +119,16 @@ local function claim(keys, args)
           expires = now + timeout
         end
       end
-      local worker_json = cjson.encode(worker)
       local record = '{"attempt":' .. string.format('%d', attempt) .. ',"lease_epoch":' ..
         string.format('%d', epoch) .. ',"worker_id":' .. worker_json .. ',"started_at":' ..
-        string.format('%d', now) .. ',"ended_at":null,"end":null,"error":null}'
-      local attempts = f[10]
+        now_text .. ',"ended_at":null,"end":null,"error":null}'
+      local attempts = get('attempts') or '[]'
       if attempts == '[]' then
         attempts = '[' .. record .. ']'
       else
         attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']'
       end
-      redis.call('HSET', key,
+      local changes = {
         'state', '"running"',
         'attempt', string.format('%d', attempt),
         'reuse_attempt', 'false',
@@ -120,21 +136,32 @@ local function claim(keys, args)
         'lease_until', string.format('%d', lease_until),
         'attempt_deadline', attempt_deadline,
         'worker_id', worker_json,
-        'updated_at', string.format('%d', now),
+        'updated_at', now_text,
         'attempts', attempts,
-        '_v', string.format('%d', tonumber(f[11]) + 1))
+        '_v', string.format('%d', tonumber(get('_v')) + 1),
+      }
+      redis.call('HSET', key, unpack(changes))
+      -- Answer the record as it now is, without reading it again.
+      for k = 1, #changes, 2 do
+        local at = f[changes[k]]
+        if at then
+          flat[at] = changes[k + 1]
+        else
+          flat[#flat + 1] = changes[k]
+          flat[#flat + 1] = changes[k + 1]
+        end
+      end
       redis.call('ZREM', queue, id)
       if state == '"scheduled"' then
         redis.call('ZREM', base .. ':sched', id)
       end
       redis.call('ZADD', base .. ':run', expires, id)
-      local counts = base .. ':cnt:' .. ns
       local was = lane .. '\n' .. string.sub(state, 2, -2)
       if redis.call('HINCRBY', counts, was, -1) <= 0 then
         redis.call('HDEL', counts, was)
       end
       redis.call('HINCRBY', counts, lane .. '\nrunning', 1)
-      out[#out + 1] = redis.call('HGETALL', key)
+      out[#out + 1] = flat
       taken = taken + 1
     end
   end

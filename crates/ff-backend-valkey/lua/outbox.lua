@@ -37,6 +37,26 @@ local function trim(keys, args)
   return #seqs
 end
 
+-- ff_v1_dispatch: claims outbox entries of solo executions (nothing to
+-- cascade into): each is marked dispatched if it was not yet.
+-- KEYS[1]  the partition's key base
+-- ARGV     now (epoch ms), seq...
+-- Returns, per seq, 1 when this call dispatched it, 0 when it already was
+-- (or is unknown).
+local function dispatch(keys, args)
+  local base = keys[1]
+  local out = {}
+  for j = 2, #args do
+    if redis.call('ZREM', base .. ':obu', args[j]) == 1 then
+      redis.call('ZADD', base .. ':obd', args[1], args[j])
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  end
+  return out
+end
+
 -- ff_v1_version: the library's version, checked at connect.
 -- KEYS: none. ARGV: none. Returns the version number.
 local function version(keys, args)
@@ -46,5 +66,6 @@ end
 redis.register_function{function_name = 'ff_v1_undispatched', callback = undispatched,
   flags = {'no-writes'}}
 redis.register_function('ff_v1_trim', trim)
+redis.register_function('ff_v1_dispatch', dispatch)
 redis.register_function{function_name = 'ff_v1_version', callback = version,
   flags = {'no-writes'}}

@@ -159,7 +159,7 @@ impl FlowTxn {
             let read = if self.keys().exec_partition(id) == self.p {
                 let fields: HashMap<String, String> =
                     self.read(redis::cmd("HGETALL").arg(self.keys().exec(self.p, id)))?;
-                record::decode(&fields)?
+                record::decode(fields)?
             } else {
                 None
             };

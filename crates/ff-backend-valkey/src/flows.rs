@@ -46,6 +46,49 @@ impl ValkeyBackend {
         })
     }
 
+    /// The cascade of solo executions' completions: claiming each outbox
+    /// entry is the whole cascade, one `ff_v1_dispatch` per partition.
+    async fn dispatch_solo(
+        &self,
+        payloads: &[&CompletionPayload],
+    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
+        let mut by_partition: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, payload) in payloads.iter().enumerate() {
+            by_partition.entry(payload.partition).or_default().push(i);
+        }
+        let now = self.now();
+        let mut results: Vec<Result<CascadeReport, EngineError>> = payloads
+            .iter()
+            .map(|_| Err(EngineError::backend("a dispatch went unanswered")))
+            .collect();
+        for (p, items) in by_partition {
+            if p >= self.keys().partitions() {
+                for i in items {
+                    results[i] = Err(EngineError::invalid(
+                        "partition",
+                        format!("{p} is not a partition here"),
+                    ));
+                }
+                continue;
+            }
+            let mut args = vec![now.to_string()];
+            args.extend(items.iter().map(|&i| payloads[i].seq.to_string()));
+            let done: Vec<i64> = self
+                .inner
+                .conn
+                .fcall("ff_v1_dispatch", self.keys().base(p), &args)
+                .await?;
+            for (&i, done) in items.iter().zip(done) {
+                results[i] = Ok(CascadeReport {
+                    dispatched: done == 1,
+                    cascaded_at: now,
+                    ..CascadeReport::default()
+                });
+            }
+        }
+        Ok(results)
+    }
+
     /// Decides blocked flow nodes whose parents all finished at or before
     /// `cutoff`; returns how many were promoted or skipped.
     pub(crate) async fn reconcile_blocked_nodes(
@@ -113,12 +156,22 @@ impl FlowOps for ValkeyBackend {
         let mut seen = std::collections::HashSet::new();
         let (first, repeats): (Vec<usize>, Vec<usize>) = (0..payloads.len())
             .partition(|&i| seen.insert((payloads[i].partition, payloads[i].seq)));
+        let (solo, members): (Vec<usize>, Vec<usize>) = first
+            .into_iter()
+            .partition(|&i| payloads[i].flow_id.is_none());
         let mut results: Vec<Option<Result<CascadeReport, EngineError>>> =
             (0..payloads.len()).map(|_| None).collect();
-        let firsts =
-            futures::future::join_all(first.iter().map(|&i| self.cascade_completion(&payloads[i])))
-                .await;
-        for (&i, result) in first.iter().zip(firsts) {
+        let cascades = futures::future::join_all(
+            members
+                .iter()
+                .map(|&i| self.cascade_completion(&payloads[i])),
+        );
+        let solo_payloads: Vec<&CompletionPayload> = solo.iter().map(|&i| &payloads[i]).collect();
+        let (cascaded, dispatched) = futures::join!(cascades, self.dispatch_solo(&solo_payloads));
+        for (&i, result) in members.iter().zip(cascaded) {
+            results[i] = Some(result);
+        }
+        for (&i, result) in solo.iter().zip(dispatched?) {
             results[i] = Some(result);
         }
         for i in repeats {
@@ -174,6 +227,12 @@ impl FlowOps for ValkeyBackend {
                 "partition",
                 format!("{} is not a partition here", payload.partition),
             ));
+        }
+        if payload.flow_id.is_none() {
+            let mut answer = self.dispatch_solo(&[payload]).await?;
+            return answer
+                .pop()
+                .unwrap_or_else(|| Err(EngineError::backend("a dispatch went unanswered")));
         }
         let p = payload.partition;
         let payload = payload.clone();

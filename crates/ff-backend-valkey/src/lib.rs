@@ -167,7 +167,7 @@ impl ValkeyBackend {
             .conn
             .query(redis::cmd("HGETALL").arg(self.keys().exec(p, id)))
             .await?;
-        record::decode(&fields)
+        record::decode(fields)
     }
 
     /// Several executions of one partition in one round trip, in `ids`
@@ -182,7 +182,7 @@ impl ValkeyBackend {
                 .arg(format!("{}:e:{id}", self.keys().base(p)));
         }
         let rows: Vec<HashMap<String, String>> = self.query_pipe(&pipe).await?;
-        rows.iter().map(record::decode).collect()
+        rows.into_iter().map(record::decode).collect()
     }
 
     async fn query_pipe<T: redis::FromRedisValue>(
@@ -280,4 +280,54 @@ async fn settle_meta(conn: &Conn, config: &ValkeyConfig) -> Result<u32, EngineEr
         });
     }
     Ok(partitions)
+}
+
+/// What a report says of the server: its version and persistence.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// `redis 7.0.15` or `valkey 8.0.1`.
+    pub version: String,
+    /// `appendonly=yes appendfsync=everysec`, or `appendonly=no`.
+    pub persistence: String,
+}
+
+/// Asks the server at `url` (a cluster's first seed) what it runs.
+pub async fn server_info(url: &str) -> Result<ServerInfo, EngineError> {
+    let endpoint = Endpoint::parse(url)?;
+    let client = redis::Client::open(endpoint.first_node()).map_err(EngineError::backend)?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(conn::classify)?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .map_err(conn::classify)?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .map(|v| v.trim().to_owned())
+    };
+    let version = match field("valkey_version") {
+        Some(v) => format!("valkey {v}"),
+        None => format!("redis {}", field("redis_version").unwrap_or_default()),
+    };
+    let config: HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("append*")
+        .query_async(&mut conn)
+        .await
+        .map_err(conn::classify)?;
+    let persistence = match config.get("appendonly").map(String::as_str) {
+        Some("yes") => format!(
+            "appendonly=yes appendfsync={}",
+            config.get("appendfsync").map_or("?", String::as_str)
+        ),
+        _ => "appendonly=no".to_owned(),
+    };
+    Ok(ServerInfo {
+        version,
+        persistence,
+    })
 }

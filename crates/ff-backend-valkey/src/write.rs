@@ -111,7 +111,7 @@ impl Plan {
         let id = new.id.to_string();
         let version = old.map_or(0, |s| s.version);
         self.check_version(&key, version);
-        let fields = record::changed_fields(old.map(|s| &s.exec), new)?;
+        let fields = record::changed_fields(old.map(|s| &s.fields), new)?;
         self.put(&key, version + 1, &fields);
 
         let before = old

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ff_backend_postgres::{PostgresBackend, PostgresConfig};
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
+use ff_backend_valkey::{ValkeyBackend, ValkeyConfig};
 use ff_core::{CompletionBackend, EngineBackend};
 
 use crate::db_url::DatabaseUrl;
@@ -15,7 +16,8 @@ use crate::db_url::DatabaseUrl;
 /// The backend options every server-side command takes.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// The database: `sqlite://PATH`, a plain path, or `postgres://...`.
+    /// The database: `sqlite://PATH`, a plain path, `postgres://...`,
+    /// `redis://HOST:PORT` or `redis+cluster://HOST:PORT[,HOST:PORT...]`.
     #[arg(
         long = "database-url",
         visible_alias = "db",
@@ -27,9 +29,34 @@ pub struct DatabaseArgs {
     /// (Postgres always commits synchronously.)
     #[arg(long, value_enum, env = "FF_SQLITE_SYNCHRONOUS", default_value_t = SyncMode::Full)]
     pub synchronous: SyncMode,
+    #[command(flatten)]
+    pub placement: Placement,
+}
+
+/// Where on a shared server this deployment lives.
+#[derive(Debug, Clone, Args)]
+pub struct Placement {
     /// The Postgres schema FlowFabric's tables live in.
     #[arg(long, env = "FF_POSTGRES_SCHEMA", default_value = ff_backend_postgres::DEFAULT_SCHEMA)]
     pub postgres_schema: String,
+    /// The prefix of every Valkey/Redis key and channel FlowFabric uses.
+    #[arg(long, env = "FF_REDIS_PREFIX", default_value = ff_backend_valkey::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    /// Valkey/Redis partitions, fixed when the prefix is first used
+    /// (default 1 on one server, 16 on a cluster; later runs may leave it
+    /// out).
+    #[arg(long, env = "FF_PARTITIONS")]
+    pub partitions: Option<u32>,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self {
+            postgres_schema: ff_backend_postgres::DEFAULT_SCHEMA.to_owned(),
+            redis_prefix: ff_backend_valkey::DEFAULT_PREFIX.to_owned(),
+            partitions: None,
+        }
+    }
 }
 
 /// `--synchronous` values.
@@ -51,7 +78,7 @@ impl From<SyncMode> for Synchronous {
 impl DatabaseArgs {
     /// Opens the backend; the caller closes it when done.
     pub async fn open(&self) -> anyhow::Result<Backend> {
-        Backend::open(&self.database_url, self.synchronous, &self.postgres_schema).await
+        Backend::open(&self.database_url, self.synchronous, &self.placement).await
     }
 }
 
@@ -68,6 +95,9 @@ enum Kind {
     Sqlite(Arc<SqliteBackend>),
     /// With whether `close` drops the schema (a scratch schema).
     Postgres(Arc<PostgresBackend>, bool),
+    /// With the URL and prefix when `close` deletes the keys (a scratch
+    /// prefix).
+    Valkey(Arc<ValkeyBackend>, Option<(String, String)>),
 }
 
 impl fmt::Debug for Backend {
@@ -77,12 +107,11 @@ impl fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// Opens what `url` names; a Postgres backend keeps its tables in
-    /// `postgres_schema`.
+    /// Opens what `url` names, where `placement` says on a shared server.
     pub async fn open(
         url: &str,
         synchronous: SyncMode,
-        postgres_schema: &str,
+        placement: &Placement,
     ) -> anyhow::Result<Self> {
         match DatabaseUrl::parse(url)? {
             DatabaseUrl::Sqlite(path) => {
@@ -92,8 +121,40 @@ impl Backend {
                     .with_context(|| format!("opening {}", path.display()))?;
                 Ok(Self::sqlite(Arc::new(backend)))
             }
-            DatabaseUrl::Postgres(url) => Self::postgres(&url, postgres_schema, false).await,
+            DatabaseUrl::Postgres(url) => {
+                Self::postgres(&url, &placement.postgres_schema, false).await
+            }
+            DatabaseUrl::Valkey(url) => {
+                Self::valkey(&url, &placement.redis_prefix, placement.partitions, false).await
+            }
         }
+    }
+
+    /// Connects to Valkey/Redis at `url`, under `prefix`; `scratch` makes
+    /// `close` delete the prefix's keys.
+    pub async fn valkey(
+        url: &str,
+        prefix: &str,
+        partitions: Option<u32>,
+        scratch: bool,
+    ) -> anyhow::Result<Self> {
+        let mut config = ValkeyConfig::new(url).prefix(prefix);
+        config.partitions = partitions;
+        let backend = ValkeyBackend::connect(config).await.with_context(|| {
+            format!(
+                "connecting to {} (prefix {prefix})",
+                crate::db_url::redacted(url)
+            )
+        })?;
+        let backend = Arc::new(backend);
+        Ok(Self {
+            engine: backend.clone(),
+            completions: backend.clone(),
+            kind: Kind::Valkey(
+                backend,
+                scratch.then(|| (url.to_owned(), prefix.to_owned())),
+            ),
+        })
     }
 
     /// Connects to Postgres at `url`, in `schema`; `scratch` makes `close`
@@ -133,6 +194,14 @@ impl Backend {
                     }
                 }
                 backend.close().await;
+            }
+            Kind::Valkey(backend, scratch) => {
+                backend.close();
+                if let Some((url, prefix)) = scratch {
+                    if let Err(error) = ff_backend_valkey::drop_prefix(url, prefix).await {
+                        tracing::warn!(%error, prefix, "could not delete the scratch prefix's keys");
+                    }
+                }
             }
         }
     }

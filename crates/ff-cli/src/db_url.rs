@@ -1,6 +1,5 @@
-//! Which backend a database URL names: the embedded SQLite default or
-//! Postgres. The Valkey schemes of the design are recognised so their users
-//! get a clear error instead of a file named `redis:`.
+//! Which backend a database URL names: the embedded SQLite default,
+//! Postgres, or Valkey/Redis (one server or a cluster).
 
 use std::path::PathBuf;
 
@@ -13,6 +12,8 @@ pub enum DatabaseUrl {
     Sqlite(PathBuf),
     /// `postgres://...` or `postgresql://...`, passed to the driver as is.
     Postgres(String),
+    /// `redis://...` or `redis+cluster://...`, passed to the backend as is.
+    Valkey(String),
 }
 
 impl DatabaseUrl {
@@ -33,11 +34,12 @@ impl DatabaseUrl {
         match url.split_once("://").map(|(scheme, _)| scheme) {
             None => Ok(Self::Sqlite(PathBuf::from(url))),
             Some("postgres" | "postgresql") => Ok(Self::Postgres(url.to_owned())),
-            Some("redis" | "rediss" | "redis+cluster" | "valkey") => {
-                bail!("valkey/redis backend not built yet; use sqlite://PATH or postgres://...")
+            Some("redis" | "redis+cluster") => Ok(Self::Valkey(url.to_owned())),
+            Some(scheme @ ("rediss" | "valkey")) => {
+                bail!("`{scheme}://` is not supported; use redis://HOST:PORT or redis+cluster://HOST:PORT,...")
             }
             Some(scheme) => {
-                bail!("unknown database URL scheme `{scheme}`; use sqlite://PATH or postgres://...")
+                bail!("unknown database URL scheme `{scheme}`; use sqlite://PATH, postgres://... or redis://...")
             }
         }
     }
@@ -107,7 +109,11 @@ mod tests {
     #[test]
     fn other_backends_are_refused_clearly() {
         let err = |url: &str| DatabaseUrl::parse(url).map(|_| ()).unwrap_err().to_string();
-        assert!(err("redis://127.0.0.1").contains("redis backend not built yet"));
+        assert!(matches!(
+            DatabaseUrl::parse("redis+cluster://a:1,b:2"),
+            Ok(DatabaseUrl::Valkey(_))
+        ));
+        assert!(err("rediss://127.0.0.1").contains("not supported"));
         assert!(err("mysql://h/db").contains("unknown database URL scheme `mysql`"));
         assert!(err("sqlite://").contains("names no file"));
         assert!(err("").contains("empty"));

@@ -25,6 +25,8 @@ pub struct Target {
     /// per run, dropped after it.
     pub database_url: Option<String>,
     pub synchronous: SyncMode,
+    /// Valkey partitions of each run's fresh prefix.
+    pub partitions: Option<u32>,
 }
 
 impl Target {
@@ -86,7 +88,7 @@ pub struct Bed {
 
 impl Bed {
     /// Opens the target's database (a new temp file unless a URL is given;
-    /// a new schema on Postgres) and starts the engine on it.
+    /// a new schema on Postgres, a new key prefix on Valkey) and starts the engine on it.
     pub async fn open(target: &Target, scenario: &str) -> anyhow::Result<Self> {
         let parsed = target
             .database_url
@@ -97,6 +99,13 @@ impl Bed {
             Some(DatabaseUrl::Postgres(url)) => {
                 let schema = format!("ff_bench_{}", unique().replace('-', "_"));
                 (Backend::postgres(&url, &schema, true).await?, None)
+            }
+            Some(DatabaseUrl::Valkey(url)) => {
+                let prefix = format!("ff-bench-{}", unique());
+                (
+                    Backend::valkey(&url, &prefix, target.partitions, true).await?,
+                    None,
+                )
             }
             Some(DatabaseUrl::Sqlite(path)) => {
                 (open_sqlite(&path, target.synchronous).await?, None)

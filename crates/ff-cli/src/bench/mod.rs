@@ -44,10 +44,15 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(value_enum)]
     scenario: Scenario,
-    /// The database: `sqlite://PATH` or a plain path [default: a fresh temp
-    /// SQLite file per run].
+    /// The database: `sqlite://PATH` or a plain path, `postgres://...` (a
+    /// fresh schema per run) or `redis://...` / `redis+cluster://...` (a
+    /// fresh key prefix per run) [default: a fresh temp SQLite file per run].
     #[arg(long = "database-url", visible_alias = "db")]
     database_url: Option<String>,
+    /// Valkey/Redis partitions of each run's fresh prefix (default 1 on one
+    /// server, 16 on a cluster).
+    #[arg(long)]
+    partitions: Option<u32>,
     /// SQLite durability, for the backend and the ceiling alike.
     #[arg(long, value_enum, default_value_t = SyncMode::Full)]
     synchronous: SyncMode,
@@ -185,18 +190,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let target = Target {
         database_url: args.database_url.clone(),
         synchronous: args.synchronous,
+        partitions: args.partitions,
     };
-    let postgres = match target
+    let server = target
         .database_url
         .as_deref()
         .map(DatabaseUrl::parse)
         .transpose()?
-    {
-        Some(DatabaseUrl::Postgres(url)) => Some(url),
-        _ => None,
-    };
-    if postgres.is_some() && args.ceiling {
-        anyhow::bail!("--ceiling measures raw SQLite; leave it out when benchmarking Postgres");
+        .filter(|url| !matches!(url, DatabaseUrl::Sqlite(_)));
+    if server.is_some() && args.ceiling {
+        anyhow::bail!("--ceiling measures raw SQLite; leave it out when benchmarking a server");
     }
     let machine = machine::Machine::detect();
     let steps = variants.len() as u64 * u64::from(args.runs);
@@ -235,18 +238,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         generated_at: report::utc_now(),
         build: machine::Build::detect(),
         machine,
-        backend: match &postgres {
-            Some(url) => Backend {
+        backend: match &server {
+            Some(DatabaseUrl::Postgres(url)) => Backend {
                 name: "postgres",
                 version: ff_backend_postgres::server_version(url).await?,
                 database: target.describe(),
-                synchronous: "synchronous_commit=on",
+                synchronous: "synchronous_commit=on".to_owned(),
             },
-            None => Backend {
+            Some(DatabaseUrl::Valkey(url)) => {
+                let info = ff_backend_valkey::server_info(url).await?;
+                Backend {
+                    name: "valkey",
+                    version: info.version,
+                    database: target.describe(),
+                    synchronous: info.persistence,
+                }
+            }
+            _ => Backend {
                 name: "sqlite",
                 version: ff_backend_sqlite::ceiling::sqlite_version().to_owned(),
                 database: target.describe(),
-                synchronous: ceiling::sync_label(args.synchronous),
+                synchronous: ceiling::sync_label(args.synchronous).to_owned(),
             },
         },
         runs: args.runs,

@@ -36,7 +36,8 @@ pub struct Backend {
     pub name: &'static str,
     pub version: String,
     pub database: String,
-    pub synchronous: &'static str,
+    /// The durability setting the figures were measured with.
+    pub synchronous: String,
 }
 
 /// One variant's figures over all runs.

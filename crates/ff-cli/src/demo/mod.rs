@@ -29,7 +29,7 @@ use clap::Args;
 use ff_engine::{shutdown, Engine, EngineConfig};
 use tracing::Instrument;
 
-use crate::backend::{Backend, SyncMode};
+use crate::backend::{Backend, Placement, SyncMode};
 use journal::Journal;
 use summary::Summary;
 use worker::{FailurePlan, WorkerPool};
@@ -75,9 +75,8 @@ pub struct DemoArgs {
     /// SQLite durability: `full` survives power loss, `normal` only crashes.
     #[arg(long, value_enum, default_value_t = SyncMode::Full)]
     synchronous: SyncMode,
-    /// The Postgres schema FlowFabric's tables live in.
-    #[arg(long, env = "FF_POSTGRES_SCHEMA", default_value = ff_backend_postgres::DEFAULT_SCHEMA)]
-    postgres_schema: String,
+    #[command(flatten)]
+    placement: Placement,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -90,8 +89,7 @@ pub struct DemoArgs {
 /// Runs the demo; exit code 130 when interrupted.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let journal = args.journal.as_deref().map(Journal::open).transpose()?;
-    let backend =
-        Backend::open(&args.database_url, args.synchronous, &args.postgres_schema).await?;
+    let backend = Backend::open(&args.database_url, args.synchronous, &args.placement).await?;
     let span = tracing::info_span!(
         "demo",
         db = %crate::db_url::redacted(&args.database_url),
