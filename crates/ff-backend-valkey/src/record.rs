@@ -205,6 +205,10 @@ mod tests {
         );
         let mut fields = read.clone();
         fields.extend(changed);
-        assert_eq!(decode(fields).unwrap().unwrap().exec, next, "a null result is Some");
+        assert_eq!(
+            decode(fields).unwrap().unwrap().exec,
+            next,
+            "a null result is Some"
+        );
     }
 }
