@@ -21,7 +21,8 @@ use ff_engine::{dependency_reconciler, Engine, EngineConfig};
 use ff_testkit::faults::CrashingBackend;
 
 use support::{
-    assert_completed, engine_config, node, wait_for_flow, Entry, Event, Journal, Store, Workers,
+    assert_completed, engine_config, node, wait_for_flow, Entry, Event, Journal, Kind, Store,
+    Workers,
 };
 
 const WORKERS: usize = 3;
@@ -52,8 +53,8 @@ fn spec() -> FlowSpec {
     FlowSpec::new(nodes, edges)
 }
 
-async fn crash_after(writes: u64, postgres: bool) {
-    let Some(store) = Store::new(postgres) else {
+async fn crash_after(writes: u64, kind: Kind) {
+    let Some(store) = Store::new(kind) else {
         return;
     };
     let journal = Arc::new(Journal::default());
@@ -187,30 +188,45 @@ async fn check_journal(backend: &dyn EngineBackend, flow: FlowId, journal: &[Ent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_early_in_the_fan_out() {
-    crash_after(12, false).await;
+    crash_after(12, Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_around_the_fan_in() {
-    crash_after(26, false).await;
+    crash_after(26, Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_in_the_chain() {
-    crash_after(40, false).await;
+    crash_after(40, Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_crash_early_in_the_fan_out() {
-    crash_after(12, true).await;
+    crash_after(12, Kind::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_crash_around_the_fan_in() {
-    crash_after(26, true).await;
+    crash_after(26, Kind::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_crash_in_the_chain() {
-    crash_after(40, true).await;
+    crash_after(40, Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_crash_early_in_the_fan_out() {
+    crash_after(12, Kind::Valkey).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_crash_around_the_fan_in() {
+    crash_after(26, Kind::Valkey).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_crash_in_the_chain() {
+    crash_after(40, Kind::Valkey).await;
 }

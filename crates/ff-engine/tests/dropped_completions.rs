@@ -13,20 +13,22 @@ use ff_core::CompletionBackend;
 use ff_engine::{dependency_reconciler, Engine};
 use ff_testkit::faults::DroppingCompletions;
 
-use support::{assert_completed, engine_config, node, wait_for_flow, Journal, Store, Workers};
+use support::{
+    assert_completed, engine_config, node, wait_for_flow, Journal, Kind, Store, Workers,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    promoted_by_the_reconciler(false).await;
+    promoted_by_the_reconciler(Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    promoted_by_the_reconciler(true).await;
+    promoted_by_the_reconciler(Kind::Postgres).await;
 }
 
-async fn promoted_by_the_reconciler(postgres: bool) {
-    let Some(store) = Store::new(postgres) else {
+async fn promoted_by_the_reconciler(kind: Kind) {
+    let Some(store) = Store::new(kind) else {
         return;
     };
     let opened = store.open().await;
@@ -102,4 +104,9 @@ async fn promoted_by_the_reconciler(postgres: bool) {
         "{stats:?}"
     );
     opened.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
+    promoted_by_the_reconciler(Kind::Valkey).await;
 }

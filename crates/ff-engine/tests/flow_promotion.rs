@@ -11,17 +11,15 @@ use std::time::Duration;
 use ff_core::flow::{EdgeSpec, FlowSpec, FlowView};
 use ff_engine::{dependency_reconciler, Engine, StatsSnapshot};
 
-use support::{assert_completed, engine_config, node, wait_for_flow, Journal, Store, Workers};
+use support::{
+    assert_completed, engine_config, node, wait_for_flow, Journal, Kind, Store, Workers,
+};
 
 /// Runs `spec` to its end with `workers` workers on SQLite or Postgres;
 /// returns the flow's final view and the engine's stats, or `None` when
 /// Postgres is asked for and not configured (the test then skips, loudly).
-async fn run_flow(
-    spec: FlowSpec,
-    workers: usize,
-    postgres: bool,
-) -> Option<(FlowView, StatsSnapshot)> {
-    let store = Store::new(postgres)?;
+async fn run_flow(spec: FlowSpec, workers: usize, kind: Kind) -> Option<(FlowView, StatsSnapshot)> {
+    let store = Store::new(kind)?;
     let opened = store.open().await;
     let backend = opened.engine();
     // The production reconciler pacing: any promotion it made would take
@@ -67,22 +65,22 @@ fn assert_push_speed(label: &str, stats: &StatsSnapshot, promotions: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_ten_runs_to_completion() {
-    chain_of_ten(false).await;
+    chain_of_ten(Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_chain_of_ten_runs_to_completion() {
-    chain_of_ten(true).await;
+    chain_of_ten(Kind::Postgres).await;
 }
 
-async fn chain_of_ten(postgres: bool) {
+async fn chain_of_ten(kind: Kind) {
     let keys: Vec<String> = (0..10).map(|i| format!("step-{i}")).collect();
     let nodes = keys.iter().map(|k| node(k)).collect();
     let edges = keys
         .windows(2)
         .map(|w| EdgeSpec::new(&w[0], &w[1]))
         .collect();
-    let Some((view, stats)) = run_flow(FlowSpec::new(nodes, edges), 2, postgres).await else {
+    let Some((view, stats)) = run_flow(FlowSpec::new(nodes, edges), 2, kind).await else {
         return;
     };
 
@@ -94,15 +92,15 @@ async fn chain_of_ten(postgres: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_and_fan_in_runs_to_completion() {
-    fan_out_and_in(false).await;
+    fan_out_and_in(Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_fan_out_and_fan_in_runs_to_completion() {
-    fan_out_and_in(true).await;
+    fan_out_and_in(Kind::Postgres).await;
 }
 
-async fn fan_out_and_in(postgres: bool) {
+async fn fan_out_and_in(kind: Kind) {
     let leaves: Vec<String> = (0..8).map(|i| format!("leaf-{i}")).collect();
     let mut nodes = vec![node("root"), node("join")];
     nodes.extend(leaves.iter().map(|k| node(k)));
@@ -110,7 +108,7 @@ async fn fan_out_and_in(postgres: bool) {
         .iter()
         .flat_map(|k| [EdgeSpec::new("root", k), EdgeSpec::new(k, "join")])
         .collect();
-    let Some((view, stats)) = run_flow(FlowSpec::new(nodes, edges), 4, postgres).await else {
+    let Some((view, stats)) = run_flow(FlowSpec::new(nodes, edges), 4, kind).await else {
         return;
     };
 
@@ -118,4 +116,14 @@ async fn fan_out_and_in(postgres: bool) {
     assert_eq!(view.nodes.len(), 10);
     // One cascade promotes all eight leaves; the last leaf's promotes the join.
     assert_push_speed("fan-out 8, fan-in", &stats, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_a_chain_of_ten_runs_to_completion() {
+    chain_of_ten(Kind::Valkey).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_a_fan_out_and_fan_in_runs_to_completion() {
+    fan_out_and_in(Kind::Valkey).await;
 }

@@ -1,5 +1,5 @@
-//! What the flow tests share: a SQLite backend in a temporary directory or
-//! a Postgres schema, in-test workers that journal every step, and bounded
+//! What the flow tests share: a SQLite backend in a temporary directory, a
+//! Postgres schema or a Valkey key prefix, in-test workers that journal every step, and bounded
 //! waits.
 
 // Each test binary uses its own part of this module.
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
+use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
 use ff_core::flow::{FlowState, FlowView, NodeSpec};
 use ff_core::{
     ClaimRequest, CompletionBackend, EngineBackend, ErrorKind, ExecutionId, FlowId, JsonText,
@@ -31,11 +32,21 @@ pub async fn open_sqlite(dir: &TempDir) -> Arc<SqliteBackend> {
     Arc::new(SqliteBackend::open(config).await.expect("open SQLite"))
 }
 
-/// Where a test's state lives: SQLite in a temporary directory, or a
-/// Postgres schema of its own; it can be opened again after a crash.
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+    Valkey,
+}
+
+/// Where a test's state lives: SQLite in a temporary directory, a Postgres
+/// schema or a Valkey key prefix of its own; it can be opened again after
+/// a crash.
 pub enum Store {
     Sqlite(TempDir),
     Postgres(String, ScratchSchema),
+    Valkey(String, ScratchPrefix),
 }
 
 /// One opening of a [`Store`].
@@ -43,18 +54,27 @@ pub enum Store {
 pub enum Opened {
     Sqlite(Arc<SqliteBackend>),
     Postgres(Arc<PostgresBackend>),
+    Valkey(Arc<ValkeyBackend>),
 }
 
 impl Store {
-    /// SQLite in a new directory; Postgres in a new schema, or `None` (the
-    /// test skips, loudly) without `FF_TEST_POSTGRES_URL`.
-    pub fn new(postgres: bool) -> Option<Self> {
-        if !postgres {
-            return Some(Self::Sqlite(TempDir::new("engine")));
+    /// SQLite in a new directory; Postgres in a new schema or Valkey under a
+    /// new prefix, or `None` (the test skips, loudly) without
+    /// `FF_TEST_POSTGRES_URL` / `FF_TEST_REDIS_URL`.
+    pub fn new(kind: Kind) -> Option<Self> {
+        match kind {
+            Kind::Sqlite => Some(Self::Sqlite(TempDir::new("engine"))),
+            Kind::Postgres => {
+                let url = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL")?;
+                let schema = ScratchSchema::new(&url);
+                Some(Self::Postgres(url, schema))
+            }
+            Kind::Valkey => {
+                let url = ff_testkit::harness::server_url("FF_TEST_REDIS_URL")?;
+                let prefix = ScratchPrefix::new(&url);
+                Some(Self::Valkey(url, prefix))
+            }
         }
-        let url = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL")?;
-        let schema = ScratchSchema::new(&url);
-        Some(Self::Postgres(url, schema))
     }
 
     pub async fn open(&self) -> Opened {
@@ -68,6 +88,12 @@ impl Store {
                     PostgresBackend::connect(config).await.expect("connect"),
                 ))
             }
+            Self::Valkey(url, prefix) => {
+                let config = ValkeyConfig::new(url).prefix(prefix.name());
+                Opened::Valkey(Arc::new(
+                    ValkeyBackend::connect(config).await.expect("connect"),
+                ))
+            }
         }
     }
 }
@@ -77,6 +103,7 @@ impl Opened {
         match self {
             Self::Sqlite(b) => b.clone(),
             Self::Postgres(b) => b.clone(),
+            Self::Valkey(b) => b.clone(),
         }
     }
 
@@ -84,6 +111,7 @@ impl Opened {
         match self {
             Self::Sqlite(b) => b.clone(),
             Self::Postgres(b) => b.clone(),
+            Self::Valkey(b) => b.clone(),
         }
     }
 
@@ -91,6 +119,7 @@ impl Opened {
         match self {
             Self::Sqlite(b) => b.close().await,
             Self::Postgres(b) => b.close().await,
+            Self::Valkey(b) => b.close(),
         }
     }
 }
