@@ -28,9 +28,11 @@ local function claim(keys, args)
   for j = 1, ncaps do
     caps[args[5 + j]] = true
   end
-  local window = 2 * n + 64
+  -- Each lane's first entries: enough for n after a few passed over. A
+  -- lane answering a full window may hold more (scanned_all is then false).
+  local window = n + 32
   local scanned_all = true
-  local candidates = {}
+  local ids, scores, lane_of, queue_of = {}, {}, {}, {}
   local lanes = 0
   for j = 6 + ncaps, #args do
     local lane = args[j]
@@ -40,17 +42,25 @@ local function claim(keys, args)
       scanned_all = false
     end
     for k = 1, #got, 2 do
-      candidates[#candidates + 1] = {got[k], tonumber(got[k + 1]), lane, queue}
+      local at = #ids + 1
+      ids[at] = got[k]
+      scores[at] = tonumber(got[k + 1])
+      lane_of[at] = lane
+      queue_of[at] = queue
     end
     lanes = lanes + 1
   end
   -- One lane comes sorted already; several are merged.
+  local order = {}
+  for k = 1, #ids do
+    order[k] = k
+  end
   if lanes > 1 then
-    table.sort(candidates, function(a, b)
-      if a[2] ~= b[2] then
-        return a[2] < b[2]
+    table.sort(order, function(a, b)
+      if scores[a] ~= scores[b] then
+        return scores[a] < scores[b]
       end
-      return a[1] < b[1]
+      return ids[a] < ids[b]
     end)
   end
   local worker_json = cjson.encode(worker)
@@ -60,11 +70,11 @@ local function claim(keys, args)
   local taken = 0
   local passed_over = false
   local next_due = nil
-  for _, c in ipairs(candidates) do
+  for _, at in ipairs(order) do
     if taken >= n then
       break
     end
-    local id, lane, queue = c[1], c[3], c[4]
+    local id, lane, queue = ids[at], lane_of[at], queue_of[at]
     local key = base .. ':e:' .. id
     local flat = redis.call('HGETALL', key)
     local f = {}

@@ -183,7 +183,8 @@ impl ValkeyBackend {
                 redis::FromRedisValue::from_redis_value(&value).map_err(EngineError::backend)?;
             let stored = record::decode_flat(flat)?
                 .ok_or_else(|| EngineError::backend("ff_v1_claim answered an empty record"))?;
-            claimed.push(stored.exec);
+            claimed.push(stored.exec.clone());
+            self.inner.leased.keep(stored);
         }
         Ok((claimed, hint))
     }

@@ -34,6 +34,7 @@ mod flow_store;
 mod flows;
 mod hints;
 mod keys;
+mod leased;
 mod leases;
 mod library;
 mod maintenance;
@@ -80,6 +81,8 @@ struct Inner {
     clock: SharedClock,
     completions: Completions,
     hints: Arc<Hints>,
+    /// Running executions as this process last claimed or wrote them.
+    leased: leased::Leased,
     work: watch::Sender<u64>,
     subscriber: tokio::task::JoinHandle<()>,
 }
@@ -134,6 +137,7 @@ impl ValkeyBackend {
             clock,
             completions,
             hints,
+            leased: leased::Leased::default(),
             work,
             subscriber,
         });
@@ -203,21 +207,34 @@ impl ValkeyBackend {
     where
         F: Fn(&mut Execution, Millis) -> T + Send,
     {
+        let mut cached = self.inner.leased.take(id);
         for _ in 0..MAX_ATTEMPTS {
-            let stored = self
-                .load(id)
-                .await?
-                .ok_or_else(|| EngineError::execution_not_found(id))?;
+            let from_cache = cached.is_some();
+            let stored = match cached.take() {
+                Some(stored) => stored,
+                None => self
+                    .load(id)
+                    .await?
+                    .ok_or_else(|| EngineError::execution_not_found(id))?,
+            };
             let now = self.now();
             let mut exec = stored.exec.clone();
             let out = rule(&mut exec, now);
             if exec == stored.exec {
+                if from_cache {
+                    // Nothing to write: answer from the server's copy, not
+                    // from what this process last wrote.
+                    continue;
+                }
                 return Ok(out);
             }
             let mut plan = Plan::new(self.keys().exec_partition(id));
-            plan.save(self.keys(), Some(&stored), &exec, now)?;
+            let changed = plan.save(self.keys(), Some(&stored), &exec, now)?;
             match self.commit(plan, now).await? {
-                Outcome::Applied => return Ok(out),
+                Outcome::Applied => {
+                    self.inner.leased.keep_written(stored, exec, changed);
+                    return Ok(out);
+                }
                 Outcome::Conflict(what) => tracing::trace!(what, "transition raced; retrying"),
             }
         }

@@ -98,14 +98,14 @@ impl Plan {
 
     /// Writes `new` (read at `old`, or inserted when `old` is `None`) with
     /// its index entries, counts and, when it has just become terminal, its
-    /// outbox entry.
+    /// outbox entry. Returns the fields it writes.
     pub(crate) fn save(
         &mut self,
         keys: &Keys,
         old: Option<&Stored>,
         new: &Execution,
         now: Millis,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<(String, String)>, EngineError> {
         let p = self.partition;
         let key = keys.exec(p, new.id);
         let id = new.id.to_string();
@@ -150,7 +150,7 @@ impl Plan {
         if matches!(new.state, State::Ready | State::Scheduled) && was != Some(new.state) {
             self.wakes.insert((new.namespace.clone(), new.lane.clone()));
         }
-        Ok(())
+        Ok(fields)
     }
 }
 
