@@ -135,8 +135,15 @@ impl Endpoint {
         }
     }
 
-    /// The node a subscriber connects to: `PUBLISH` on a cluster reaches
-    /// every node, so any one will do.
+    /// Every node named, each a `redis://` URL.
+    pub(crate) fn nodes(&self) -> Vec<String> {
+        match self {
+            Self::Standalone(url) => vec![url.clone()],
+            Self::Cluster(nodes) => nodes.clone(),
+        }
+    }
+
+    /// The node reports ask about the server.
     pub(crate) fn first_node(&self) -> &str {
         match self {
             Self::Standalone(url) => url,

@@ -11,8 +11,8 @@
 //!   counts per lane and state; `idem:<ns>`: idempotency key → id;
 //! - `f:<fid>` (record and `_v`), `fn:<fid>` (nodes), `fo:<fid>` and
 //!   `fi:<fid>` (edges by source and by target), `flows:<ns>`, `fidem:<ns>`;
-//! - `ob` (outbox stream, entry `<seq>-0`), `obseq`, `obu` and `obd`
-//!   (undispatched and dispatched seqs by commit time).
+//! - `ob` (outbox stream, entry `<seq>-0`), `obseq`, `obu` (undispatched
+//!   seqs by commit time) and `obd` (dispatched seqs by dispatch time).
 //!
 //! Ids carry their partition in 16 of their random bits.
 

@@ -124,7 +124,7 @@ impl ValkeyBackend {
         let work = watch::channel(0).0;
         let hints = Arc::new(Hints::new(partitions));
         let subscriber = tokio::spawn(subscriber::run(
-            endpoint.first_node().to_owned(),
+            endpoint.nodes(),
             keys.clone(),
             completions.clone(),
             hints.clone(),

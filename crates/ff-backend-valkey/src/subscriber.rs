@@ -1,4 +1,5 @@
-//! The pub/sub connection: completion events from `<prefix>:done` (each
+//! The pub/sub connection, to one node (on a cluster `PUBLISH` reaches every
+//! node; after a failure the next seed node is tried): completion events from `<prefix>:done` (each
 //! message `partition|seq|payload`, published by `ff_v1_apply` in the same
 //! call as the transition) and wake-ups from `<prefix>:work` (`partition|
 //! namespace|lane`). Wake-ups are hints only; the claim is always the
@@ -22,7 +23,7 @@ use crate::keys::Keys;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(
-    url: String,
+    nodes: Vec<String>,
     keys: Keys,
     completions: Completions,
     hints: Arc<Hints>,
@@ -31,14 +32,19 @@ pub(crate) async fn run(
     let done = keys.done_channel();
     let wake = keys.work_channel();
     let mut backoff = Duration::from_millis(50);
-    loop {
-        match listen(&url, &done, &wake, &completions, &hints, &work).await {
+    for url in nodes.iter().cycle() {
+        let started = tokio::time::Instant::now();
+        match listen(url, &done, &wake, &completions, &hints, &work).await {
             Ok(()) => tracing::debug!("subscriber connection closed; reconnecting"),
             Err(error) => tracing::warn!(%error, "subscriber connection failed; reconnecting"),
         }
         // Whatever was announced while disconnected is unknown: ask again.
         hints.forget();
         work.send_modify(|n| *n = n.wrapping_add(1));
+        if started.elapsed() > MAX_BACKOFF * 2 {
+            // It was up a while: this is a fresh failure, retried quickly.
+            backoff = Duration::from_millis(50);
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }

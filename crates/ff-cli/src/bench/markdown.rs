@@ -65,8 +65,9 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         md,
         "## Postgres and Valkey\n\nThe same command with `--database-url postgres://…` measures \
-         Postgres (a fresh schema per run); its figures on this machine are in \
-         [postgres.md](postgres.md#figures). The Valkey backend is not built yet.\n"
+         Postgres (a fresh schema per run), and with `redis://…` or `redis+cluster://…` \
+         Valkey/Redis (a fresh key prefix per run); their figures on this machine are in \
+         [postgres.md](postgres.md#figures) and [valkey.md](valkey.md#figures).\n"
     );
     let _ = writeln!(
         md,
