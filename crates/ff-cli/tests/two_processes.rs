@@ -1,10 +1,12 @@
-//! Two `ff demo` processes on one Postgres schema share one workload: both
+//! Two `ff demo` processes on one Postgres schema (or one Valkey key
+//! prefix) share one workload: both
 //! submit the same 300 executions (idempotency keys make them one set) and
 //! both claim from the lane. One is killed with SIGKILL mid-run; the other's
 //! engine expires the dead process's leases and finishes everything. The
 //! journals of both and the database then show every execution with one
 //! terminal state and one accepted `complete`, none lost, none run twice to
-//! completion. Skipped (loudly) without `FF_TEST_POSTGRES_URL`.
+//! completion. Skipped (loudly) without `FF_TEST_POSTGRES_URL` /
+//! `FF_TEST_REDIS_URL`.
 
 mod common;
 
@@ -15,6 +17,8 @@ use common::{
     Journal, Scratch,
 };
 use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
+use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
+use ff_core::LeaseHandle;
 
 const COUNT: usize = 300;
 
@@ -25,6 +29,35 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
     };
     let scratch_schema = ScratchSchema::new(&url);
     let schema = scratch_schema.name().to_owned();
+    let (journal, killed) = share_and_kill(&url, &[("FF_POSTGRES_SCHEMA", &schema)]);
+    let backend = PostgresBackend::connect(PostgresConfig::new(&url).schema(&schema))
+        .await
+        .expect("connect");
+    let execs = demo_executions(&backend).await;
+    backend.close().await;
+    check_final_state(&execs, &journal, &killed, COUNT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_two_engines_share_a_workload_and_survive_a_kill() {
+    let Some(url) = ff_testkit::harness::server_url("FF_TEST_REDIS_URL") else {
+        return;
+    };
+    let scratch_prefix = ScratchPrefix::new(&url);
+    let prefix = scratch_prefix.name().to_owned();
+    let (journal, killed) = share_and_kill(&url, &[("FF_REDIS_PREFIX", &prefix)]);
+    let backend = ValkeyBackend::connect(ValkeyConfig::new(&url).prefix(&prefix))
+        .await
+        .expect("connect");
+    let execs = demo_executions(&backend).await;
+    backend.close();
+    check_final_state(&execs, &journal, &killed, COUNT);
+}
+
+/// Runs the two demos on the database at `url` (placed by `env`), kills
+/// the first once both are working and waits for the second to finish;
+/// the merged journal and the attempts the kill cut short.
+fn share_and_kill(url: &str, env: &[(&str, &str)]) -> (Journal, Vec<LeaseHandle>) {
     let scratch = Scratch::new("two-processes");
     let (journal_a, journal_b) = (scratch.path("a.tsv"), scratch.path("b.tsv"));
     let args = |journal: &std::path::Path| -> Vec<String> {
@@ -41,7 +74,7 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
             "10",
             "--no-flow",
             "--db",
-            &url,
+            url,
             "--journal",
         ]
         .iter()
@@ -49,10 +82,9 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
         .chain([journal.display().to_string()])
         .collect()
     };
-    let env = [("FF_POSTGRES_SCHEMA", schema.as_str())];
     let (args_a, args_b) = (args(&journal_a), args(&journal_b));
-    let mut first = spawn_demo_with_env(&scratch, "a", &args_a, &env);
-    let second = spawn_demo_with_env(&scratch, "b", &args_b, &env);
+    let mut first = spawn_demo_with_env(&scratch, "a", &args_a, env);
+    let second = spawn_demo_with_env(&scratch, "b", &args_b, env);
 
     // Both are working before one of them dies.
     wait_for_journal(&journal_a, Duration::from_secs(60), |j| j.ends.len() >= 20);
@@ -65,10 +97,5 @@ async fn two_engines_share_a_workload_and_survive_a_kill() {
     wait_success(second, &scratch, "b", Duration::from_secs(90));
 
     let journal = Journal::merge([Journal::read(&journal_a), Journal::read(&journal_b)]);
-    let backend = PostgresBackend::connect(PostgresConfig::new(&url).schema(&schema))
-        .await
-        .expect("connect");
-    let execs = demo_executions(&backend).await;
-    backend.close().await;
-    check_final_state(&execs, &journal, &killed, COUNT);
+    (journal, killed)
 }
