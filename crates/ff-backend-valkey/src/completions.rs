@@ -1,6 +1,8 @@
 //! Completion events: the broadcast every `subscribe_completions` stream
 //! reads, fed by the subscriber (see `subscriber`).
 
+use std::time::Duration;
+
 use futures::stream;
 use tokio::sync::broadcast;
 
@@ -45,9 +47,20 @@ impl Completions {
     }
 }
 
+/// How long a new subscription waits for the subscriber to be listening.
+const LISTENING: Duration = Duration::from_secs(5);
+
 #[async_trait::async_trait]
 impl CompletionBackend for ValkeyBackend {
+    /// The stream carries what commits after it is opened, once the
+    /// subscriber is listening: this waits for that, briefly, so a
+    /// completion right after subscribing is not missed at connect.
     async fn subscribe_completions(&self) -> Result<CompletionStream, EngineError> {
-        Ok(self.inner.completions.subscribe())
+        let stream = self.inner.completions.subscribe();
+        let mut listening = self.inner.subscribed.subscribe();
+        // Best effort: without a connection the stream is still returned;
+        // the reconciler finds what it misses.
+        let _ = tokio::time::timeout(LISTENING, listening.wait_for(|up| *up)).await;
+        Ok(stream)
     }
 }

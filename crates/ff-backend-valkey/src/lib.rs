@@ -84,6 +84,8 @@ struct Inner {
     /// Running executions as this process last claimed or wrote them.
     leased: leased::Leased,
     work: watch::Sender<u64>,
+    /// Whether the subscriber is listening now.
+    subscribed: watch::Sender<bool>,
     subscriber: tokio::task::JoinHandle<()>,
 }
 
@@ -123,12 +125,14 @@ impl ValkeyBackend {
         let completions = Completions::new();
         let work = watch::channel(0).0;
         let hints = Arc::new(Hints::new(partitions));
+        let subscribed = watch::channel(false).0;
         let subscriber = tokio::spawn(subscriber::run(
             endpoint.nodes(),
             keys.clone(),
             completions.clone(),
             hints.clone(),
             work.clone(),
+            subscribed.clone(),
         ));
         let inner = Arc::new(Inner {
             conn,
@@ -139,6 +143,7 @@ impl ValkeyBackend {
             hints,
             leased: leased::Leased::default(),
             work,
+            subscribed,
             subscriber,
         });
         tracing::debug!(partitions, "valkey backend connected");

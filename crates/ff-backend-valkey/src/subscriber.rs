@@ -28,16 +28,18 @@ pub(crate) async fn run(
     completions: Completions,
     hints: Arc<Hints>,
     work: watch::Sender<u64>,
+    subscribed: watch::Sender<bool>,
 ) {
     let done = keys.done_channel();
     let wake = keys.work_channel();
     let mut backoff = Duration::from_millis(50);
     for url in nodes.iter().cycle() {
         let started = tokio::time::Instant::now();
-        match listen(url, &done, &wake, &completions, &hints, &work).await {
+        match listen(url, &done, &wake, &completions, &hints, &work, &subscribed).await {
             Ok(()) => tracing::debug!("subscriber connection closed; reconnecting"),
             Err(error) => tracing::warn!(%error, "subscriber connection failed; reconnecting"),
         }
+        subscribed.send_replace(false);
         // Whatever was announced while disconnected is unknown: ask again.
         hints.forget();
         work.send_modify(|n| *n = n.wrapping_add(1));
@@ -57,11 +59,13 @@ async fn listen(
     completions: &Completions,
     hints: &Hints,
     work: &watch::Sender<u64>,
+    subscribed: &watch::Sender<bool>,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(done).await?;
     pubsub.subscribe(wake).await?;
+    subscribed.send_replace(true);
     // Subscribed: wake the claims, which may have missed a hint meanwhile.
     hints.forget();
     work.send_modify(|n| *n = n.wrapping_add(1));

@@ -20,6 +20,7 @@ const ORDERING: &[&str] = &[
     "claim_spans_lanes_in_order",
     "retry_goes_to_back_of_lane",
     "completion_recorded_for_every_terminal_transition",
+    "list_filters_and_paginates",
 ];
 
 /// A fresh prefix on the server named by `var`, with `partitions`.
