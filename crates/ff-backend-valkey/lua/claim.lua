@@ -10,11 +10,147 @@
 -- after the claim. hint says when a claim here can next find work when
 -- this one found less than n: '' when it cannot tell (keep asking), 'inf'
 -- when the lanes hold nothing, else the epoch ms of the earliest due entry.
+
+-- Entries one lane may pass over (not due, a capability missing, past the
+-- deadline) before the claim stops looking; the hint then says to ask again.
+local SCAN_BUDGET = 1000
+
+-- A queue score is rank * 2^42 + ready_at (see keys.rs): the due time is
+-- read off the score without opening the hash.
+local READY_SPAN = 4398046511104
+
 local function field_number(v)
-  if v == nil or v == 'null' then
+  if v == nil or v == false or v == 'null' then
     return nil
   end
   return tonumber(v)
+end
+
+-- Whether the worker holding caps may run an execution needing `needed`
+-- (a JSON array of names, which cannot contain quotes).
+local function capable(needed, caps)
+  for cap in string.gmatch(needed or '', '"([^"]+)"') do
+    if not caps[cap] then
+      return false
+    end
+  end
+  return true
+end
+
+-- Up to n claimable entries of one lane in claim order, each
+-- {id, score, lane, queue, state}; whether the lane was seen to its end;
+-- whether anything was passed over for a reason time will not cure; and
+-- the earliest due time of the entries not yet due.
+local function lane_candidates(base, queue, lane, n, now, caps)
+  local found, next_due, passed_over = {}, nil, false
+  local offset, page = 0, n + 32
+  while #found < n do
+    if offset >= SCAN_BUDGET then
+      return found, false, passed_over, next_due
+    end
+    local got = redis.call('ZRANGE', queue, offset, offset + page - 1, 'WITHSCORES')
+    for k = 1, #got, 2 do
+      local id, score = got[k], tonumber(got[k + 1])
+      local ready_at = score - math.floor(score / READY_SPAN) * READY_SPAN
+      if ready_at > now then
+        if next_due == nil or ready_at < next_due then
+          next_due = ready_at
+        end
+      elseif #found < n then
+        local f = redis.call('HMGET', base .. ':e:' .. id, 'state', 'deadline', 'capabilities')
+        local deadline = field_number(f[2])
+        if (f[1] ~= '"ready"' and f[1] ~= '"scheduled"')
+          or (deadline ~= nil and deadline <= now)
+          or not capable(f[3], caps) then
+          passed_over = true
+        else
+          found[#found + 1] = {id, score, lane, queue, f[1]}
+        end
+      end
+    end
+    if #got < 2 * page then
+      return found, true, passed_over, next_due
+    end
+    offset = offset + page
+  end
+  return found, false, passed_over, next_due
+end
+
+-- Moves one execution to running as `ff_core::lease::claim` does and
+-- answers its fields after the claim.
+local function take(base, counts, c, now, now_text, worker_json)
+  local id, lane, queue, state = c[1], c[3], c[4], c[5]
+  local key = base .. ':e:' .. id
+  local flat = redis.call('HGETALL', key)
+  local at = {}
+  for k = 1, #flat, 2 do
+    at[flat[k]] = k + 1
+  end
+  local function get(name)
+    local i = at[name]
+    if i then
+      return flat[i]
+    end
+    return nil
+  end
+  local attempt = tonumber(get('attempt'))
+  if get('reuse_attempt') ~= 'true' then
+    attempt = attempt + 1
+  end
+  local epoch = tonumber(get('lease_epoch')) + 1
+  local lease_until = now + tonumber(get('lease_ms'))
+  local timeout = field_number(get('attempt_timeout_ms'))
+  local attempt_deadline = 'null'
+  local expires = lease_until
+  if timeout ~= nil then
+    attempt_deadline = string.format('%d', now + timeout)
+    if now + timeout < expires then
+      expires = now + timeout
+    end
+  end
+  local record = '{"attempt":' .. string.format('%d', attempt) .. ',"lease_epoch":' ..
+    string.format('%d', epoch) .. ',"worker_id":' .. worker_json .. ',"started_at":' ..
+    now_text .. ',"ended_at":null,"end":null,"error":null}'
+  local attempts = get('attempts') or '[]'
+  if attempts == '[]' then
+    attempts = '[' .. record .. ']'
+  else
+    attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']'
+  end
+  local changes = {
+    'state', '"running"',
+    'attempt', string.format('%d', attempt),
+    'reuse_attempt', 'false',
+    'lease_epoch', string.format('%d', epoch),
+    'lease_until', string.format('%d', lease_until),
+    'attempt_deadline', attempt_deadline,
+    'worker_id', worker_json,
+    'updated_at', now_text,
+    'attempts', attempts,
+    '_v', string.format('%d', tonumber(get('_v')) + 1),
+  }
+  redis.call('HSET', key, unpack(changes))
+  -- Answer the record as it now is, without reading it again.
+  for k = 1, #changes, 2 do
+    local i = at[changes[k]]
+    if i then
+      flat[i] = changes[k + 1]
+    else
+      flat[#flat + 1] = changes[k]
+      flat[#flat + 1] = changes[k + 1]
+    end
+  end
+  redis.call('ZREM', queue, id)
+  if state == '"scheduled"' then
+    redis.call('ZREM', base .. ':sched', id)
+  end
+  redis.call('ZADD', base .. ':run', expires, id)
+  local was = lane .. '\n' .. string.sub(state, 2, -2)
+  if redis.call('HINCRBY', counts, was, -1) <= 0 then
+    redis.call('HDEL', counts, was)
+  end
+  redis.call('HINCRBY', counts, lane .. '\nrunning', 1)
+  return flat
 end
 
 local function claim(keys, args)
@@ -28,154 +164,39 @@ local function claim(keys, args)
   for j = 1, ncaps do
     caps[args[5 + j]] = true
   end
-  -- Each lane's first entries: enough for n after a few passed over. A
-  -- lane answering a full window may hold more (scanned_all is then false).
-  local window = n + 32
-  local scanned_all = true
-  local ids, scores, lane_of, queue_of = {}, {}, {}, {}
-  local lanes = 0
+  -- Each lane's first n claimable entries hold the first n of them all.
+  local candidates, lanes = {}, 0
+  local seen_all, passed_over, next_due = true, false, nil
   for j = 6 + ncaps, #args do
     local lane = args[j]
-    local queue = base .. ':q:' .. ns .. ':' .. lane
-    local got = redis.call('ZRANGE', queue, 0, window - 1, 'WITHSCORES')
-    if #got >= 2 * window then
-      scanned_all = false
+    local queue = base .. ':q:' .. ns .. '|' .. lane
+    local found, ended, passed, due = lane_candidates(base, queue, lane, n, now, caps)
+    for _, c in ipairs(found) do
+      candidates[#candidates + 1] = c
     end
-    for k = 1, #got, 2 do
-      local at = #ids + 1
-      ids[at] = got[k]
-      scores[at] = tonumber(got[k + 1])
-      lane_of[at] = lane
-      queue_of[at] = queue
+    seen_all = seen_all and ended
+    passed_over = passed_over or passed
+    if due ~= nil and (next_due == nil or due < next_due) then
+      next_due = due
     end
     lanes = lanes + 1
   end
-  -- One lane comes sorted already; several are merged.
-  local order = {}
-  for k = 1, #ids do
-    order[k] = k
-  end
   if lanes > 1 then
-    table.sort(order, function(a, b)
-      if scores[a] ~= scores[b] then
-        return scores[a] < scores[b]
+    table.sort(candidates, function(a, b)
+      if a[2] ~= b[2] then
+        return a[2] < b[2]
       end
-      return ids[a] < ids[b]
+      return a[1] < b[1]
     end)
   end
   local worker_json = cjson.encode(worker)
   local now_text = string.format('%d', now)
   local counts = base .. ':cnt:' .. ns
   local out = {''}
-  local taken = 0
-  local passed_over = false
-  local next_due = nil
-  for _, at in ipairs(order) do
-    if taken >= n then
-      break
-    end
-    local id, lane, queue = ids[at], lane_of[at], queue_of[at]
-    local key = base .. ':e:' .. id
-    local flat = redis.call('HGETALL', key)
-    local f = {}
-    for k = 1, #flat, 2 do
-      f[flat[k]] = k + 1
-    end
-    local function get(name)
-      local at = f[name]
-      if at then
-        return flat[at]
-      end
-      return nil
-    end
-    local state = get('state')
-    local ready_at = field_number(get('ready_at'))
-    local deadline = field_number(get('deadline'))
-    local fits = true
-    if state ~= '"ready"' and state ~= '"scheduled"' then
-      fits = false
-      passed_over = true
-    elseif ready_at > now then
-      fits = false
-      if next_due == nil or ready_at < next_due then
-        next_due = ready_at
-      end
-    elseif deadline ~= nil and deadline <= now then
-      fits = false
-      passed_over = true
-    else
-      for cap in string.gmatch(get('capabilities') or '', '"([^"]+)"') do
-        if not caps[cap] then
-          fits = false
-        end
-      end
-      if not fits then
-        passed_over = true
-      end
-    end
-    if fits then
-      local attempt = tonumber(get('attempt'))
-      if get('reuse_attempt') ~= 'true' then
-        attempt = attempt + 1
-      end
-      local epoch = tonumber(get('lease_epoch')) + 1
-      local lease_until = now + tonumber(get('lease_ms'))
-      local timeout = field_number(get('attempt_timeout_ms'))
-      local attempt_deadline = 'null'
-      local expires = lease_until
-      if timeout ~= nil then
-        attempt_deadline = string.format('%d', now + timeout)
-        if now + timeout < expires then
-          expires = now + timeout
-        end
-      end
-      local record = '{"attempt":' .. string.format('%d', attempt) .. ',"lease_epoch":' ..
-        string.format('%d', epoch) .. ',"worker_id":' .. worker_json .. ',"started_at":' ..
-        now_text .. ',"ended_at":null,"end":null,"error":null}'
-      local attempts = get('attempts') or '[]'
-      if attempts == '[]' then
-        attempts = '[' .. record .. ']'
-      else
-        attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']'
-      end
-      local changes = {
-        'state', '"running"',
-        'attempt', string.format('%d', attempt),
-        'reuse_attempt', 'false',
-        'lease_epoch', string.format('%d', epoch),
-        'lease_until', string.format('%d', lease_until),
-        'attempt_deadline', attempt_deadline,
-        'worker_id', worker_json,
-        'updated_at', now_text,
-        'attempts', attempts,
-        '_v', string.format('%d', tonumber(get('_v')) + 1),
-      }
-      redis.call('HSET', key, unpack(changes))
-      -- Answer the record as it now is, without reading it again.
-      for k = 1, #changes, 2 do
-        local at = f[changes[k]]
-        if at then
-          flat[at] = changes[k + 1]
-        else
-          flat[#flat + 1] = changes[k]
-          flat[#flat + 1] = changes[k + 1]
-        end
-      end
-      redis.call('ZREM', queue, id)
-      if state == '"scheduled"' then
-        redis.call('ZREM', base .. ':sched', id)
-      end
-      redis.call('ZADD', base .. ':run', expires, id)
-      local was = lane .. '\n' .. string.sub(state, 2, -2)
-      if redis.call('HINCRBY', counts, was, -1) <= 0 then
-        redis.call('HDEL', counts, was)
-      end
-      redis.call('HINCRBY', counts, lane .. '\nrunning', 1)
-      out[#out + 1] = flat
-      taken = taken + 1
-    end
+  for k = 1, math.min(n, #candidates) do
+    out[#out + 1] = take(base, counts, candidates[k], now, now_text, worker_json)
   end
-  if taken < n and scanned_all and not passed_over then
+  if #out - 1 < n and seen_all and not passed_over then
     if next_due == nil then
       out[1] = 'inf'
     else

@@ -10,7 +10,7 @@ use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowSpec, NodeSpec};
 use ff_core::{CompletionPayload, EngineError, FlowId, FlowOps, LeaseHandle, Millis, State};
 
-use crate::flow_store::FlowTxn;
+use crate::flow_txn::FlowTxn;
 use crate::write::{Outcome, Plan};
 use crate::{ValkeyBackend, MAX_ATTEMPTS};
 
@@ -90,24 +90,41 @@ impl ValkeyBackend {
     }
 
     /// Decides blocked flow nodes whose parents all finished at or before
-    /// `cutoff`; returns how many were promoted or skipped.
+    /// `cutoff`; returns how many were promoted or skipped. Looks at up to
+    /// `limit` blocked members in all, each partition's from where the last
+    /// call left off, so members waiting legitimately cannot hide others.
     pub(crate) async fn reconcile_blocked_nodes(
         &self,
         cutoff: Millis,
         limit: u32,
     ) -> Result<u32, EngineError> {
         let mut decided = 0;
+        let mut budget = limit;
         for p in 0..self.keys().partitions() {
+            if budget == 0 {
+                break;
+            }
+            let from = self.inner.reconcile_from.get(p);
+            let start = from.map_or("-".to_owned(), |id| format!("({id}"));
             let ids: Vec<String> = self
                 .inner
                 .conn
                 .query(
                     redis::cmd("ZRANGE")
                         .arg(self.keys().blocked(p))
+                        .arg(start)
+                        .arg("+")
+                        .arg("BYLEX")
+                        .arg("LIMIT")
                         .arg(0)
-                        .arg(i64::from(limit) - 1),
+                        .arg(budget),
                 )
                 .await?;
+            let full = ids.len() as u32 == budget;
+            budget -= ids.len() as u32;
+            // A short page reached the end: the next call starts over.
+            let next = if full { ids.last().cloned() } else { None };
+            self.inner.reconcile_from.set(p, next);
             for id in ids {
                 let id: ff_core::ExecutionId = id.parse()?;
                 let report = self
@@ -207,6 +224,7 @@ impl FlowOps for ValkeyBackend {
         let handle = *handle;
         let p = self.keys().exec_partition(handle.execution_id);
         self.flow_command(p, move |txn, now| {
+            txn.check_reads();
             cascade::add_nodes(txn, &handle, nodes.clone(), edges.clone(), &limits, now)
         })
         .await?

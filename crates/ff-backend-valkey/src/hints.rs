@@ -1,14 +1,17 @@
 //! Which partitions may hold claimable work, per lane: so a claim on an
 //! empty lane costs no round trip per partition. A partition is asked
 //! until a claim finds nothing there; it is asked again once its earliest
-//! scheduled entry is due, when this process writes work there, or when a
-//! wake-up on the work channel names it. A waiting claim forgets every
-//! hint once a second, which covers a wake-up lost in a reconnect.
+//! scheduled entry is due, when this process writes work there, when a
+//! wake-up on the work channel names it, and in any case after
+//! [`RECHECK_MS`], which bounds what a lost wake-up can hide.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ff_core::Millis;
+
+/// The longest a partition is skipped on a hint alone.
+pub(crate) const RECHECK_MS: Millis = 1_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Hint {
@@ -64,15 +67,17 @@ impl Hints {
         Snapshot { ask, generations }
     }
 
-    /// A claim found nothing claimable in `p` before `until`.
+    /// A claim at `now` found nothing claimable in `p` before `until`.
     pub(crate) fn found_empty(
         &self,
         namespace: &str,
         lanes: &[String],
         p: u32,
         snapshot: &Snapshot,
+        now: Millis,
         until: Millis,
     ) {
+        let until = until.min(now.saturating_add(RECHECK_MS));
         let mut map = self.lock();
         for (lane, seen) in lanes.iter().zip(&snapshot.generations[p as usize]) {
             if let Some(hint) = map

@@ -4,7 +4,7 @@
 //!
 //! Under a base (ns: namespace, fid: flow id):
 //! - `e:<id>`: an execution, a hash of its fields (each JSON text) and `_v`;
-//! - `q:<ns>:<lane>`: the lane's ready and scheduled executions, scored in
+//! - `q:<ns>|<lane>`: the lane's ready and scheduled executions, scored in
 //!   claim order; `sched`, `run`, `dl`, `blocked`: scheduled by due time,
 //!   running by expiry, by deadline, blocked flow members;
 //! - `ids:<ns>`: every execution (lexical order is id order); `cnt:<ns>`:
@@ -78,11 +78,18 @@ impl Keys {
     }
 
     pub(crate) fn exec(&self, p: u32, id: ExecutionId) -> String {
+        self.exec_str(p, &id.to_string())
+    }
+
+    /// [`Keys::exec`] for an id as an index holds it.
+    pub(crate) fn exec_str(&self, p: u32, id: &str) -> String {
         format!("{}:e:{id}", self.base(p))
     }
 
     pub(crate) fn queue(&self, p: u32, namespace: &str, lane: &str) -> String {
-        format!("{}:q:{namespace}:{lane}", self.base(p))
+        // `|` cannot occur in names, so no two (namespace, lane) pairs
+        // share a queue.
+        format!("{}:q:{namespace}|{lane}", self.base(p))
     }
 
     pub(crate) fn scheduled(&self, p: u32) -> String {

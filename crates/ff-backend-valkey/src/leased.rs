@@ -63,6 +63,13 @@ impl Leased {
         });
     }
 
+    /// Forgets every copy: the server may have lost writes (a restart from
+    /// an AOF synced a second ago), after which a version number can be
+    /// reached again by a different write.
+    pub(crate) fn forget(&self) {
+        self.lock().clear();
+    }
+
     /// Takes the copy of `id`, if there is one.
     pub(crate) fn take(&self, id: ExecutionId) -> Option<Stored> {
         self.lock().remove(&id)

@@ -125,9 +125,14 @@ impl ValkeyBackend {
             let (got, hint) = self.claim_partition(req, p, want, now).await?;
             if (got.len() as u32) < want {
                 if let Some(until) = hint {
-                    self.inner
-                        .hints
-                        .found_empty(&req.namespace, &req.lanes, p, &snapshot, until);
+                    self.inner.hints.found_empty(
+                        &req.namespace,
+                        &req.lanes,
+                        p,
+                        &snapshot,
+                        now,
+                        until,
+                    );
                 }
             }
             claimed.extend(got);

@@ -8,7 +8,7 @@
 //! Every rule lives in `ff_core`, as on the SQL backends: an operation reads
 //! the hashes it needs, calls the pure function with the clock's `now`, and
 //! writes the result with one `FCALL` of the Lua library (`lua/`), which
-//! checks the version of everything read, writes the execution, its index
+//! checks the versions the rules depend on, writes the execution, its index
 //! entries and counts, and appends and publishes outbox entries, atomically.
 //! A raced write is retried from the read. The claim is the one rule the
 //! library applies itself (`lua/claim.lua`), because it must pick and take
@@ -19,9 +19,12 @@
 //!   and partitions; `record`: `Execution` ↔ hash; `conn`, `library`: the
 //!   connection and the Lua library.
 //! - `write`: the versioned write every transition ends with; `hints`: which
-//!   partitions may hold work; `subscriber`: completion events and
-//!   wake-ups from pub/sub.
-//! - `executions`, `leases`, `flows` (with `flow_store`), `maintenance`,
+//!   partitions may hold work; `leased`: the executions this process holds
+//!   leases on, as it last wrote them; `server_clock`: the server's time.
+//! - `subscriber`: completion events and wake-ups from pub/sub, fed to
+//!   `completions`, the broadcast behind `subscribe_completions`;
+//!   `scratch`: throwaway prefixes for tests and benchmarks.
+//! - `executions`, `leases`, `flows` (with `flow_txn`), `maintenance`,
 //!   `reads`: one file per `ff_core` trait.
 
 pub mod config;
@@ -30,7 +33,7 @@ mod scratch;
 mod completions;
 mod conn;
 mod executions;
-mod flow_store;
+mod flow_txn;
 mod flows;
 mod hints;
 mod keys;
@@ -82,7 +85,9 @@ struct Inner {
     completions: Completions,
     hints: Arc<Hints>,
     /// Running executions as this process last claimed or wrote them.
-    leased: leased::Leased,
+    leased: Arc<leased::Leased>,
+    /// Where each partition's blocked-member scan goes on from.
+    reconcile_from: Cursors,
     work: watch::Sender<u64>,
     /// Whether the subscriber is listening now.
     subscribed: watch::Sender<bool>,
@@ -126,6 +131,7 @@ impl ValkeyBackend {
         let work = watch::channel(0).0;
         let hints = Arc::new(Hints::new(partitions));
         let subscribed = watch::channel(false).0;
+        let leased = Arc::new(leased::Leased::default());
         let subscriber = tokio::spawn(subscriber::run(
             endpoint.nodes(),
             keys.clone(),
@@ -133,6 +139,7 @@ impl ValkeyBackend {
             hints.clone(),
             work.clone(),
             subscribed.clone(),
+            leased.clone(),
         ));
         let inner = Arc::new(Inner {
             conn,
@@ -141,7 +148,8 @@ impl ValkeyBackend {
             clock,
             completions,
             hints,
-            leased: leased::Leased::default(),
+            leased,
+            reconcile_from: Cursors::default(),
             work,
             subscribed,
             subscriber,
@@ -249,6 +257,31 @@ impl ValkeyBackend {
     }
 }
 
+/// Per partition, the last id a resumable scan returned.
+#[derive(Debug, Default)]
+struct Cursors(std::sync::Mutex<HashMap<u32, String>>);
+
+impl Cursors {
+    fn get(&self, p: u32) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&p)
+            .cloned()
+    }
+
+    fn set(&self, p: u32, id: Option<String>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match id {
+            Some(id) => map.insert(p, id),
+            None => map.remove(&p),
+        };
+    }
+}
+
 /// Reads the deployment's settings, recording them on first use; refuses a
 /// newer layout or a different partition count.
 async fn settle_meta(conn: &Conn, config: &ValkeyConfig) -> Result<u32, EngineError> {
@@ -285,6 +318,12 @@ async fn settle_meta(conn: &Conn, config: &ValkeyConfig) -> Result<u32, EngineEr
     let (Some(partitions), Some(version)) = (partitions, version) else {
         return Err(EngineError::backend(format!("{meta} is incomplete")));
     };
+    if partitions == 0 || partitions > config::MAX_PARTITIONS {
+        return Err(EngineError::backend(format!(
+            "{meta} records {partitions} partitions, outside 1..={}",
+            config::MAX_PARTITIONS
+        )));
+    }
     if version > SCHEMA_VERSION {
         return Err(EngineError::Conflict {
             message: format!(

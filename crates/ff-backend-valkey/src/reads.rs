@@ -10,7 +10,7 @@ use ff_core::{
     EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps, State,
 };
 
-use crate::flow_store::{StoredEdge, StoredNode};
+use crate::flow_txn::{StoredEdge, StoredNode};
 use crate::ValkeyBackend;
 
 /// Ids read from each partition per round.

@@ -18,6 +18,7 @@ use ff_core::CompletionPayload;
 use crate::completions::Completions;
 use crate::hints::Hints;
 use crate::keys::Keys;
+use crate::leased::Leased;
 
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -29,6 +30,7 @@ pub(crate) async fn run(
     hints: Arc<Hints>,
     work: watch::Sender<u64>,
     subscribed: watch::Sender<bool>,
+    leased: Arc<Leased>,
 ) {
     let done = keys.done_channel();
     let wake = keys.work_channel();
@@ -40,6 +42,8 @@ pub(crate) async fn run(
             Err(error) => tracing::warn!(%error, "subscriber connection failed; reconnecting"),
         }
         subscribed.send_replace(false);
+        // The server may have restarted and lost its last writes.
+        leased.forget();
         // Whatever was announced while disconnected is unknown: ask again.
         hints.forget();
         work.send_modify(|n| *n = n.wrapping_add(1));

@@ -45,6 +45,32 @@ pub async fn capability_mismatch_does_not_block_lane(f: &dyn BackendFactory) {
     assert_eq!(second[0].handle.execution_id, gpu);
 }
 
+pub async fn many_unclaimable_do_not_hide_work(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let later = b.clock.now_ms() + 60_000;
+    // Ahead of the plain job in claim order: a long run of executions no
+    // plain worker can take now, by capability or by time.
+    let gpu = (0..150)
+        .map(|_| job("a").capabilities(["gpu"]).priority(10))
+        .collect();
+    b.engine.submit_batch(gpu).await.expect("batch");
+    let scheduled = (0..150)
+        .map(|_| job("a").priority(5).run_at(later))
+        .collect();
+    b.engine.submit_batch(scheduled).await.expect("batch");
+    let plain = submit(&b, job("a")).await;
+    let claimed = claim_one(&b, "a").await;
+    assert_eq!(
+        claimed.handle.execution_id, plain,
+        "found behind 300 others"
+    );
+    claim_none(&b, "a").await;
+    let req = ClaimRequest::new(["a"], "w")
+        .capabilities(["gpu"])
+        .max(1000);
+    assert_eq!(b.engine.claim(&req).await.expect("claim").len(), 150);
+}
+
 pub async fn claim_up_to_n(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let reqs = (0..5).map(|_| job("a")).collect();

@@ -24,6 +24,46 @@ pub async fn get_unknown_is_not_found(f: &dyn BackendFactory) {
     expect_err(b.engine.renew(&handle).await, ErrorKind::NotFound);
 }
 
+pub async fn list_pages_through_everything_once(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let reqs = (0..600)
+        .map(|i| job(if i % 3 == 0 { "x" } else { "y" }))
+        .collect();
+    let submitted = b.engine.submit_batch(reqs).await.expect("batch");
+    let mut all: Vec<ExecutionId> = submitted.iter().map(|s| s.id).collect();
+    all.sort();
+    let walk = |lane: Option<&str>| {
+        let engine = b.engine.clone();
+        let mut filter = ListFilter {
+            lane: lane.map(str::to_owned),
+            limit: 70,
+            ..ListFilter::default()
+        };
+        async move {
+            let mut seen = Vec::new();
+            loop {
+                let page = engine.list_executions(&filter).await.expect("list");
+                assert!(page.items.len() <= 70);
+                seen.extend(page.items.iter().map(|e| e.id));
+                match page.next_cursor {
+                    Some(cursor) => filter.cursor = Some(cursor),
+                    None => return seen,
+                }
+            }
+        }
+    };
+    assert_eq!(walk(None).await, all, "every execution once, in id order");
+    let x: Vec<ExecutionId> = submitted
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, s)| s.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(walk(Some("x")).await, x, "a filtered walk skips nothing");
+}
+
 pub async fn list_filters_and_paginates(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let mut ids = Vec::new();

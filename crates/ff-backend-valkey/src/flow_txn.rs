@@ -4,10 +4,12 @@
 //! commits as one `ff_v1_apply`, checked against the version of every flow
 //! it read and every execution it writes.
 //!
-//! Executions only read are not checked: the algorithms read parents that
-//! are terminal (and stay so) or that they then write themselves, and a
-//! cascade runs after its parent's completion committed, so two cascades
-//! into one child cannot both miss the other's parent.
+//! A cascade does not check the executions it only reads: it reads parents
+//! that are terminal (and stay so) or that it then writes itself, and it
+//! runs after its parent's completion committed, so two cascades into one
+//! child cannot both miss the other's parent. Other steps, which run at any
+//! time (adding nodes reads the adder and the parents of new edges), check
+//! everything they read ([`FlowTxn::check_reads`]).
 
 use std::collections::HashMap;
 
@@ -77,6 +79,8 @@ pub(crate) struct FlowTxn {
     changed_lists: Vec<(FlowId, String, bool)>,
     flow_keys: Vec<(String, String, FlowId)>,
     dispatched: Vec<u64>,
+    /// Whether executions only read are checked too.
+    check_reads: bool,
 }
 
 impl FlowTxn {
@@ -98,7 +102,14 @@ impl FlowTxn {
             changed_lists: Vec::new(),
             flow_keys: Vec::new(),
             dispatched: Vec::new(),
+            check_reads: false,
         }
+    }
+
+    /// Makes the commit check the version of every execution read, not only
+    /// of those written.
+    pub(crate) fn check_reads(&mut self) {
+        self.check_reads = true;
     }
 
     fn keys(&self) -> &Keys {
@@ -289,6 +300,13 @@ impl FlowTxn {
             };
             if let (true, Some(exec)) = (entry.changed, &entry.current) {
                 plan.save(&keys, entry.read.as_ref(), exec, self.now)?;
+            }
+        }
+        if self.check_reads {
+            for (id, entry) in &self.execs {
+                if let (false, Some(read)) = (entry.changed, &entry.read) {
+                    plan.check_version(&keys.exec(p, *id), read.version);
+                }
             }
         }
         Ok(plan)
