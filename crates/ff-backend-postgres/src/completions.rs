@@ -5,15 +5,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use futures::stream;
-use tokio::sync::broadcast;
-
+use ff_backend_support::CompletionBroadcast;
 use ff_core::{CompletionBackend, CompletionPayload, CompletionStream, EngineError};
 
 use crate::PostgresBackend;
-
-/// Events a subscriber may fall behind by before it skips ahead.
-const BUFFER: usize = 16_384;
 
 /// Published seqs remembered for de-duplication.
 const REMEMBERED: usize = 65_536;
@@ -21,7 +16,7 @@ const REMEMBERED: usize = 65_536;
 /// The broadcast of completion events; clones share one channel.
 #[derive(Clone, Debug)]
 pub(crate) struct Completions {
-    tx: broadcast::Sender<CompletionPayload>,
+    broadcast: CompletionBroadcast,
     published: Arc<Mutex<Published>>,
 }
 
@@ -50,7 +45,7 @@ impl Published {
 impl Completions {
     pub(crate) fn new() -> Self {
         Self {
-            tx: broadcast::channel(BUFFER).0,
+            broadcast: CompletionBroadcast::new(),
             published: Arc::default(),
         }
     }
@@ -66,8 +61,7 @@ impl Completions {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for payload in payloads {
             if published.insert(payload.seq) {
-                // No subscriber is not an error: the outbox row is the record.
-                let _ = self.tx.send(payload);
+                self.broadcast.send(payload);
             }
         }
     }
@@ -84,18 +78,7 @@ impl Completions {
     }
 
     pub(crate) fn subscribe(&self) -> CompletionStream {
-        let events = stream::unfold(self.tx.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(payload) => return Some((payload, rx)),
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::debug!(skipped, "completion subscriber lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        Box::pin(Box::pin(events))
+        self.broadcast.subscribe()
     }
 }
 

@@ -108,7 +108,7 @@ impl PostgresBackend {
             }
         }
         if fresh.iter().any(|e| e.state == State::Ready) {
-            self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
+            self.inner.work.bump();
         }
         Ok(answers)
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
+use ff_backend_support::claim_wait;
 
 use ff_core::lease::{self, LeaseHandle};
 use ff_core::{
@@ -97,22 +97,8 @@ impl LeaseOps for PostgresBackend {
     ) -> Result<Vec<Claimed>, EngineError> {
         let mut req = req.clone();
         req.validate(&self.inner.limits)?;
-        let deadline = Instant::now() + timeout;
-        // Subscribed before the first claim: a commit landing between an
-        // empty claim and the wait still wakes us.
-        let mut signal = self.inner.work.subscribe();
-        loop {
-            signal.borrow_and_update();
-            let claimed = self.claim_valid(&req).await?;
-            let now = Instant::now();
-            if !claimed.is_empty() || now >= deadline {
-                return Ok(claimed);
-            }
-            let wait = (deadline - now).min(RECHECK);
-            if let Ok(Err(_)) = tokio::time::timeout(wait, signal.changed()).await {
-                return Ok(claimed);
-            }
-        }
+        let req = &req;
+        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim_valid(req)).await
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {

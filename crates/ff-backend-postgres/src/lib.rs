@@ -42,7 +42,6 @@ mod migrations;
 mod queue;
 mod reads;
 mod rows;
-mod server_clock;
 mod single;
 mod store;
 mod vacuum;
@@ -54,7 +53,9 @@ use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use ff_backend_support::{OffsetClock, WorkSignal};
 
 use ff_core::{EngineError, Limits, Millis, SharedClock};
 
@@ -77,7 +78,7 @@ struct Inner {
     limits: Limits,
     clock: SharedClock,
     completions: Completions,
-    work: watch::Sender<u64>,
+    work: WorkSignal,
     listener: tokio::task::JoinHandle<()>,
     /// Queued single-execution transitions (see `single`).
     jobs: mpsc::UnboundedSender<single::Job>,
@@ -111,10 +112,24 @@ impl PostgresBackend {
         migrations::migrate(&pool, config.schema.clone()).await?;
         let clock: SharedClock = match config.clock {
             Some(clock) => clock,
-            None => server_clock::ServerClock::start(&pool).await?,
+            None => {
+                let pool = pool.clone();
+                OffsetClock::start(move || {
+                    let pool = pool.clone();
+                    async move {
+                        sqlx::query_scalar(
+                            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                        )
+                        .fetch_one(&pool)
+                        .await
+                        .db()
+                    }
+                })
+                .await?
+            }
         };
         let completions = Completions::new();
-        let work = watch::channel(0).0;
+        let work = WorkSignal::new();
         let listener = tokio::spawn(listener::run(
             pool.clone(),
             config.schema.clone(),
@@ -182,7 +197,7 @@ impl PostgresBackend {
     fn announce(&self, saved: Saved) {
         self.note_churn(saved.written.len());
         if saved.wake {
-            self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
+            self.inner.work.bump();
         }
         self.inner.completions.publish_local(saved.completions);
     }

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgNotification};
 use sqlx::{PgPool, Row};
-use tokio::sync::watch;
 
 use ff_core::{CompletionPayload, EngineError, ExecutionId, FlowId};
+
+use ff_backend_support::WorkSignal;
 
 use crate::completions::Completions;
 use crate::store::PARTITION;
@@ -38,12 +39,7 @@ pub(crate) fn channels(schema: &str) -> (String, String) {
 }
 
 /// Listens until aborted, reconnecting on its own.
-pub(crate) async fn run(
-    pool: PgPool,
-    schema: String,
-    completions: Completions,
-    work: watch::Sender<u64>,
-) {
+pub(crate) async fn run(pool: PgPool, schema: String, completions: Completions, work: WorkSignal) {
     let (work_channel, done_channel) = channels(&schema);
     loop {
         if let Err(err) = listen(&pool, &work_channel, &done_channel, &completions, &work).await {
@@ -58,7 +54,7 @@ async fn listen(
     work_channel: &str,
     done_channel: &str,
     completions: &Completions,
-    work: &watch::Sender<u64>,
+    work: &WorkSignal,
 ) -> Result<(), EngineError> {
     let mut listener = PgListener::connect_with(pool).await.db()?;
     listener
@@ -122,11 +118,11 @@ async fn handle(
     batch: &[PgNotification],
     work_channel: &str,
     completions: &Completions,
-    work: &watch::Sender<u64>,
+    work: &WorkSignal,
 ) -> Result<(), EngineError> {
     let wanted = parse(batch, work_channel);
     if wanted.work {
-        work.send_modify(|v| *v = v.wrapping_add(1));
+        work.bump();
     }
     if wanted.sweep {
         return publish_undispatched(pool, completions, Read::All).await;
@@ -144,9 +140,9 @@ async fn handle(
 async fn catch_up(
     pool: &PgPool,
     completions: &Completions,
-    work: &watch::Sender<u64>,
+    work: &WorkSignal,
 ) -> Result<(), EngineError> {
-    work.send_modify(|v| *v = v.wrapping_add(1));
+    work.bump();
     publish_undispatched(pool, completions, Read::All).await
 }
 

@@ -5,9 +5,8 @@
 //! commits. Subscribers each get their own broadcast receiver: a slow one
 //! skips what it missed (the stream is best-effort; the outbox is the record).
 
-use futures::stream;
+use ff_backend_support::CompletionBroadcast;
 use rusqlite::{params, Connection};
-use tokio::sync::broadcast;
 
 use ff_core::clock::Millis;
 use ff_core::{
@@ -16,48 +15,31 @@ use ff_core::{
 
 use crate::{SqlResult, SqliteBackend};
 
-/// Events a subscriber may fall behind by before it skips ahead.
-const BUFFER: usize = 16_384;
-
 /// The outbox partition of every SQLite entry.
 const PARTITION: u32 = 0;
 
 /// The broadcast side; clones share one channel.
 #[derive(Clone, Debug)]
 pub(crate) struct Completions {
-    tx: broadcast::Sender<CompletionPayload>,
+    broadcast: CompletionBroadcast,
 }
 
 impl Completions {
     pub(crate) fn new() -> Self {
         Self {
-            tx: broadcast::channel(BUFFER).0,
+            broadcast: CompletionBroadcast::new(),
         }
     }
 
     /// Announces committed completions, in outbox order.
     pub(crate) fn publish(&self, payloads: Vec<CompletionPayload>) {
         for payload in payloads {
-            // No subscriber is not an error: the outbox row is the record.
-            let _ = self.tx.send(payload);
+            self.broadcast.send(payload);
         }
     }
 
     pub(crate) fn subscribe(&self) -> CompletionStream {
-        let events = stream::unfold(self.tx.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(payload) => return Some((payload, rx)),
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::debug!(skipped, "completion subscriber lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        // The outer box makes the trait object; the inner one makes the
-        // unfold future `Unpin`.
-        Box::pin(Box::pin(events))
+        self.broadcast.subscribe()
     }
 }
 

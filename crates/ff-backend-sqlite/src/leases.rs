@@ -1,12 +1,10 @@
 //! `LeaseOps`: claims in lane order, and the fenced worker operations.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ff_backend_support::claim_wait;
 use rusqlite::{params, Rows};
-use tokio::sync::watch;
-use tokio::time::Instant;
 
 use ff_core::lease::{self, LeaseHandle};
 use ff_core::{
@@ -33,25 +31,6 @@ const CANDIDATES: &str = concat!(
      ORDER BY priority DESC, ready_at, id"
 );
 
-/// The in-process "work may be claimable" signal: a counter bumped after a
-/// commit that made an execution claimable.
-#[derive(Clone, Debug)]
-pub(crate) struct WorkSignal(Arc<watch::Sender<u64>>);
-
-impl WorkSignal {
-    pub(crate) fn new() -> Self {
-        Self(Arc::new(watch::channel(0).0))
-    }
-
-    pub(crate) fn bump(&self) {
-        self.0.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
-    }
-}
-
 #[async_trait]
 impl LeaseOps for SqliteBackend {
     async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
@@ -65,23 +44,7 @@ impl LeaseOps for SqliteBackend {
         req: &ClaimRequest,
         timeout: Duration,
     ) -> Result<Vec<Claimed>, EngineError> {
-        let deadline = Instant::now() + timeout;
-        // Subscribed before the first claim: a commit landing between an
-        // empty claim and the wait still wakes us.
-        let mut signal = self.inner.work.subscribe();
-        loop {
-            signal.borrow_and_update();
-            let claimed = self.claim(req).await?;
-            let now = Instant::now();
-            if !claimed.is_empty() || now >= deadline {
-                return Ok(claimed);
-            }
-            let wait = (deadline - now).min(RECHECK);
-            if let Ok(Err(_)) = tokio::time::timeout(wait, signal.changed()).await {
-                // The backend is gone; nothing will ever wake us.
-                return Ok(claimed);
-            }
-        }
+        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim(req)).await
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {

@@ -56,7 +56,7 @@ pub use config::{SqliteConfig, Synchronous};
 
 use checkpointer::Checkpointer;
 use completions::Completions;
-use leases::WorkSignal;
+use ff_backend_support::WorkSignal;
 use lock::LockFile;
 use readers::Readers;
 use syncer::Syncer;

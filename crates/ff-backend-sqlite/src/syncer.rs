@@ -26,7 +26,7 @@ use ff_core::{CompletionPayload, EngineError};
 use crate::command::Answer;
 use crate::completions::Completions;
 use crate::config::Synchronous;
-use crate::leases::WorkSignal;
+use ff_backend_support::WorkSignal;
 
 /// A committed group waiting to be made durable and answered.
 pub(crate) struct Committed {

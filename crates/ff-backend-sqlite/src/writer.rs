@@ -396,8 +396,8 @@ mod tests {
     use super::*;
     use crate::completions::Completions;
     use crate::config::Synchronous;
-    use crate::leases::WorkSignal;
     use crate::migrations;
+    use ff_backend_support::WorkSignal;
     use ff_core::{Execution, ExecutionId};
 
     fn start(dir: &TempDir) -> (Writer, Completions) {

@@ -1,51 +1,11 @@
-//! Completion events: the broadcast every `subscribe_completions` stream
-//! reads, fed by the subscriber (see `subscriber`).
+//! `subscribe_completions`: a stream of the broadcast the subscriber (see
+//! `subscriber`) feeds.
 
 use std::time::Duration;
 
-use futures::stream;
-use tokio::sync::broadcast;
-
-use ff_core::{CompletionBackend, CompletionPayload, CompletionStream, EngineError};
+use ff_core::{CompletionBackend, CompletionStream, EngineError};
 
 use crate::ValkeyBackend;
-
-/// Events a subscriber may fall behind by before it skips ahead.
-const BUFFER: usize = 16_384;
-
-/// The broadcast of completion events; clones share one channel.
-#[derive(Clone, Debug)]
-pub(crate) struct Completions {
-    tx: broadcast::Sender<CompletionPayload>,
-}
-
-impl Completions {
-    pub(crate) fn new() -> Self {
-        Self {
-            tx: broadcast::channel(BUFFER).0,
-        }
-    }
-
-    pub(crate) fn publish(&self, payload: CompletionPayload) {
-        // No subscriber is not an error: the outbox entry is the record.
-        let _ = self.tx.send(payload);
-    }
-
-    pub(crate) fn subscribe(&self) -> CompletionStream {
-        let events = stream::unfold(self.tx.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(payload) => return Some((payload, rx)),
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::debug!(skipped, "completion subscriber lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        Box::pin(Box::pin(events))
-    }
-}
 
 /// How long a new subscription waits for the subscriber to be listening.
 const LISTENING: Duration = Duration::from_secs(5);

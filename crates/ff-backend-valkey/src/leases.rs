@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ff_backend_support::claim_wait;
 use redis::Value;
-use tokio::time::Instant;
 
 use ff_core::lease::{self, LeaseHandle};
 use ff_core::{
@@ -17,7 +17,8 @@ use crate::record;
 use crate::ValkeyBackend;
 
 /// A waiting claim looks again at least this often, so work announced while
-/// the subscriber was reconnecting is still found.
+/// the subscriber was reconnecting is still found (a partition hint lasts no
+/// longer either).
 const RECHECK: Duration = Duration::from_secs(1);
 
 #[async_trait]
@@ -35,30 +36,8 @@ impl LeaseOps for ValkeyBackend {
     ) -> Result<Vec<Claimed>, EngineError> {
         let mut req = req.clone();
         req.validate(&self.inner.limits)?;
-        let deadline = Instant::now() + timeout;
-        // Subscribed before the first claim: a commit landing between an
-        // empty claim and the wait still wakes us.
-        let mut signal = self.inner.work.subscribe();
-        let mut last_recheck = Instant::now();
-        loop {
-            signal.borrow_and_update();
-            let claimed = self.claim_valid(&req).await?;
-            let now = Instant::now();
-            if !claimed.is_empty() || now >= deadline {
-                return Ok(claimed);
-            }
-            let wait = (deadline - now).min(RECHECK);
-            match tokio::time::timeout(wait, signal.changed()).await {
-                Ok(Err(_)) => return Ok(claimed),
-                Ok(Ok(())) => {}
-                Err(_) => {
-                    if last_recheck.elapsed() >= RECHECK {
-                        self.inner.hints.forget();
-                        last_recheck = Instant::now();
-                    }
-                }
-            }
-        }
+        let req = &req;
+        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim_valid(req)).await
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {

@@ -20,7 +20,7 @@
 //!   connection and the Lua library.
 //! - `write`: the versioned write every transition ends with; `hints`: which
 //!   partitions may hold work; `leased`: the executions this process holds
-//!   leases on, as it last wrote them; `server_clock`: the server's time.
+//!   leases on, as it last wrote them
 //! - `subscriber`: completion events and wake-ups from pub/sub, fed to
 //!   `completions`, the broadcast behind `subscribe_completions`;
 //!   `scratch`: throwaway prefixes for tests and benchmarks.
@@ -43,7 +43,6 @@ mod library;
 mod maintenance;
 mod reads;
 mod record;
-mod server_clock;
 mod subscriber;
 mod write;
 
@@ -53,12 +52,13 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use ff_backend_support::{CompletionBroadcast, OffsetClock, WorkSignal};
+
 use ff_core::{EngineError, Execution, ExecutionId, Limits, Millis, SharedClock};
 
 pub use config::{Endpoint, ValkeyConfig, DEFAULT_PREFIX};
 pub use scratch::{drop_prefix, ScratchPrefix};
 
-use completions::Completions;
 use conn::Conn;
 use hints::Hints;
 use keys::Keys;
@@ -82,13 +82,13 @@ struct Inner {
     keys: Keys,
     limits: Limits,
     clock: SharedClock,
-    completions: Completions,
+    completions: CompletionBroadcast,
     hints: Arc<Hints>,
     /// Running executions as this process last claimed or wrote them.
     leased: Arc<leased::Leased>,
     /// Where each partition's blocked-member scan goes on from.
     reconcile_from: Cursors,
-    work: watch::Sender<u64>,
+    work: WorkSignal,
     /// Whether the subscriber is listening now.
     subscribed: watch::Sender<bool>,
     subscriber: tokio::task::JoinHandle<()>,
@@ -125,10 +125,20 @@ impl ValkeyBackend {
         }
         let clock: SharedClock = match config.clock {
             Some(clock) => clock,
-            None => server_clock::ServerClock::start(&conn).await?,
+            None => {
+                let conn = conn.clone();
+                OffsetClock::start(move || {
+                    let conn = conn.clone();
+                    async move {
+                        let (secs, micros): (i64, i64) = conn.query(&redis::cmd("TIME")).await?;
+                        Ok(secs * 1000 + micros / 1000)
+                    }
+                })
+                .await?
+            }
         };
-        let completions = Completions::new();
-        let work = watch::channel(0).0;
+        let completions = CompletionBroadcast::new();
+        let work = WorkSignal::new();
         let hints = Arc::new(Hints::new(partitions));
         let subscribed = watch::channel(false).0;
         let leased = Arc::new(leased::Leased::default());

@@ -15,7 +15,8 @@ use tokio::sync::watch;
 
 use ff_core::CompletionPayload;
 
-use crate::completions::Completions;
+use ff_backend_support::{CompletionBroadcast, WorkSignal};
+
 use crate::hints::Hints;
 use crate::keys::Keys;
 use crate::leased::Leased;
@@ -26,9 +27,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(crate) async fn run(
     nodes: Vec<String>,
     keys: Keys,
-    completions: Completions,
+    completions: CompletionBroadcast,
     hints: Arc<Hints>,
-    work: watch::Sender<u64>,
+    work: WorkSignal,
     subscribed: watch::Sender<bool>,
     leased: Arc<Leased>,
 ) {
@@ -46,7 +47,7 @@ pub(crate) async fn run(
         leased.forget();
         // Whatever was announced while disconnected is unknown: ask again.
         hints.forget();
-        work.send_modify(|n| *n = n.wrapping_add(1));
+        work.bump();
         if started.elapsed() > MAX_BACKOFF * 2 {
             // It was up a while: this is a fresh failure, retried quickly.
             backoff = Duration::from_millis(50);
@@ -60,9 +61,9 @@ async fn listen(
     url: &str,
     done: &str,
     wake: &str,
-    completions: &Completions,
+    completions: &CompletionBroadcast,
     hints: &Hints,
-    work: &watch::Sender<u64>,
+    work: &WorkSignal,
     subscribed: &watch::Sender<bool>,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
@@ -72,7 +73,7 @@ async fn listen(
     subscribed.send_replace(true);
     // Subscribed: wake the claims, which may have missed a hint meanwhile.
     hints.forget();
-    work.send_modify(|n| *n = n.wrapping_add(1));
+    work.bump();
     let mut messages = pubsub.into_on_message();
     while let Some(msg) = messages.next().await {
         let Ok(text) = msg.get_payload::<String>() else {
@@ -80,7 +81,7 @@ async fn listen(
         };
         if msg.get_channel_name() == done {
             match parse_completion(&text) {
-                Some(payload) => completions.publish(payload),
+                Some(payload) => completions.send(payload),
                 None => tracing::warn!(message = text, "unreadable completion message"),
             }
         } else {
@@ -93,7 +94,7 @@ async fn listen(
                 (Some(p), Some(namespace), Some(lane)) => hints.wake(namespace, lane, p),
                 _ => hints.forget(),
             }
-            work.send_modify(|n| *n = n.wrapping_add(1));
+            work.bump();
         }
     }
     Ok(())

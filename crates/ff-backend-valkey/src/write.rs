@@ -186,7 +186,7 @@ impl ValkeyBackend {
                     self.inner.hints.wake(namespace, lane, p);
                 }
                 if !plan.wakes.is_empty() {
-                    self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
+                    self.inner.work.bump();
                 }
                 Ok(Outcome::Applied)
             }
