@@ -11,9 +11,12 @@
 -- this one found less than n: '' when it cannot tell (keep asking), 'inf'
 -- when the lanes hold nothing, else the epoch ms of the earliest due entry.
 
--- Entries one lane may pass over (not due, a capability missing, past the
--- deadline) before the claim stops looking; the hint then says to ask again.
+-- Entries one lane may pass over (a capability missing, past the deadline)
+-- before the claim stops looking; the hint then says to ask again.
 local SCAN_BUDGET = 1000
+
+-- Due scheduled executions moved into one lane's queue per claim at most.
+local MOVE_BUDGET = 1000
 
 -- A queue score is rank * 2^42 + ready_at (see keys.rs): the due time is
 -- read off the score without opening the hash.
@@ -35,6 +38,25 @@ local function capable(needed, caps)
     end
   end
   return true
+end
+
+-- Moves the lane's due scheduled executions (members `<rank>|<id>` of its
+-- `later` set, scored by due time) into its queue; answers when the next
+-- one falls due, or nil.
+local function move_due(later, queue, now)
+  local due = redis.call('ZRANGE', later, '-inf', now, 'BYSCORE', 'LIMIT', 0, MOVE_BUDGET,
+    'WITHSCORES')
+  for k = 1, #due, 2 do
+    local member, at = due[k], tonumber(due[k + 1])
+    local rank, id = string.match(member, '^(%d+)|(.+)$')
+    redis.call('ZADD', queue, tonumber(rank) * READY_SPAN + at, id)
+    redis.call('ZREM', later, member)
+  end
+  local next = redis.call('ZRANGE', later, 0, 0, 'WITHSCORES')
+  if next[2] then
+    return tonumber(next[2])
+  end
+  return nil
 end
 
 -- Up to n claimable entries of one lane in claim order, each
@@ -142,6 +164,7 @@ local function take(base, counts, c, now, now_text, worker_json)
   end
   redis.call('ZREM', queue, id)
   if state == '"scheduled"' then
+    -- Due, so already moved out of the lane's `later` set.
     redis.call('ZREM', base .. ':sched', id)
   end
   redis.call('ZADD', base .. ':run', expires, id)
@@ -170,7 +193,11 @@ local function claim(keys, args)
   for j = 6 + ncaps, #args do
     local lane = args[j]
     local queue = base .. ':q:' .. ns .. '|' .. lane
+    local later_due = move_due(base .. ':l:' .. ns .. '|' .. lane, queue, now)
     local found, ended, passed, due = lane_candidates(base, queue, lane, n, now, caps)
+    if later_due ~= nil and (due == nil or later_due < due) then
+      due = later_due
+    end
     for _, c in ipairs(found) do
       candidates[#candidates + 1] = c
     end

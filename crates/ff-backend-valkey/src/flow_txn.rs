@@ -11,7 +11,7 @@
 //! time (adding nodes reads the adder and the parents of new edges), check
 //! everything they read ([`FlowTxn::check_reads`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redis::{Cmd, FromRedisValue};
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,8 @@ use crate::keys::Keys;
 use crate::record::{self, Stored};
 use crate::write::Plan;
 use crate::ValkeyBackend;
+
+mod prefetch;
 
 /// A node as stored: with its position, which orders a flow's nodes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +42,17 @@ pub(crate) struct StoredEdge {
     pub(crate) position: u64,
     #[serde(flatten)]
     pub(crate) edge: FlowEdge,
+}
+
+/// A flow's `rec`, `_v`, `nodes` and `edges`, as [`flow_read`] answers.
+type FlowRead = (Option<String>, Option<u64>, Option<u64>, Option<u64>);
+
+/// The read of a flow's hash [`FlowTxn::keep_flow`] takes.
+fn flow_read(keys: &Keys, p: u32, id: FlowId) -> redis::Cmd {
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(keys.flow(p, id))
+        .arg(&["rec", "_v", "nodes", "edges"]);
+    cmd
 }
 
 #[derive(Debug)]
@@ -71,7 +84,7 @@ pub(crate) struct FlowTxn {
     exec_order: Vec<ExecutionId>,
     flows: HashMap<FlowId, FlowEntry>,
     nodes: HashMap<(FlowId, String), Option<StoredNode>>,
-    all_nodes: HashMap<FlowId, bool>,
+    all_nodes: HashSet<FlowId>,
     new_nodes: Vec<(FlowId, String)>,
     edges_out: HashMap<(FlowId, String), Vec<StoredEdge>>,
     edges_in: HashMap<(FlowId, String), Vec<StoredEdge>>,
@@ -81,6 +94,8 @@ pub(crate) struct FlowTxn {
     dispatched: Vec<u64>,
     /// Whether executions only read are checked too.
     check_reads: bool,
+    /// Outbox entries already looked up: whether each was undispatched.
+    undispatched: HashMap<u64, bool>,
 }
 
 impl FlowTxn {
@@ -94,7 +109,7 @@ impl FlowTxn {
             exec_order: Vec::new(),
             flows: HashMap::new(),
             nodes: HashMap::new(),
-            all_nodes: HashMap::new(),
+            all_nodes: HashSet::new(),
             new_nodes: Vec::new(),
             edges_out: HashMap::new(),
             edges_in: HashMap::new(),
@@ -103,6 +118,7 @@ impl FlowTxn {
             flow_keys: Vec::new(),
             dispatched: Vec::new(),
             check_reads: false,
+            undispatched: HashMap::new(),
         }
     }
 
@@ -134,55 +150,65 @@ impl FlowTxn {
     fn flow_entry(&mut self, id: FlowId) -> Result<&mut FlowEntry, EngineError> {
         if !self.flows.contains_key(&id) {
             self.in_partition(id.as_uuid(), "flow")?;
-            let (rec, version, nodes, edges): (
-                Option<String>,
-                Option<u64>,
-                Option<u64>,
-                Option<u64>,
-            ) = self.read(
-                redis::cmd("HMGET")
-                    .arg(self.keys().flow(self.p, id))
-                    .arg(&["rec", "_v", "nodes", "edges"]),
-            )?;
-            let record = rec
-                .map(|r| serde_json::from_str(&r))
-                .transpose()
-                .map_err(EngineError::backend)?;
-            self.flows.insert(
-                id,
-                FlowEntry {
-                    version: version.unwrap_or(0),
-                    record,
-                    nodes: nodes.unwrap_or(0),
-                    edges: edges.unwrap_or(0),
-                    changed: false,
-                    new: false,
-                },
-            );
+            let read: FlowRead = self.read(&flow_read(self.keys(), self.p, id))?;
+            self.keep_flow(id, read)?;
         }
         self.flows
             .get_mut(&id)
             .ok_or_else(|| EngineError::backend("flow entry vanished"))
     }
 
+    /// Caches a flow as [`flow_read`] answered it.
+    fn keep_flow(
+        &mut self,
+        id: FlowId,
+        (rec, version, nodes, edges): FlowRead,
+    ) -> Result<(), EngineError> {
+        let record = rec
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(EngineError::backend)?;
+        self.flows.insert(
+            id,
+            FlowEntry {
+                version: version.unwrap_or(0),
+                record,
+                nodes: nodes.unwrap_or(0),
+                edges: edges.unwrap_or(0),
+                changed: false,
+                new: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Caches an execution as `HGETALL` answered it.
+    fn keep_execution(
+        &mut self,
+        id: ExecutionId,
+        fields: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let read = record::decode(fields)?;
+        let current = read.as_ref().map(|s| s.exec.clone());
+        self.execs.insert(
+            id,
+            ExecEntry {
+                read,
+                current,
+                changed: false,
+            },
+        );
+        Ok(())
+    }
+
     fn exec_entry(&mut self, id: ExecutionId) -> Result<&mut ExecEntry, EngineError> {
         if !self.execs.contains_key(&id) {
-            let read = if self.keys().exec_partition(id) == self.p {
-                let fields: HashMap<String, String> =
-                    self.read(redis::cmd("HGETALL").arg(self.keys().exec(self.p, id)))?;
-                record::decode(fields)?
+            let fields: HashMap<String, String> = if self.keys().exec_partition(id) == self.p {
+                self.read(redis::cmd("HGETALL").arg(self.keys().exec(self.p, id)))?
             } else {
-                None
+                HashMap::new()
             };
-            let current = read.as_ref().map(|s| s.exec.clone());
-            self.execs.insert(
-                id,
-                ExecEntry {
-                    read,
-                    current,
-                    changed: false,
-                },
-            );
+            self.keep_execution(id, fields)?;
         }
         self.execs
             .get_mut(&id)
@@ -389,7 +415,7 @@ impl FlowStore for FlowTxn {
     }
 
     fn nodes(&mut self, flow: FlowId) -> Result<Vec<FlowNode>, EngineError> {
-        if !self.all_nodes.contains_key(&flow) {
+        if !self.all_nodes.contains(&flow) {
             let stored: Vec<String> =
                 self.read(redis::cmd("HVALS").arg(self.keys().nodes(self.p, flow)))?;
             for text in stored {
@@ -398,7 +424,7 @@ impl FlowStore for FlowTxn {
                     .entry((flow, node.node.key.clone()))
                     .or_insert(Some(node));
             }
-            self.all_nodes.insert(flow, true);
+            self.all_nodes.insert(flow);
         }
         let mut nodes: Vec<&StoredNode> = self
             .nodes
@@ -516,12 +542,18 @@ impl FlowStore for FlowTxn {
                 self.p
             )));
         }
-        let score: Option<f64> = self.read(
-            redis::cmd("ZSCORE")
-                .arg(self.keys().outbox_undispatched(self.p))
-                .arg(seq),
-        )?;
-        if score.is_none() || self.dispatched.contains(&seq) {
+        let undispatched = match self.undispatched.get(&seq) {
+            Some(known) => *known,
+            None => {
+                let score: Option<f64> = self.read(
+                    redis::cmd("ZSCORE")
+                        .arg(self.keys().outbox_undispatched(self.p))
+                        .arg(seq),
+                )?;
+                score.is_some()
+            }
+        };
+        if !undispatched || self.dispatched.contains(&seq) {
             return Ok(false);
         }
         self.dispatched.push(seq);

@@ -254,7 +254,10 @@ impl FlowOps for ValkeyBackend {
         }
         let p = payload.partition;
         let payload = payload.clone();
-        self.flow_command(p, move |txn, now| cascade::cascade(txn, &payload, now))
-            .await
+        self.flow_command(p, move |txn, now| {
+            txn.prefetch_cascade(&payload)?;
+            cascade::cascade(txn, &payload, now)
+        })
+        .await
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! Under a base (ns: namespace, fid: flow id):
 //! - `e:<id>`: an execution, a hash of its fields (each JSON text) and `_v`;
-//! - `q:<ns>|<lane>`: the lane's ready and scheduled executions, scored in
-//!   claim order; `sched`, `run`, `dl`, `blocked`: scheduled by due time,
-//!   running by expiry, by deadline, blocked flow members;
+//! - `q:<ns>|<lane>`: the lane's ready executions and its due scheduled
+//!   ones, scored in claim order; `l:<ns>|<lane>`: its scheduled ones not
+//!   yet moved to the queue, by due time, members `<rank>|<id>`;
+//!   `sched`, `run`, `dl`, `blocked`: scheduled by due time, running by
+//!   expiry, by deadline, blocked flow members;
 //! - `ids:<ns>`: every execution (lexical order is id order); `cnt:<ns>`:
 //!   counts per lane and state; `idem:<ns>`: idempotency key → id;
 //! - `f:<fid>` (record and `_v`), `fn:<fid>` (nodes), `fo:<fid>` and
@@ -16,10 +18,12 @@
 //!
 //! Ids carry their partition in 16 of their random bits.
 
-use ff_core::{Execution, ExecutionId, FlowId, State};
+use ff_core::{Execution, ExecutionId, FlowId, Millis, State};
 
-/// Where in a UUID's random bits the partition is kept.
-const PARTITION_SHIFT: u32 = 46;
+/// Where in a UUID's random bits the partition is kept: below the 42-bit
+/// counter a UUIDv7 carries after its timestamp (bits 32 to 75), so ids
+/// made in one millisecond keep their creation order.
+const PARTITION_SHIFT: u32 = 16;
 const PARTITION_MASK: u128 = 0xFFFF << PARTITION_SHIFT;
 
 /// A deployment's keys: its prefix and partition count.
@@ -148,17 +152,26 @@ impl Keys {
         format!("{}:obu", self.base(p))
     }
 
-    /// The sorted sets holding `exec`, with its score in each.
-    pub(crate) fn index_entries(&self, p: u32, exec: &Execution) -> Vec<(String, f64)> {
-        let mut out = vec![(self.ids(p, &exec.namespace), 0.0)];
+    /// The sorted-set entries `exec` is written with at `now`. A ready
+    /// execution waits in its lane's queue; a scheduled one in `sched` and,
+    /// until due, in its lane's `later` set, from which a claim moves it
+    /// into the queue once due (so the queue holds only what may be claimed
+    /// now, and a long run of future work costs a claim nothing).
+    pub(crate) fn placed(&self, p: u32, exec: &Execution, now: Millis) -> Vec<IndexEntry> {
+        let id = exec.id.to_string();
+        let mut out = vec![IndexEntry::new(self.ids(p, &exec.namespace), 0.0, &id)];
         match exec.state {
-            State::Ready | State::Scheduled => {
-                out.push((
-                    self.queue(p, &exec.namespace, &exec.lane),
-                    order_score(exec),
+            State::Ready => out.push(self.queued(p, exec)),
+            State::Scheduled => {
+                out.push(IndexEntry::new(
+                    self.scheduled(p),
+                    exec.ready_at as f64,
+                    &id,
                 ));
-                if exec.state == State::Scheduled {
-                    out.push((self.scheduled(p), exec.ready_at as f64));
+                if exec.ready_at <= now {
+                    out.push(self.queued(p, exec));
+                } else {
+                    out.push(self.waiting(p, exec));
                 }
             }
             State::Running => {
@@ -167,15 +180,56 @@ impl Keys {
                     (Some(a), None) | (None, Some(a)) => a,
                     (None, None) => exec.updated_at,
                 };
-                out.push((self.running(p), expires as f64));
+                out.push(IndexEntry::new(self.running(p), expires as f64, &id));
             }
-            State::Blocked => out.push((self.blocked(p), 0.0)),
+            State::Blocked => out.push(IndexEntry::new(self.blocked(p), 0.0, &id)),
             _ => {}
         }
         if let Some(deadline) = exec.deadline.filter(|_| !exec.state.is_terminal()) {
-            out.push((self.deadlines(p), deadline as f64));
+            out.push(IndexEntry::new(self.deadlines(p), deadline as f64, &id));
         }
         out
+    }
+
+    /// The entries `exec` may be held in, as read: where it was placed,
+    /// except that a scheduled execution may be in its lane's queue or its
+    /// `later` set (a claim moves it when due); those two are marked
+    /// `uncertain`.
+    pub(crate) fn held(&self, p: u32, exec: &Execution) -> Vec<IndexEntry> {
+        let mut out = self.placed(p, exec, Millis::MIN);
+        if exec.state == State::Scheduled {
+            let mut queued = self.queued(p, exec);
+            queued.uncertain = true;
+            out.push(queued);
+            for entry in &mut out {
+                if entry.key == self.later(p, &exec.namespace, &exec.lane) {
+                    entry.uncertain = true;
+                }
+            }
+        }
+        out
+    }
+
+    fn queued(&self, p: u32, exec: &Execution) -> IndexEntry {
+        IndexEntry::new(
+            self.queue(p, &exec.namespace, &exec.lane),
+            order_score(exec),
+            &exec.id.to_string(),
+        )
+    }
+
+    fn waiting(&self, p: u32, exec: &Execution) -> IndexEntry {
+        IndexEntry::new(
+            self.later(p, &exec.namespace, &exec.lane),
+            exec.ready_at as f64,
+            &format!("{}|{}", rank(exec), exec.id),
+        )
+    }
+
+    /// A lane's scheduled executions not yet moved to its queue, by due
+    /// time; members `<rank>|<id>` (see [`order_score`]).
+    pub(crate) fn later(&self, p: u32, namespace: &str, lane: &str) -> String {
+        format!("{}:l:{namespace}|{lane}", self.base(p))
     }
 
     /// The field of `cnt:<ns>` counting `exec`.
@@ -198,13 +252,38 @@ impl Keys {
     }
 }
 
+/// One member of one sorted set, with its score.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IndexEntry {
+    pub(crate) key: String,
+    pub(crate) score: f64,
+    pub(crate) member: String,
+    /// Held perhaps, perhaps not (see [`Keys::held`]).
+    pub(crate) uncertain: bool,
+}
+
+impl IndexEntry {
+    fn new(key: String, score: f64, member: &str) -> Self {
+        Self {
+            key,
+            score,
+            member: member.to_owned(),
+            uncertain: false,
+        }
+    }
+}
+
+/// Priority as a rank: 0 for the highest (100), 200 for the lowest.
+fn rank(exec: &Execution) -> i64 {
+    i64::from(100 - exec.priority.clamp(-100, 100))
+}
+
 /// The lane's claim order as one score: priority (higher first), then
 /// `ready_at`; ties go by member, which is the id. Exact in a double: 201
 /// priorities times 2^42 ms (until the year 2109) stay below 2^53.
 pub(crate) fn order_score(exec: &Execution) -> f64 {
-    let rank = i64::from(100 - exec.priority.clamp(-100, 100));
     let ready = exec.ready_at.clamp(0, (1 << 42) - 1);
-    ((rank << 42) + ready) as f64
+    ((rank(exec) << 42) + ready) as f64
 }
 
 /// FNV-1a, 64 bits: a stable hash that every process computes alike.
@@ -232,6 +311,19 @@ mod tests {
             assert_eq!(id.as_uuid().get_version_num(), 7);
         }
         assert_eq!(keys.base(3), "t:{t:3}");
+    }
+
+    #[test]
+    fn ids_of_one_partition_keep_creation_order() {
+        let keys = Keys::new("t", 16);
+        let ids: Vec<ExecutionId> = (0..50_000).map(|i| keys.new_execution_id(i % 3)).collect();
+        for p in 0..3 {
+            let mine: Vec<&ExecutionId> = ids
+                .iter()
+                .filter(|id| keys.exec_partition(**id) == p)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "partition {p}");
+        }
     }
 
     #[test]

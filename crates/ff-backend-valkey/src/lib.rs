@@ -205,8 +205,7 @@ impl ValkeyBackend {
         }
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.cmd("HGETALL")
-                .arg(format!("{}:e:{id}", self.keys().base(p)));
+            pipe.cmd("HGETALL").arg(self.keys().exec_str(p, id));
         }
         let rows: Vec<HashMap<String, String>> = self.query_pipe(&pipe).await?;
         rows.into_iter().map(record::decode).collect()

@@ -2,7 +2,8 @@
 //! top-level field of the execution's JSON is one hash field holding that
 //! field's JSON text (payload and result verbatim), except the fields that
 //! never change after submit and that Lua never reads, which share one
-//! field, `spec`, as `"name":value` pairs; `null` fields are left out. `_v`
+//! field, `spec`, as `"name":value` pairs; a field inserted as `null` is
+//! left out (and one that becomes `null` is written as such). `_v`
 //! is the version every write checks and bumps. The claim function edits a
 //! few fields in Lua; everything else is written from here.
 

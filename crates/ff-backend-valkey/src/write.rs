@@ -108,24 +108,30 @@ impl Plan {
     ) -> Result<Vec<(String, String)>, EngineError> {
         let p = self.partition;
         let key = keys.exec(p, new.id);
-        let id = new.id.to_string();
         let version = old.map_or(0, |s| s.version);
         self.check_version(&key, version);
         let fields = record::changed_fields(old.map(|s| &s.fields), new)?;
         self.put(&key, version + 1, &fields);
 
-        let before = old
-            .map(|s| keys.index_entries(p, &s.exec))
-            .unwrap_or_default();
-        let after = keys.index_entries(p, new);
-        for (set, _) in &before {
-            if !after.iter().any(|(s, _)| s == set) {
-                self.zrem(set, &id);
+        let before = old.map(|s| keys.held(p, &s.exec)).unwrap_or_default();
+        let after = keys.placed(p, new, now);
+        for entry in &before {
+            if !after
+                .iter()
+                .any(|e| e.key == entry.key && e.member == entry.member)
+            {
+                self.zrem(&entry.key, &entry.member);
             }
         }
-        for (set, score) in &after {
-            if !before.iter().any(|(s, sc)| s == set && sc == score) {
-                self.zadd(set, *score, &id);
+        for entry in &after {
+            let kept = before.iter().any(|e| {
+                !e.uncertain
+                    && e.key == entry.key
+                    && e.member == entry.member
+                    && e.score == entry.score
+            });
+            if !kept {
+                self.zadd(&entry.key, entry.score, &entry.member);
             }
         }
 

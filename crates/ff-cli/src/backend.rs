@@ -49,16 +49,6 @@ pub struct Placement {
     pub partitions: Option<u32>,
 }
 
-impl Default for Placement {
-    fn default() -> Self {
-        Self {
-            postgres_schema: ff_backend_postgres::DEFAULT_SCHEMA.to_owned(),
-            redis_prefix: ff_backend_valkey::DEFAULT_PREFIX.to_owned(),
-            partitions: None,
-        }
-    }
-}
-
 /// `--synchronous` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SyncMode {

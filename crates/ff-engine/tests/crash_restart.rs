@@ -6,7 +6,8 @@
 //! Work that was claimed but not completed when the crash hit comes back
 //! once its lease expires; a completion whose cascade never committed stays
 //! undispatched in the outbox until the new engine's reconciler takes it.
-//! On SQLite, and on Postgres when `FF_TEST_POSTGRES_URL` is set.
+//! On SQLite, on Postgres when `FF_TEST_POSTGRES_URL` is set, and on Valkey
+//! when `FF_TEST_REDIS_URL` is set.
 
 mod support;
 

@@ -1,7 +1,8 @@
 //! The reconciler is the guarantee: with every completion event dropped on
 //! its way to the engine, a flow still runs to its end, each child promoted
-//! within one reconciler interval after the grace period. On SQLite, and on
-//! Postgres when `FF_TEST_POSTGRES_URL` is set.
+//! within one reconciler interval after the grace period. On SQLite, on
+//! Postgres when `FF_TEST_POSTGRES_URL` is set, and on Valkey when
+//! `FF_TEST_REDIS_URL` is set.
 
 mod support;
 

@@ -1,6 +1,6 @@
-//! Flows run end to end on the engine and SQLite (and Postgres, when
-//! `FF_TEST_POSTGRES_URL` is set): in-test workers claim and
-//! complete nodes, and the completion listener promotes each child as its
+//! Flows run end to end on the engine and SQLite (and Postgres or Valkey,
+//! when `FF_TEST_POSTGRES_URL` or `FF_TEST_REDIS_URL` is set): in-test
+//! workers claim and complete nodes, and the completion listener promotes each child as its
 //! parents finish — at push speed, which the lag histogram shows.
 
 mod support;
@@ -15,9 +15,10 @@ use support::{
     assert_completed, engine_config, node, wait_for_flow, Journal, Kind, Store, Workers,
 };
 
-/// Runs `spec` to its end with `workers` workers on SQLite or Postgres;
-/// returns the flow's final view and the engine's stats, or `None` when
-/// Postgres is asked for and not configured (the test then skips, loudly).
+/// Runs `spec` to its end with `workers` workers on the backend `kind`;
+/// returns the flow's final view and the engine's stats, or `None` when a
+/// server backend is asked for and not configured (the test then skips,
+/// loudly).
 async fn run_flow(spec: FlowSpec, workers: usize, kind: Kind) -> Option<(FlowView, StatsSnapshot)> {
     let store = Store::new(kind)?;
     let opened = store.open().await;

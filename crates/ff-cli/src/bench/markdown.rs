@@ -38,7 +38,7 @@ pub fn chart_svg(report: &Report) -> String {
         .filter(|s| !s.points.is_empty())
         .collect();
     let title = format!(
-        "FlowFabric latency percentiles: {} {}, synchronous={}, {} run(s) merged",
+        "FlowFabric latency percentiles: {} {}, durability: {}, {} run(s) merged",
         report.backend.name, report.backend.version, report.backend.synchronous, report.runs
     );
     percentile_chart(&title, &series)

@@ -260,7 +260,7 @@ impl Report {
             .map(|g| format!(", git {g}"))
             .unwrap_or_default();
         format!(
-            "FlowFabric {} ({} build{git}) · {} {} · synchronous={} · {} · median of {} run(s)",
+            "FlowFabric {} ({} build{git}) · {} {} · durability: {} · {} · median of {} run(s)",
             self.build.flowfabric,
             self.build.profile,
             self.backend.name,

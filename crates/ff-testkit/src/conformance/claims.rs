@@ -54,15 +54,17 @@ pub async fn many_unclaimable_do_not_hide_work(f: &dyn BackendFactory) {
         .map(|_| job("a").capabilities(["gpu"]).priority(10))
         .collect();
     b.engine.submit_batch(gpu).await.expect("batch");
-    let scheduled = (0..150)
-        .map(|_| job("a").priority(5).run_at(later))
-        .collect();
-    b.engine.submit_batch(scheduled).await.expect("batch");
+    for _ in 0..2 {
+        let scheduled = (0..600)
+            .map(|_| job("a").priority(5).run_at(later))
+            .collect();
+        b.engine.submit_batch(scheduled).await.expect("batch");
+    }
     let plain = submit(&b, job("a")).await;
     let claimed = claim_one(&b, "a").await;
     assert_eq!(
         claimed.handle.execution_id, plain,
-        "found behind 300 others"
+        "found behind 1,350 others"
     );
     claim_none(&b, "a").await;
     let req = ClaimRequest::new(["a"], "w")
