@@ -1,8 +1,6 @@
 //! [`ScratchSchema`]: a schema of its own for a test or a benchmark run,
 //! dropped when the guard is.
 
-use crate::EngineError;
-
 /// A fresh schema name on the server at `url`; dropping the guard drops the
 /// schema and everything in it, however the test ends.
 #[derive(Debug)]
@@ -29,22 +27,13 @@ impl ScratchSchema {
 impl Drop for ScratchSchema {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
-        // Drop may run inside a runtime, which cannot block on a future: a
-        // thread with its own runtime does the work.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(EngineError::backend)?;
-            rt.block_on(async {
-                let pool = crate::pool(&url, "public", 1).await?;
-                let dropped = crate::drop_schema(&pool, &name).await;
-                pool.close().await;
-                dropped
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
+        let dropped = ff_backend_support::block_on_own_thread(move || async move {
+            let pool = crate::pool(&url, "public", 1).await?;
+            let dropped = crate::drop_schema(&pool, &name).await;
+            pool.close().await;
+            dropped
+        });
+        if let Err(dropped) = dropped {
             eprintln!("could not drop scratch schema {}: {dropped:?}", self.name);
         }
     }

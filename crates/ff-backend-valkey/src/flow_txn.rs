@@ -249,17 +249,7 @@ impl FlowTxn {
             self.keys().edges_in(self.p, flow)
         };
         let text: Option<String> = self.read(redis::cmd("HGET").arg(hash).arg(key))?;
-        let list: Vec<StoredEdge> = match text {
-            Some(t) => serde_json::from_str(&t).map_err(EngineError::backend)?,
-            None => Vec::new(),
-        };
-        let cache = if out {
-            &mut self.edges_out
-        } else {
-            &mut self.edges_in
-        };
-        cache.insert((flow, key.to_owned()), list.clone());
-        Ok(list)
+        self.keep_edges(flow, key, out, text)
     }
 
     /// The buffered writes as one plan; empty when the step changed nothing

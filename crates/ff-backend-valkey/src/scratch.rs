@@ -31,17 +31,10 @@ impl ScratchPrefix {
 impl Drop for ScratchPrefix {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
-        // Drop may run inside a runtime, which cannot block on a future: a
-        // thread with its own runtime does the work.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(EngineError::backend)?;
-            rt.block_on(drop_prefix(&url, &name))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(_))) {
+        let dropped = ff_backend_support::block_on_own_thread(move || async move {
+            drop_prefix(&url, &name).await
+        });
+        if let Err(dropped) = dropped {
             eprintln!(
                 "could not delete the keys of prefix {}: {dropped:?}",
                 self.name

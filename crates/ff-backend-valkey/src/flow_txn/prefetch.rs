@@ -137,7 +137,7 @@ impl FlowTxn {
 
     /// Caches a node's outgoing (`out`) or incoming edge list as `HGET`
     /// answered it; the list.
-    fn keep_edges(
+    pub(super) fn keep_edges(
         &mut self,
         flow: FlowId,
         key: &str,
