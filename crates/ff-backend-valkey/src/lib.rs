@@ -173,8 +173,10 @@ impl ValkeyBackend {
         self.inner.keys.partitions()
     }
 
-    /// Stops the subscriber; the connection closes when the last clone drops.
-    pub fn close(&self) {
+    /// Stops the subscriber; the connection closes when the last clone
+    /// drops. Async like the other backends' `close`, so callers treat
+    /// them alike.
+    pub async fn close(&self) {
         self.inner.subscriber.abort();
     }
 

@@ -186,7 +186,7 @@ impl Backend {
                 backend.close().await;
             }
             Kind::Valkey(backend, scratch) => {
-                backend.close();
+                backend.close().await;
                 if let Some((url, prefix)) = scratch {
                     if let Err(error) = ff_backend_valkey::drop_prefix(url, prefix).await {
                         tracing::warn!(%error, prefix, "could not delete the scratch prefix's keys");

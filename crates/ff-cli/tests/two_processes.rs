@@ -50,7 +50,7 @@ async fn on_valkey_two_engines_share_a_workload_and_survive_a_kill() {
         .await
         .expect("connect");
     let execs = demo_executions(&backend).await;
-    backend.close();
+    backend.close().await;
     check_final_state(&execs, &journal, &killed, COUNT);
 }
 

@@ -119,7 +119,7 @@ impl Opened {
         match self {
             Self::Sqlite(b) => b.close().await,
             Self::Postgres(b) => b.close().await,
-            Self::Valkey(b) => b.close(),
+            Self::Valkey(b) => b.close().await,
         }
     }
 }
