@@ -142,15 +142,19 @@ impl ValkeyBackend {
         let hints = Arc::new(Hints::new(partitions));
         let subscribed = watch::channel(false).0;
         let leased = Arc::new(leased::Leased::default());
-        let subscriber = tokio::spawn(subscriber::run(
-            endpoint.nodes(),
-            keys.clone(),
-            completions.clone(),
-            hints.clone(),
-            work.clone(),
-            subscribed.clone(),
-            leased.clone(),
-        ));
+        let subscriber = tokio::spawn(
+            subscriber::Subscriber {
+                nodes: endpoint.nodes(),
+                conn: conn.clone(),
+                keys: keys.clone(),
+                completions: completions.clone(),
+                hints: hints.clone(),
+                work: work.clone(),
+                subscribed: subscribed.clone(),
+                leased: leased.clone(),
+            }
+            .run(),
+        );
         let inner = Arc::new(Inner {
             conn,
             keys,

@@ -9,6 +9,8 @@ use ff_core::{
     Millis,
 };
 
+use crate::conn::Conn;
+use crate::keys::Keys;
 use crate::ValkeyBackend;
 
 #[async_trait]
@@ -34,29 +36,7 @@ impl MaintenanceOps for ValkeyBackend {
         limit: u32,
     ) -> Result<Vec<CompletionPayload>, EngineError> {
         let cutoff = self.cutoff(older_than_ms);
-        let mut all = Vec::new();
-        for p in 0..self.keys().partitions() {
-            let flat: Vec<String> = self
-                .inner
-                .conn
-                .fcall(
-                    "ff_v1_undispatched",
-                    self.keys().base(p),
-                    &[cutoff.to_string(), limit.to_string()],
-                )
-                .await?;
-            for pair in flat.chunks(2) {
-                let [seq, body] = pair else { continue };
-                let mut payload: CompletionPayload =
-                    serde_json::from_str(body).map_err(EngineError::backend)?;
-                payload.partition = p;
-                payload.seq = seq.parse().map_err(EngineError::backend)?;
-                all.push(payload);
-            }
-        }
-        all.sort_by_key(|c| (c.committed_at, c.partition, c.seq));
-        all.truncate(limit as usize);
-        Ok(all)
+        undispatched(&self.inner.conn, self.keys(), cutoff, limit).await
     }
 
     async fn reconcile_blocked(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
@@ -84,6 +64,37 @@ impl MaintenanceOps for ValkeyBackend {
         }
         Ok(trimmed)
     }
+}
+
+/// Outbox entries not yet dispatched that committed at or before `cutoff`,
+/// oldest first, at most `limit`, across the partitions.
+pub(crate) async fn undispatched(
+    conn: &Conn,
+    keys: &Keys,
+    cutoff: Millis,
+    limit: u32,
+) -> Result<Vec<CompletionPayload>, EngineError> {
+    let mut all = Vec::new();
+    for p in 0..keys.partitions() {
+        let flat: Vec<String> = conn
+            .fcall(
+                "ff_v1_undispatched",
+                keys.base(p),
+                &[cutoff.to_string(), limit.to_string()],
+            )
+            .await?;
+        for pair in flat.chunks(2) {
+            let [seq, body] = pair else { continue };
+            let mut payload: CompletionPayload =
+                serde_json::from_str(body).map_err(EngineError::backend)?;
+            payload.partition = p;
+            payload.seq = seq.parse().map_err(EngineError::backend)?;
+            all.push(payload);
+        }
+    }
+    all.sort_by_key(|c| (c.committed_at, c.partition, c.seq));
+    all.truncate(limit as usize);
+    Ok(all)
 }
 
 impl ValkeyBackend {

@@ -8,15 +8,17 @@
 //! They need the `redis-server` binary and run where `FF_TEST_REDIS_URL`
 //! says a Redis is available (skipped loudly otherwise).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ff_backend_valkey::{ValkeyBackend, ValkeyConfig};
+use futures::StreamExt;
+
 use ff_core::{
-    ClaimRequest, ExecutionId, ExecutionOps, JsonText, LeaseOps, MaintenanceOps, ReadOps, State,
-    SubmitRequest,
+    ClaimRequest, CompletionBackend, ExecutionId, ExecutionOps, JsonText, LeaseOps, MaintenanceOps,
+    ReadOps, State, SubmitRequest,
 };
 use ff_testkit::TempDir;
 
@@ -166,8 +168,26 @@ async fn graceful_restart_loses_no_acknowledged_write() {
         before.insert(*id, backend.get_execution(*id).await.expect("get"));
     }
 
+    // Opened after the completions were published: what it sees after the
+    // restart is what the subscriber reads back once it is listening again.
+    let mut stream = backend.subscribe_completions().await.expect("subscribe");
+
     server.shutdown();
     server.spawn();
+
+    let completed: HashSet<ExecutionId> = claimed[..100]
+        .iter()
+        .map(|c| c.handle.execution_id)
+        .collect();
+    let mut read_back = HashSet::new();
+    while read_back.len() < completed.len() {
+        let payload = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the undispatched entries are read back after the restart")
+            .expect("the stream stays open");
+        read_back.insert(payload.execution_id);
+    }
+    assert_eq!(read_back, completed);
 
     // The same backend carries on once the server is back.
     for id in &ids {
