@@ -201,10 +201,9 @@ impl Keys {
             let mut queued = self.queued(p, exec);
             queued.uncertain = true;
             out.push(queued);
-            for entry in &mut out {
-                if entry.key == self.later(p, &exec.namespace, &exec.lane) {
-                    entry.uncertain = true;
-                }
+            let later = self.later(p, &exec.namespace, &exec.lane);
+            for entry in out.iter_mut().filter(|e| e.key == later) {
+                entry.uncertain = true;
             }
         }
         out

@@ -246,17 +246,7 @@ async fn sigkill_leaves_each_execution_one_terminal_state() {
     // Kill the server once the workers are well into the run.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let done = backend
-            .count_by_lane_and_state("default")
-            .await
-            .map(|counts| {
-                counts
-                    .iter()
-                    .filter(|c| c.state == State::Completed)
-                    .map(|c| c.count)
-                    .sum::<u64>()
-            })
-            .unwrap_or(0);
+        let done = completed_on(&backend, "kill").await;
         if done >= 50 || Instant::now() > deadline {
             assert!(done < 300, "the kill lands while work remains");
             break;
@@ -311,19 +301,24 @@ async fn work(backend: &ValkeyBackend, total: u64) {
             // the execution runs again.
             let _ = backend.complete(&job.handle, JsonText::null()).await;
         }
-        let done = backend
-            .count_by_lane_and_state("default")
-            .await
-            .map(|counts| {
-                counts
-                    .iter()
-                    .filter(|c| c.lane == "kill" && c.state == State::Completed)
-                    .map(|c| c.count)
-                    .sum::<u64>()
-            })
-            .unwrap_or(0);
+        let done = completed_on(backend, "kill").await;
         if done >= total {
             return;
         }
     }
+}
+
+/// How many executions of `lane` are completed, 0 while the server is away.
+async fn completed_on(backend: &ValkeyBackend, lane: &str) -> u64 {
+    backend
+        .count_by_lane_and_state("default")
+        .await
+        .map(|counts| {
+            counts
+                .iter()
+                .filter(|c| c.lane == lane && c.state == State::Completed)
+                .map(|c| c.count)
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -141,20 +141,49 @@ mod tests {
     use crate::test_support::{flow_payload, payload, ChannelCompletions, FakeOutbox};
     use ff_core::Outcome;
     use std::time::Duration;
+    use tokio::task::JoinHandle;
 
-    #[tokio::test(start_paused = true)]
-    async fn counts_outcomes_and_resubscribes_when_the_stream_ends() {
-        let completions = ChannelCompletions::new();
-        let outbox = FakeOutbox::new();
+    /// A listener running on `completions` and `outbox`.
+    struct Listening {
+        stats: Arc<EngineStats>,
+        trigger: shutdown::Trigger,
+        task: JoinHandle<()>,
+    }
+
+    fn listen(
+        completions: &Arc<ChannelCompletions>,
+        outbox: &Arc<FakeOutbox>,
+        config: Config,
+    ) -> Listening {
         let stats = Arc::new(EngineStats::default());
         let (trigger, signal) = shutdown::channel();
         let task = tokio::spawn(run(
             completions.clone(),
             outbox.clone(),
-            Config::default(),
+            config,
             stats.clone(),
             signal,
         ));
+        Listening {
+            stats,
+            trigger,
+            task,
+        }
+    }
+
+    impl Listening {
+        async fn stop(self) {
+            self.trigger.trigger();
+            self.task.await.expect("listener ends cleanly");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_outcomes_and_resubscribes_when_the_stream_ends() {
+        let completions = ChannelCompletions::new();
+        let outbox = FakeOutbox::new();
+        let listening = listen(&completions, &outbox, Config::default());
+        let stats = &listening.stats;
 
         let first = completions.next_subscriber().await;
         for outcome in [Outcome::Completed, Outcome::Completed, Outcome::Failed] {
@@ -173,22 +202,14 @@ mod tests {
         assert_eq!((snap.completed, snap.failed, snap.skipped), (2, 1, 1));
         // Solo executions are cascaded too: that dispatches their entries.
         assert_eq!((snap.cascades, outbox.dispatched()), (4, 4));
-        trigger.trigger();
-        task.await.expect("listener ends cleanly");
+        listening.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_subscription_is_retried() {
         let completions = ChannelCompletions::failing_first(2);
-        let stats = Arc::new(EngineStats::default());
-        let (trigger, signal) = shutdown::channel();
-        let task = tokio::spawn(run(
-            completions.clone(),
-            FakeOutbox::new(),
-            Config::default(),
-            stats.clone(),
-            signal,
-        ));
+        let listening = listen(&completions, &FakeOutbox::new(), Config::default());
+        let stats = &listening.stats;
         let sender = completions.next_subscriber().await;
         sender
             .unbounded_send(payload(Outcome::Cancelled))
@@ -196,8 +217,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let snap = stats.snapshot();
         assert_eq!((snap.cancelled, snap.service_errors), (1, 2));
-        trigger.trigger();
-        task.await.expect("listener ends cleanly");
+        listening.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -205,15 +225,8 @@ mod tests {
         let completions = ChannelCompletions::new();
         let outbox = FakeOutbox::new();
         outbox.set_lag_ms(3);
-        let stats = Arc::new(EngineStats::default());
-        let (trigger, signal) = shutdown::channel();
-        let task = tokio::spawn(run(
-            completions.clone(),
-            outbox.clone(),
-            Config::default(),
-            stats.clone(),
-            signal,
-        ));
+        let listening = listen(&completions, &outbox, Config::default());
+        let stats = &listening.stats;
         let sender = completions.next_subscriber().await;
         let member = flow_payload();
         for p in [member.clone(), flow_payload(), payload(Outcome::Completed)] {
@@ -228,28 +241,20 @@ mod tests {
         let lag = snap.promotion_lag;
         assert_eq!((lag.count, lag.sum_ms), (2, 6), "only promoting cascades");
         assert_eq!(lag.buckets[3], 2, "3 ms lands in (2, 5]");
-        trigger.trigger();
-        task.await.expect("listener ends cleanly");
+        listening.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn cascades_run_at_most_max_concurrency_at_once() {
         let completions = ChannelCompletions::new();
         let outbox = FakeOutbox::new();
-        let stats = Arc::new(EngineStats::default());
-        let (trigger, signal) = shutdown::channel();
         // Batches of one, so every payload is a call of its own.
         let config = Config {
             max_concurrency: 3,
             max_batch: 1,
         };
-        let task = tokio::spawn(run(
-            completions.clone(),
-            outbox.clone(),
-            config,
-            stats.clone(),
-            signal,
-        ));
+        let listening = listen(&completions, &outbox, config);
+        let stats = &listening.stats;
         let sender = completions.next_subscriber().await;
         for _ in 0..20 {
             sender.unbounded_send(flow_payload()).expect("subscribed");
@@ -257,27 +262,19 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(stats.snapshot().cascades, 20);
         assert_eq!(outbox.max_in_flight(), 3);
-        trigger.trigger();
-        task.await.expect("listener ends cleanly");
+        listening.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_payloads_go_to_the_backend_together() {
         let completions = ChannelCompletions::new();
         let outbox = FakeOutbox::new();
-        let stats = Arc::new(EngineStats::default());
-        let (trigger, signal) = shutdown::channel();
         let config = Config {
             max_batch: 8,
             ..Config::default()
         };
-        let task = tokio::spawn(run(
-            completions.clone(),
-            outbox.clone(),
-            config,
-            stats.clone(),
-            signal,
-        ));
+        let listening = listen(&completions, &outbox, config);
+        let stats = &listening.stats;
         let sender = completions.next_subscriber().await;
         for _ in 0..20 {
             sender.unbounded_send(flow_payload()).expect("subscribed");
@@ -288,8 +285,7 @@ mod tests {
         assert_eq!(outbox.batches(), vec![8, 8, 4, 1]);
         let snap = stats.snapshot();
         assert_eq!((snap.completed, snap.cascades), (21, 21));
-        trigger.trigger();
-        task.await.expect("listener ends cleanly");
+        listening.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -297,15 +293,8 @@ mod tests {
         let completions = ChannelCompletions::new();
         let outbox = FakeOutbox::new();
         outbox.fail_cascades(true);
-        let stats = Arc::new(EngineStats::default());
-        let (trigger, signal) = shutdown::channel();
-        let task = tokio::spawn(run(
-            completions.clone(),
-            outbox.clone(),
-            Config::default(),
-            stats.clone(),
-            signal,
-        ));
+        let listening = listen(&completions, &outbox, Config::default());
+        let stats = &listening.stats;
         let sender = completions.next_subscriber().await;
         sender.unbounded_send(flow_payload()).expect("subscribed");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -318,7 +307,6 @@ mod tests {
         let snap = stats.snapshot();
         assert_eq!((snap.completed, snap.cascade_errors), (2, 1));
         assert_eq!((snap.cascades, outbox.dispatched()), (1, 1));
-        trigger.trigger();
-        task.await.expect("listener ends cleanly");
+        listening.stop().await;
     }
 }

@@ -85,11 +85,7 @@ pub async fn two_completion_streams_are_independent(f: &dyn BackendFactory) {
         .await
         .expect("subscribe");
     let id = submit(&b, job("a")).await;
-    let claimed = claim_one(&b, "a").await;
-    b.engine
-        .complete(&claimed.handle, JsonText::null())
-        .await
-        .expect("complete");
+    complete_one(&b, "a").await;
     assert_eq!(next_payload(&mut first).await.execution_id, id);
     drop(first);
     assert_eq!(

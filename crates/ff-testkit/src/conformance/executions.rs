@@ -84,11 +84,7 @@ pub async fn idempotent_submit_returns_first_id(f: &dyn BackendFactory) {
     );
 
     // The key still matches once the execution is terminal.
-    let claimed = claim_one(&b, "a").await;
-    b.engine
-        .complete(&claimed.handle, JsonText::null())
-        .await
-        .expect("complete");
+    complete_one(&b, "a").await;
     let third = b
         .engine
         .submit(job("a").idempotency_key("order-42"))

@@ -116,11 +116,7 @@ pub async fn batched_cascades_apply_each_alone(f: &dyn BackendFactory) {
     run_node(&b, "a", "null").await;
     run_node(&b, "c", "null").await;
     submit(&b, job("solo")).await;
-    let claimed = claim_one(&b, "solo").await;
-    b.engine
-        .complete(&claimed.handle, JsonText::null())
-        .await
-        .expect("complete");
+    let claimed = complete_one(&b, "solo").await;
     let pending = b
         .engine
         .undispatched_completions(0, 10)
@@ -136,7 +132,7 @@ pub async fn batched_cascades_apply_each_alone(f: &dyn BackendFactory) {
     let (a, c, solo) = (
         entry(flow.nodes["a"]),
         entry(flow.nodes["c"]),
-        entry(claimed.handle.execution_id),
+        entry(claimed),
     );
     // The solo entry, claimed by a cascade that then fails (its flow does
     // not exist): that cascade alone rolls back, its entry included.
@@ -193,11 +189,7 @@ pub async fn batched_cascades_apply_each_alone(f: &dyn BackendFactory) {
 pub async fn completions_for_solo_executions(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let id = submit(&b, job("solo")).await;
-    let claimed = claim_one(&b, "solo").await;
-    b.engine
-        .complete(&claimed.handle, JsonText::null())
-        .await
-        .expect("complete");
+    complete_one(&b, "solo").await;
     let pending = b
         .engine
         .undispatched_completions(0, 10)

@@ -48,6 +48,17 @@ pub async fn claim_one(b: &TestBackend, lane: &str) -> Claimed {
     claimed.remove(0)
 }
 
+/// Claims the one claimable execution on `lane` and completes it with
+/// `null`; its id.
+pub async fn complete_one(b: &TestBackend, lane: &str) -> ExecutionId {
+    let claimed = claim_one(b, lane).await;
+    b.engine
+        .complete(&claimed.handle, JsonText::null())
+        .await
+        .expect("complete");
+    claimed.handle.execution_id
+}
+
 /// Asserts nothing is claimable on `lane`.
 pub async fn claim_none(b: &TestBackend, lane: &str) {
     let claimed = b.engine.claim(&claim_req(lane, 10)).await.expect("claim");
