@@ -360,7 +360,7 @@ impl FlowOps for PostgresBackend {
         edges: Vec<EdgeSpec>,
     ) -> Result<NodesAdded, EngineError> {
         let limits = self.inner.limits.clone();
-        let handle = *handle;
+        let handle = handle.clone();
         self.flow_command(
             FlowLock::OfExecution(handle.execution_id),
             move |txn, now| {

@@ -25,7 +25,10 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// another claimer holds, and move them to running as `ff_core::lease::claim`
 /// does: a new attempt unless the last was released, a new lease epoch, the
 /// lease and attempt deadlines from `$3` (now), the worker `$6` and a new
-/// attempt record. The differential test holds this to the Rust rule.
+/// attempt record, and a new lease token (the 122 random bits of a
+/// version-4 UUID from the server's strong generator, as
+/// `ff_core::LeaseToken::random` draws them). The differential test holds
+/// this to the Rust rule.
 /// `$picked` selects the claimed ids as `picked_id`.
 macro_rules! claim_sql {
     ($picked:expr) => {
@@ -36,6 +39,7 @@ macro_rules! claim_sql {
                attempt = CASE WHEN e.reuse_attempt THEN e.attempt ELSE e.attempt + 1 END, \
                reuse_attempt = false, \
                lease_epoch = e.lease_epoch + 1, \
+               lease_token = replace(gen_random_uuid()::text, '-', ''), \
                state = 'running', \
                lease_until = $3 + e.lease_ms, \
                attempt_deadline = $3 + e.attempt_timeout_ms, \
@@ -102,7 +106,7 @@ impl LeaseOps for PostgresBackend {
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::renew(exec, &handle, now)
         })
@@ -110,7 +114,7 @@ impl LeaseOps for PostgresBackend {
     }
 
     async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::release(exec, &handle, now)
         })
@@ -125,7 +129,7 @@ impl LeaseOps for PostgresBackend {
         let limits = &self.inner.limits;
         limits.check_size("result", result.len(), limits.max_result_bytes)?;
         result.validate("result")?;
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::complete(exec, &handle, result.clone(), now)
         })
@@ -138,7 +142,7 @@ impl LeaseOps for PostgresBackend {
         failure: Failure,
     ) -> Result<FailResponse, EngineError> {
         self.inner.limits.check_error(&failure.error)?;
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::fail(exec, &handle, failure.clone(), now)
         })
@@ -169,6 +173,6 @@ impl PostgresBackend {
             .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(Execution::order_key);
         self.note_churn(claimed.len());
-        Ok(claimed.iter().map(lease::claimed).collect())
+        claimed.iter().map(lease::claimed).collect()
     }
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_flows.sql")),
     (3, include_str!("../migrations/0003_completion_ranges.sql")),
+    (4, include_str!("../migrations/0004_lease_token.sql")),
 ];
 
 /// The schema version this build writes.

@@ -19,7 +19,7 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts, inputs, version"
+         error, attempts, inputs, lease_token, version"
     };
 }
 pub(crate) use columns;
@@ -43,7 +43,7 @@ pub(crate) struct Stored {
 pub(crate) fn read_stored(row: &PgRow) -> Result<Stored, EngineError> {
     Ok(Stored {
         exec: read_execution(row)?,
-        version: row.try_get(33).db()?,
+        version: row.try_get(34).db()?,
     })
 }
 
@@ -102,6 +102,11 @@ pub(crate) fn read_execution(row: &PgRow) -> Result<Execution, EngineError> {
             .try_get::<Option<String>, _>(32)
             .db()?
             .map(|text| serde_json::from_str(&text).map_err(EngineError::backend))
+            .transpose()?,
+        lease_token: row
+            .try_get::<Option<&str>, _>(33)
+            .db()?
+            .map(|text| text.parse().map_err(corrupt))
             .transpose()?,
     })
 }
@@ -166,7 +171,7 @@ macro_rules! insert_sql {
          idempotency_key, retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, \
          node_key, state, attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, \
          lease_until, attempt_deadline, worker_id, ready_at, created_at, updated_at, \
-         finished_at, result, error, attempts, inputs, 0 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         finished_at, result, error, attempts, inputs, NULL, 0 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
          $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], \
          $12::bigint[], $13::bigint[], $14::bigint[], $15::uuid[], $16::text[], $17::text[], \
          $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bool[], \

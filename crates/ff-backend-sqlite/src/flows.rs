@@ -459,7 +459,7 @@ impl FlowOps for SqliteBackend {
         edges: Vec<EdgeSpec>,
     ) -> Result<NodesAdded, EngineError> {
         let limits = self.inner.limits.clone();
-        let handle = *handle;
+        let handle = handle.clone();
         self.flow_command(move |txn, now| {
             cascade::add_nodes(txn, &handle, nodes, edges, &limits, now)
         })

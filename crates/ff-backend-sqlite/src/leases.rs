@@ -8,8 +8,8 @@ use rusqlite::{params, Rows};
 
 use ff_core::lease::{self, LeaseHandle};
 use ff_core::{
-    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
-    JsonText, LeaseOps, Renewed,
+    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, ExecutionId, FailResponse,
+    Failure, JsonText, LeaseOps, LeaseToken, Renewed,
 };
 
 use crate::command::WriteCtx;
@@ -48,16 +48,16 @@ impl LeaseOps for SqliteBackend {
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        let handle = *handle;
-        fenced(self, handle, move |exec, now| {
+        let handle = handle.clone();
+        fenced(self, handle.execution_id, move |exec, now| {
             lease::renew(exec, &handle, now)
         })
         .await
     }
 
     async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        let handle = *handle;
-        fenced(self, handle, move |exec, now| {
+        let handle = handle.clone();
+        fenced(self, handle.execution_id, move |exec, now| {
             lease::release(exec, &handle, now)
         })
         .await
@@ -71,8 +71,8 @@ impl LeaseOps for SqliteBackend {
         let limits = &self.inner.limits;
         limits.check_size("result", result.len(), limits.max_result_bytes)?;
         result.validate("result")?;
-        let handle = *handle;
-        fenced(self, handle, move |exec, now| {
+        let handle = handle.clone();
+        fenced(self, handle.execution_id, move |exec, now| {
             lease::complete(exec, &handle, result, now)
         })
         .await
@@ -84,8 +84,8 @@ impl LeaseOps for SqliteBackend {
         failure: Failure,
     ) -> Result<FailResponse, EngineError> {
         self.inner.limits.check_error(&failure.error)?;
-        let handle = *handle;
-        fenced(self, handle, move |exec, now| {
+        let handle = handle.clone();
+        fenced(self, handle.execution_id, move |exec, now| {
             lease::fail(exec, &handle, failure, now)
         })
         .await
@@ -95,7 +95,7 @@ impl LeaseOps for SqliteBackend {
 /// Runs a worker operation: load (unknown id → `NotFound`), let the
 /// `ff_core` rule fence and apply it, and persist whatever it changed — even
 /// when it answers with an error, as after a lease expiry it applied itself.
-async fn fenced<T, F>(backend: &SqliteBackend, handle: LeaseHandle, op: F) -> Result<T, EngineError>
+async fn fenced<T, F>(backend: &SqliteBackend, id: ExecutionId, op: F) -> Result<T, EngineError>
 where
     T: Send + 'static,
     F: FnOnce(&mut Execution, ff_core::Millis) -> Result<T, EngineError> + Send + 'static,
@@ -104,7 +104,7 @@ where
         .inner
         .writer
         .write(move |ctx| {
-            let (mut exec, before) = ctx.load(handle.execution_id)?;
+            let (mut exec, before) = ctx.load(id)?;
             let answer = op(&mut exec, ctx.now);
             ctx.save(exec, before)?;
             Ok(answer)
@@ -119,7 +119,12 @@ fn claim(ctx: &mut WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>, Eng
     let picked = pick_candidates(ctx, req)?;
     let mut claimed = Vec::with_capacity(picked.len());
     for (mut exec, before) in picked {
-        claimed.push(lease::claim(&mut exec, &req.worker_id, ctx.now));
+        claimed.push(lease::claim(
+            &mut exec,
+            &req.worker_id,
+            LeaseToken::random(),
+            ctx.now,
+        ));
         ctx.save(exec, before)?;
     }
     Ok(claimed)

@@ -12,6 +12,7 @@ use crate::SqlResult;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_flows.sql")),
+    (4, include_str!("../migrations/0004_lease_token.sql")),
 ];
 
 /// The schema version this build writes.

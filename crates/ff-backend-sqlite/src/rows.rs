@@ -19,7 +19,7 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts, inputs"
+         error, attempts, inputs, lease_token"
     };
 }
 pub(crate) use columns;
@@ -41,7 +41,7 @@ pub(crate) use select_stored;
 /// stamp a later [`update_execution`] needs.
 pub(crate) fn read_stored(row: &Row<'_>) -> Result<(Execution, Stamp), EngineError> {
     let exec = read_execution(row)?;
-    let stamp = Stamp::new(row.get(33).db()?, &exec);
+    let stamp = Stamp::new(row.get(34).db()?, &exec);
     Ok((exec, stamp))
 }
 
@@ -96,6 +96,11 @@ pub(crate) fn read_execution(row: &Row<'_>) -> Result<Execution, EngineError> {
             .get::<_, Option<String>>(32)
             .db()?
             .map(|text| serde_json::from_str(&text).map_err(EngineError::backend))
+            .transpose()?,
+        lease_token: row
+            .get::<_, Option<String>>(33)
+            .db()?
+            .map(|text| text.parse().map_err(corrupt))
             .transpose()?,
     })
 }
@@ -166,7 +171,7 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             "INSERT INTO executions (",
             columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)"
+             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)"
         ))
         .db()?;
     let rowid = stmt
@@ -204,6 +209,7 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             e.error,
             to_json(&e.attempts)?,
             e.inputs.as_ref().map(to_json).transpose()?,
+            e.lease_token.map(|t| t.to_string()),
         ])
         .db()?;
     Ok(Stamp::new(rowid, e))
@@ -222,8 +228,8 @@ pub(crate) fn update_execution(
             "UPDATE executions SET state = ?2, attempt = ?3, lease_epoch = ?4, \
              attempts_allowed = ?5, releases = ?6, reuse_attempt = ?7, lease_until = ?8, \
              attempt_deadline = ?9, worker_id = ?10, ready_at = ?11, updated_at = ?12, \
-             finished_at = ?13, result = ?14, error = ?15, attempts = ?16, inputs = ?17 \
-             WHERE rowid = ?1",
+             finished_at = ?13, result = ?14, error = ?15, attempts = ?16, inputs = ?17, \
+             lease_token = ?18 WHERE rowid = ?1",
         )
         .db()?;
     let changed = stmt
@@ -245,6 +251,7 @@ pub(crate) fn update_execution(
             e.error,
             to_json(&e.attempts)?,
             e.inputs.as_ref().map(to_json).transpose()?,
+            e.lease_token.map(|t| t.to_string()),
         ])
         .db()?;
     if changed != 1 {

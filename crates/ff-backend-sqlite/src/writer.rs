@@ -594,7 +594,7 @@ mod tests {
         let failed = writer
             .write(move |ctx| -> Result<(), EngineError> {
                 let (mut exec, before) = ctx.load(id)?;
-                ff_core::lease::claim(&mut exec, "w", ctx.now);
+                ff_core::lease::claim(&mut exec, "w", ff_core::LeaseToken::random(), ctx.now);
                 ctx.save(exec, before)?;
                 Err(EngineError::conflict("undo"))
             })

@@ -1,4 +1,4 @@
--- ff_v1_apply: one transition, checked and written atomically. The rules
+-- ff_v2_apply: one transition, checked and written atomically. The rules
 -- ran in Rust against the versions read; this call writes their result
 -- only if nothing it read has changed since.
 --
@@ -100,4 +100,4 @@ local function apply(keys, args)
   return out
 end
 
-redis.register_function('ff_v1_apply', apply)
+redis.register_function('ff_v2_apply', apply)

@@ -1,11 +1,13 @@
--- ff_v1_claim: claims up to n executions of the given lanes in one
+-- ff_v2_claim: claims up to n executions of the given lanes in one
 -- partition, in claim order (priority, higher first, then ready_at, then
 -- id), exactly as `ff_core::lease::claim` does: a new attempt unless the
 -- last lease was released, a new lease epoch, the lease and attempt
--- deadlines from now, the worker, and a new attempt record.
+-- deadlines from now, the worker, a new attempt record, and the lease
+-- token the caller drew for it.
 --
 -- KEYS[1]  the partition's key base
--- ARGV     now, worker_id, n, namespace, k, k capabilities, lanes...
+-- ARGV     now, worker_id, n, tokens, namespace, k, k capabilities, lanes...
+--          where tokens is n lease tokens of 32 hex digits, concatenated
 -- Returns {hint, claimed...}: each claimed execution as HGETALL answers it,
 -- after the claim. hint says when a claim here can next find work when
 -- this one found less than n: '' when it cannot tell (keep asking), 'inf'
@@ -100,7 +102,7 @@ end
 
 -- Moves one execution to running as `ff_core::lease::claim` does and
 -- answers its fields after the claim.
-local function take(base, counts, c, now, now_text, worker_json)
+local function take(base, counts, c, now, now_text, worker_json, token)
   local id, lane, queue, state = c[1], c[3], c[4], c[5]
   local key = base .. ':e:' .. id
   local flat = redis.call('HGETALL', key)
@@ -144,6 +146,7 @@ local function take(base, counts, c, now, now_text, worker_json)
     'attempt', string.format('%d', attempt),
     'reuse_attempt', 'false',
     'lease_epoch', string.format('%d', epoch),
+    'lease_token', '"' .. token .. '"',
     'lease_until', string.format('%d', lease_until),
     'attempt_deadline', attempt_deadline,
     'worker_id', worker_json,
@@ -181,16 +184,20 @@ local function claim(keys, args)
   local now = tonumber(args[1])
   local worker = args[2]
   local n = tonumber(args[3])
-  local ns = args[4]
-  local ncaps = tonumber(args[5])
+  local tokens = args[4]
+  if string.len(tokens) ~= 32 * n or string.find(tokens, '[^0-9a-f]') then
+    return redis.error_reply('ff_v2_claim: expected ' .. n .. ' lease tokens')
+  end
+  local ns = args[5]
+  local ncaps = tonumber(args[6])
   local caps = {}
   for j = 1, ncaps do
-    caps[args[5 + j]] = true
+    caps[args[6 + j]] = true
   end
   -- Each lane's first n claimable entries hold the first n of them all.
   local candidates, lanes = {}, 0
   local seen_all, passed_over, next_due = true, false, nil
-  for j = 6 + ncaps, #args do
+  for j = 7 + ncaps, #args do
     local lane = args[j]
     local queue = base .. ':q:' .. ns .. '|' .. lane
     local later_due = move_due(base .. ':l:' .. ns .. '|' .. lane, queue, now)
@@ -221,7 +228,8 @@ local function claim(keys, args)
   local counts = base .. ':cnt:' .. ns
   local out = {''}
   for k = 1, math.min(n, #candidates) do
-    out[#out + 1] = take(base, counts, candidates[k], now, now_text, worker_json)
+    local token = string.sub(tokens, 32 * (k - 1) + 1, 32 * k)
+    out[#out + 1] = take(base, counts, candidates[k], now, now_text, worker_json, token)
   end
   if #out - 1 < n and seen_all and not passed_over then
     if next_due == nil then
@@ -233,4 +241,4 @@ local function claim(keys, args)
   return out
 end
 
-redis.register_function('ff_v1_claim', claim)
+redis.register_function('ff_v2_claim', claim)

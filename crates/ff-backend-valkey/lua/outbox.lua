@@ -1,4 +1,4 @@
--- ff_v1_undispatched: outbox entries not yet dispatched that committed at
+-- ff_v2_undispatched: outbox entries not yet dispatched that committed at
 -- or before a cutoff, oldest first.
 -- KEYS[1]  the partition's key base
 -- ARGV     cutoff (epoch ms), limit
@@ -22,7 +22,7 @@ local function undispatched(keys, args)
   return out
 end
 
--- ff_v1_trim: deletes dispatched outbox entries that committed at or before
+-- ff_v2_trim: deletes dispatched outbox entries that committed at or before
 -- a cutoff, oldest first.
 -- KEYS[1]  the partition's key base
 -- ARGV     cutoff (epoch ms), limit
@@ -37,7 +37,7 @@ local function trim(keys, args)
   return #seqs
 end
 
--- ff_v1_dispatch: claims outbox entries of solo executions (nothing to
+-- ff_v2_dispatch: claims outbox entries of solo executions (nothing to
 -- cascade into): each is marked dispatched if it was not yet.
 -- KEYS[1]  the partition's key base
 -- ARGV     now (epoch ms), seq...
@@ -57,15 +57,15 @@ local function dispatch(keys, args)
   return out
 end
 
--- ff_v1_version: the library's version, checked at connect.
+-- ff_v2_version: the library's version, checked at connect.
 -- KEYS: none. ARGV: none. Returns the version number.
 local function version(keys, args)
-  return 1
+  return 2
 end
 
-redis.register_function{function_name = 'ff_v1_undispatched', callback = undispatched,
+redis.register_function{function_name = 'ff_v2_undispatched', callback = undispatched,
   flags = {'no-writes'}}
-redis.register_function('ff_v1_trim', trim)
-redis.register_function('ff_v1_dispatch', dispatch)
-redis.register_function{function_name = 'ff_v1_version', callback = version,
+redis.register_function('ff_v2_trim', trim)
+redis.register_function('ff_v2_dispatch', dispatch)
+redis.register_function{function_name = 'ff_v2_version', callback = version,
   flags = {'no-writes'}}

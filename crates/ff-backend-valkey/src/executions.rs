@@ -1,4 +1,4 @@
-//! `ExecutionOps`: submits, one `ff_v1_apply` per partition a batch
+//! `ExecutionOps`: submits, one `ff_v2_apply` per partition a batch
 //! touches, and the single-execution transitions.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,7 +1,7 @@
 //! [`FlowTxn`]: `ff_core::cascade::FlowStore` over one partition. Reads go
 //! to the server as the algorithm asks (it runs on a blocking thread);
 //! writes are buffered and become one [`Plan`], so the whole algorithm
-//! commits as one `ff_v1_apply`, checked against the version of every flow
+//! commits as one `ff_v2_apply`, checked against the version of every flow
 //! it read and every execution it writes.
 //!
 //! A cascade does not check the executions it only reads: it reads parents

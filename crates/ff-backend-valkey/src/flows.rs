@@ -1,5 +1,5 @@
 //! `FlowOps` and the flow scan of maintenance: the `ff_core::cascade`
-//! algorithms over [`FlowTxn`], each one `ff_v1_apply` on the flow's
+//! algorithms over [`FlowTxn`], each one `ff_v2_apply` on the flow's
 //! partition, retried whole when it raced another writer.
 
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl ValkeyBackend {
     }
 
     /// The cascade of solo executions' completions: claiming each outbox
-    /// entry is the whole cascade, one `ff_v1_dispatch` per partition.
+    /// entry is the whole cascade, one `ff_v2_dispatch` per partition.
     async fn dispatch_solo(
         &self,
         payloads: &[&CompletionPayload],
@@ -76,7 +76,7 @@ impl ValkeyBackend {
             let done: Vec<i64> = self
                 .inner
                 .conn
-                .fcall("ff_v1_dispatch", self.keys().base(p), &args)
+                .fcall("ff_v2_dispatch", self.keys().base(p), &args)
                 .await?;
             for (&i, done) in items.iter().zip(done) {
                 results[i] = Ok(CascadeReport {
@@ -221,7 +221,7 @@ impl FlowOps for ValkeyBackend {
         edges: Vec<EdgeSpec>,
     ) -> Result<NodesAdded, EngineError> {
         let limits = self.inner.limits.clone();
-        let handle = *handle;
+        let handle = handle.clone();
         let p = self.keys().exec_partition(handle.execution_id);
         self.flow_command(p, move |txn, now| {
             txn.check_reads();

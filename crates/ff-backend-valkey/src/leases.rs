@@ -1,4 +1,4 @@
-//! `LeaseOps`: claims through `ff_v1_claim`, partition by partition, and the
+//! `LeaseOps`: claims through `ff_v2_claim`, partition by partition, and the
 //! fenced worker operations.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use redis::Value;
 use ff_core::lease::{self, LeaseHandle};
 use ff_core::{
     ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
-    JsonText, LeaseOps, Millis, Renewed,
+    JsonText, LeaseOps, LeaseToken, Millis, Renewed,
 };
 
 use crate::record;
@@ -41,7 +41,7 @@ impl LeaseOps for ValkeyBackend {
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::renew(exec, &handle, now)
         })
@@ -49,7 +49,7 @@ impl LeaseOps for ValkeyBackend {
     }
 
     async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::release(exec, &handle, now)
         })
@@ -64,7 +64,7 @@ impl LeaseOps for ValkeyBackend {
         let limits = &self.inner.limits;
         limits.check_size("result", result.len(), limits.max_result_bytes)?;
         result.validate("result")?;
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::complete(exec, &handle, result.clone(), now)
         })
@@ -77,7 +77,7 @@ impl LeaseOps for ValkeyBackend {
         failure: Failure,
     ) -> Result<FailResponse, EngineError> {
         self.inner.limits.check_error(&failure.error)?;
-        let handle = *handle;
+        let handle = handle.clone();
         self.transition(handle.execution_id, move |exec, now| {
             lease::fail(exec, &handle, failure.clone(), now)
         })
@@ -122,10 +122,10 @@ impl ValkeyBackend {
         if partitions > 1 {
             claimed.sort_by_key(Execution::order_key);
         }
-        Ok(claimed.iter().map(lease::claimed).collect())
+        claimed.iter().map(lease::claimed).collect()
     }
 
-    /// One `ff_v1_claim` call; the executions claimed and, when it could
+    /// One `ff_v2_claim` call; the executions claimed and, when it could
     /// tell, the time before which the partition has nothing claimable.
     async fn claim_partition(
         &self,
@@ -134,10 +134,12 @@ impl ValkeyBackend {
         n: u32,
         now: Millis,
     ) -> Result<(Vec<Execution>, Option<Millis>), EngineError> {
+        let tokens: String = (0..n).map(|_| LeaseToken::random().to_string()).collect();
         let mut args = vec![
             now.to_string(),
             req.worker_id.clone(),
             n.to_string(),
+            tokens,
             req.namespace.clone(),
             req.capabilities.len().to_string(),
         ];
@@ -146,7 +148,7 @@ impl ValkeyBackend {
         let reply: Vec<Value> = self
             .inner
             .conn
-            .fcall("ff_v1_claim", self.keys().base(p), &args)
+            .fcall("ff_v2_claim", self.keys().base(p), &args)
             .await?;
         let mut reply = reply.into_iter();
         let hint = match reply.next() {
@@ -157,7 +159,7 @@ impl ValkeyBackend {
             },
             other => {
                 return Err(EngineError::backend(format!(
-                    "unexpected answer from ff_v1_claim: {other:?}"
+                    "unexpected answer from ff_v2_claim: {other:?}"
                 )))
             }
         };
@@ -166,7 +168,7 @@ impl ValkeyBackend {
             let flat: Vec<String> =
                 redis::FromRedisValue::from_redis_value(&value).map_err(EngineError::backend)?;
             let stored = record::decode_flat(flat)?
-                .ok_or_else(|| EngineError::backend("ff_v1_claim answered an empty record"))?;
+                .ok_or_else(|| EngineError::backend("ff_v2_claim answered an empty record"))?;
             claimed.push(stored.exec.clone());
             self.inner.leased.keep(stored);
         }

@@ -1,6 +1,6 @@
 //! The Lua library: loaded with `FUNCTION LOAD REPLACE` on every primary at
 //! connect, then verified. Function names carry the library's version
-//! (`ff_v1_*`) and so does its name, so a newer library can be loaded
+//! (`ff_v2_*`) and so does its name, so a newer library can be loaded
 //! beside this one during a rolling upgrade.
 
 use ff_core::EngineError;
@@ -8,12 +8,12 @@ use ff_core::EngineError;
 use crate::conn::Conn;
 
 /// The library's version, in its name and its functions' names.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// The library source: one file per entity, under one header.
 fn source() -> String {
     [
-        "#!lua name=flowfabric_v1\n",
+        "#!lua name=flowfabric_v2\n",
         include_str!("../lua/apply.lua"),
         include_str!("../lua/claim.lua"),
         include_str!("../lua/outbox.lua"),
@@ -37,7 +37,7 @@ pub(crate) async fn load(conn: &Conn) -> Result<(), EngineError> {
 
 /// Checks that the function answering at `key`'s node is this version.
 pub(crate) async fn verify(conn: &Conn, key: &str) -> Result<(), EngineError> {
-    let version: i64 = conn.fcall("ff_v1_version", key, &[]).await?;
+    let version: i64 = conn.fcall("ff_v2_version", key, &[]).await?;
     if version == VERSION {
         Ok(())
     } else {

@@ -55,7 +55,7 @@ impl MaintenanceOps for ValkeyBackend {
                 .inner
                 .conn
                 .fcall(
-                    "ff_v1_trim",
+                    "ff_v2_trim",
                     self.keys().base(p),
                     &[cutoff.to_string(), (limit - trimmed).to_string()],
                 )
@@ -78,7 +78,7 @@ pub(crate) async fn undispatched(
     for p in 0..keys.partitions() {
         let flat: Vec<String> = conn
             .fcall(
-                "ff_v1_undispatched",
+                "ff_v2_undispatched",
                 keys.base(p),
                 &[cutoff.to_string(), limit.to_string()],
             )

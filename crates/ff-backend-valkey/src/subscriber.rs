@@ -1,7 +1,7 @@
 //! The pub/sub connection, to one node at a time (on a cluster `PUBLISH`
 //! reaches every node; after a failure the next seed node is tried):
 //! completion events from `<prefix>:done` (each message
-//! `partition|seq|payload`, published by `ff_v1_apply` in the same call as
+//! `partition|seq|payload`, published by `ff_v2_apply` in the same call as
 //! the transition) and wake-ups from `<prefix>:work`
 //! (`partition|namespace|lane`). Wake-ups are hints only; the claim is
 //! always the `FCALL`. The connection is re-established on its own after a

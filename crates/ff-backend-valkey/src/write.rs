@@ -1,5 +1,5 @@
 //! Writing back: every change goes through a [`Plan`], the argument list of
-//! one `ff_v1_apply` call (see `lua/apply.lua`). A plan names the version of
+//! one `ff_v2_apply` call (see `lua/apply.lua`). A plan names the version of
 //! everything its rules read; the call writes only if none has changed, so
 //! a concurrent writer is detected, never overwritten.
 
@@ -161,7 +161,7 @@ impl Plan {
 }
 
 impl ValkeyBackend {
-    /// Sends `plan` as one `ff_v1_apply` call; on success tells this
+    /// Sends `plan` as one `ff_v2_apply` call; on success tells this
     /// process's waiting claimers and, through the work channel, the others.
     pub(crate) async fn commit(&self, mut plan: Plan, now: Millis) -> Result<Outcome, EngineError> {
         if plan.is_empty() {
@@ -184,7 +184,7 @@ impl ValkeyBackend {
         let reply: Vec<Value> = self
             .inner
             .conn
-            .fcall("ff_v1_apply", keys.base(p), &args)
+            .fcall("ff_v2_apply", keys.base(p), &args)
             .await?;
         match reply.first() {
             Some(Value::BulkString(tag)) if tag.as_slice() == b"ok" => {
@@ -204,7 +204,7 @@ impl ValkeyBackend {
                 Ok(Outcome::Conflict(what))
             }
             other => Err(EngineError::backend(format!(
-                "unexpected answer from ff_v1_apply: {other:?}"
+                "unexpected answer from ff_v2_apply: {other:?}"
             ))),
         }
     }

@@ -73,7 +73,7 @@ async fn a_missing_library_is_loaded_again() {
     // never had it. Other tests on this server reload it the same way.
     let _: () = command(
         &url,
-        redis::cmd("FUNCTION").arg("DELETE").arg("flowfabric_v1"),
+        redis::cmd("FUNCTION").arg("DELETE").arg("flowfabric_v2"),
     )
     .await;
     let id = backend

@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use common::{
     check_final_state, demo_executions, spawn_demo_with_env, wait_for_journal, wait_success,
-    Journal, Scratch,
+    AttemptKey, Journal, Scratch,
 };
 use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
-use ff_core::LeaseHandle;
 
 const COUNT: usize = 300;
 
@@ -57,7 +56,7 @@ async fn on_valkey_two_engines_share_a_workload_and_survive_a_kill() {
 /// Runs the two demos on the database at `url` (placed by `env`), kills
 /// the first once both are working and waits for the second to finish;
 /// the merged journal and the attempts the kill cut short.
-fn share_and_kill(url: &str, env: &[(&str, &str)]) -> (Journal, Vec<LeaseHandle>) {
+fn share_and_kill(url: &str, env: &[(&str, &str)]) -> (Journal, Vec<AttemptKey>) {
     let scratch = Scratch::new("two-processes");
     let (journal_a, journal_b) = (scratch.path("a.tsv"), scratch.path("b.tsv"));
     let args = |journal: &std::path::Path| -> Vec<String> {

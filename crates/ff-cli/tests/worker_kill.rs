@@ -47,7 +47,8 @@ async fn late_completes_after_a_kill_get_lease_lost_and_a_restart_finishes_the_r
     });
     first.kill().expect("SIGKILL the demo");
     first.wait().expect("reap the demo");
-    let killed = Journal::read(&journal_path).unfinished();
+    let journal = Journal::read(&journal_path);
+    let killed = journal.unfinished();
     assert!(!killed.is_empty(), "the kill cut attempts short");
 
     // The killed worker "comes back" after its leases ran out and reports.
@@ -59,7 +60,9 @@ async fn late_completes_after_a_kill_get_lease_lost_and_a_restart_finishes_the_r
             .get_execution(handle.execution_id)
             .await
             .expect("the execution exists");
-        let answer = backend.complete(handle, JsonText::null()).await;
+        let answer = backend
+            .complete(&journal.handle(handle), JsonText::null())
+            .await;
         match attempt_end(&exec, handle) {
             // The kill fell after the backend accepted the report and before
             // the journal's end line: a replay answers as the first time did.

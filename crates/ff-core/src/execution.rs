@@ -10,6 +10,7 @@ use crate::error::EngineError;
 use crate::flow::Inputs;
 use crate::ids::{ExecutionId, FlowId};
 use crate::json::JsonText;
+use crate::lease_token::LeaseToken;
 use crate::limits::Limits;
 use crate::retry::RetryPolicy;
 use crate::state::{Outcome, State};
@@ -272,6 +273,11 @@ pub struct Execution {
     pub attempt: u32,
     /// Increases with every claim.
     pub lease_epoch: u64,
+    /// The secret of the current (or last) lease. Never serialized, so no
+    /// read of an execution reveals it; each backend stores it itself.
+    #[serde(default, skip_serializing)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub lease_token: Option<LeaseToken>,
     /// Attempts allowed in all; `retry.max_attempts` plus requeues.
     pub attempts_allowed: u32,
     pub releases: u32,
@@ -325,6 +331,7 @@ impl Execution {
             state,
             attempt: 0,
             lease_epoch: 0,
+            lease_token: None,
             attempts_allowed: retry.max_attempts,
             releases: 0,
             reuse_attempt: false,

@@ -11,16 +11,34 @@ use crate::execution::{
 use crate::flow::Inputs;
 use crate::ids::{ExecutionId, FlowId};
 use crate::json::JsonText;
+use crate::lease_token::LeaseToken;
 use crate::limits::Limits;
 use crate::state::State;
 
-/// Proof of a lease: which attempt of which execution, under which epoch.
+/// Proof of a lease: which attempt of which execution, under which epoch,
+/// in which namespace, and the lease's secret token. Every worker operation
+/// checks all of them, so knowing an execution's id is not enough to act on
+/// its lease.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeaseHandle {
     pub execution_id: ExecutionId,
+    pub namespace: String,
     pub attempt: u32,
     pub lease_epoch: u64,
+    pub lease_token: LeaseToken,
+}
+
+impl LeaseHandle {
+    /// The handle, when it belongs to `namespace`; `NotFound` otherwise, so a
+    /// caller acting in one namespace never reaches another's leases.
+    pub fn in_namespace(&self, namespace: &str) -> Result<&Self, EngineError> {
+        if self.namespace == namespace {
+            Ok(self)
+        } else {
+            Err(EngineError::execution_not_found(self.execution_id))
+        }
+    }
 }
 
 /// What a worker asks for when it claims.
@@ -194,10 +212,20 @@ pub enum Fence {
     Expired,
 }
 
-/// Runs fencing steps 2 to 5 of the design (step 1, the unknown id, is the
-/// caller's lookup). May apply a lease expiry to `exec` (step 5).
+/// Runs the fencing checks after the caller's lookup (an unknown id is
+/// `NotFound` there): another namespace → `NotFound`; not the current lease
+/// (attempt, epoch or token) → `LeaseLost`; the same operation already
+/// applied → `Replay`; another outcome recorded → `NotActive`; the lease ran
+/// out → the expiry is applied to `exec` and the answer is `Expired`.
 pub fn fence(exec: &mut Execution, handle: &LeaseHandle, op: WorkerOp, now: Millis) -> Fence {
-    if handle.attempt != exec.attempt || handle.lease_epoch != exec.lease_epoch {
+    // Another namespace's execution is as good as unknown to this caller.
+    if handle.namespace != exec.namespace {
+        return Fence::Refuse(EngineError::execution_not_found(handle.execution_id));
+    }
+    let token_held = exec
+        .lease_token
+        .is_some_and(|token| token.matches(&handle.lease_token));
+    if !token_held || handle.attempt != exec.attempt || handle.lease_epoch != exec.lease_epoch {
         return Fence::Refuse(EngineError::LeaseLost);
     }
     let end = exec.current_attempt().and_then(|a| a.end);
@@ -249,14 +277,16 @@ pub fn lapsed(exec: &Execution, now: Millis) -> Option<AttemptEnd> {
     }
 }
 
-/// Claims a claimable execution for `worker_id` at `now`.
-pub fn claim(exec: &mut Execution, worker_id: &str, now: Millis) -> Claimed {
+/// Claims a claimable execution for `worker_id` at `now`, under a new
+/// lease `token`.
+pub fn claim(exec: &mut Execution, worker_id: &str, token: LeaseToken, now: Millis) -> Claimed {
     if exec.reuse_attempt {
         exec.reuse_attempt = false;
     } else {
         exec.attempt += 1;
     }
     exec.lease_epoch += 1;
+    exec.lease_token = Some(token);
     exec.state = State::Running;
     exec.lease_until = Some(now + exec.lease_ms as Millis);
     exec.attempt_deadline = exec.attempt_timeout_ms.map(|t| now + t as Millis);
@@ -271,18 +301,28 @@ pub fn claim(exec: &mut Execution, worker_id: &str, now: Millis) -> Claimed {
         end: None,
         error: None,
     });
-    claimed(exec)
+    handed_out(exec, token)
 }
 
 /// What the worker gets for an execution `claim` has just moved to
 /// running. A backend that applies the claim in its own storage (one SQL
 /// statement) answers with this, so the answer is the same everywhere.
-pub fn claimed(exec: &Execution) -> Claimed {
+/// A `Backend` error when the execution holds no lease token (it was never claimed).
+pub fn claimed(exec: &Execution) -> Result<Claimed, EngineError> {
+    let token = exec.lease_token.ok_or_else(|| {
+        EngineError::backend(format!("claimed execution {} has no lease token", exec.id))
+    })?;
+    Ok(handed_out(exec, token))
+}
+
+fn handed_out(exec: &Execution, lease_token: LeaseToken) -> Claimed {
     Claimed {
         handle: LeaseHandle {
             execution_id: exec.id,
+            namespace: exec.namespace.clone(),
             attempt: exec.attempt,
             lease_epoch: exec.lease_epoch,
+            lease_token,
         },
         namespace: exec.namespace.clone(),
         lane: exec.lane.clone(),
@@ -488,4 +528,82 @@ pub(crate) fn end_attempt(
     exec.attempt_deadline = None;
     exec.worker_id = None;
     exec.updated_at = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::execution::SubmitRequest;
+
+    fn running() -> (Execution, LeaseHandle) {
+        let req = SubmitRequest::new("lane", "kind", JsonText::unchecked("{}".to_owned()));
+        let mut exec = Execution::new(ExecutionId::new(), req, 1_000);
+        let claimed = claim(&mut exec, "w", LeaseToken::random(), 1_000);
+        (exec, claimed.handle)
+    }
+
+    fn kind_of(fence: Fence) -> Option<ErrorKind> {
+        match fence {
+            Fence::Refuse(err) => Some(err.kind()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_claimed_handle_holds_the_lease() {
+        let (mut exec, handle) = running();
+        assert!(matches!(
+            fence(&mut exec, &handle, WorkerOp::Renew, 1_001),
+            Fence::Proceed
+        ));
+    }
+
+    #[test]
+    fn a_guessed_token_loses_the_lease() {
+        let (mut exec, mut handle) = running();
+        handle.lease_token = LeaseToken::random();
+        let before = exec.clone();
+        assert_eq!(
+            kind_of(fence(&mut exec, &handle, WorkerOp::Complete, 1_001)),
+            Some(ErrorKind::LeaseLost)
+        );
+        assert_eq!(exec, before);
+    }
+
+    #[test]
+    fn another_namespace_does_not_find_the_execution() {
+        let (mut exec, mut handle) = running();
+        handle.namespace = "tenant-b".to_owned();
+        assert_eq!(
+            kind_of(fence(&mut exec, &handle, WorkerOp::Complete, 1_001)),
+            Some(ErrorKind::NotFound)
+        );
+    }
+
+    #[test]
+    fn a_replay_needs_the_token_too() {
+        let (mut exec, handle) = running();
+        let result = JsonText::unchecked("1".to_owned());
+        assert!(complete(&mut exec, &handle, result.clone(), 1_002).is_ok());
+        assert!(complete(&mut exec, &handle, result.clone(), 1_003).is_ok());
+        let mut forged = handle.clone();
+        forged.lease_token = LeaseToken::random();
+        assert_eq!(
+            complete(&mut exec, &forged, result, 1_004).map_err(|e| e.kind()),
+            Err(ErrorKind::LeaseLost)
+        );
+    }
+
+    #[test]
+    fn a_new_claim_draws_a_new_token() {
+        let (mut exec, first) = running();
+        assert!(release(&mut exec, &first, 1_001).is_ok());
+        let second = claim(&mut exec, "w", LeaseToken::random(), 1_002).handle;
+        assert_ne!(first.lease_token, second.lease_token);
+        assert_eq!(
+            renew(&mut exec, &first, 1_003).map_err(|e| e.kind()),
+            Err(ErrorKind::LeaseLost)
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`ids`]: time-ordered UUIDv7 ids.
 //! - [`execution`]: the submit request, defaults, validation and the stored record.
-//! - [`lease`]: claim requests, lease handles, fencing and the worker transitions.
+//! - [`lease`]: claim requests, lease handles, fencing and the worker transitions;
+//!   [`lease_token`]: the lease's secret.
 //! - [`lifecycle`]: cancel, requeue, deadlines, scheduled promotion.
 //! - [`retry`]: retry policy and deterministic backoff.
 //! - [`flow`], [`join`], [`cascade`]: flow specs and validation, join rules,
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod join;
 pub mod json;
 pub mod lease;
+pub mod lease_token;
 pub mod lifecycle;
 pub mod limits;
 pub mod ops;
@@ -41,6 +43,7 @@ pub use json::JsonText;
 pub use lease::{
     ClaimRequest, Claimed, CompleteResponse, FailResponse, Failure, LeaseHandle, Renewed,
 };
+pub use lease_token::LeaseToken;
 pub use lifecycle::CancelResponse;
 pub use limits::Limits;
 pub use ops::{EngineBackend, ExecutionOps, FlowOps, LeaseOps, MaintenanceOps, ReadOps};

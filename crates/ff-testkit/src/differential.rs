@@ -231,7 +231,7 @@ async fn apply(side: &mut Side, op: &Op) -> String {
             let result = e.claim(&req).await;
             if let Ok(claimed) = &result {
                 side.handles
-                    .extend(claimed.iter().map(|c: &Claimed| c.handle));
+                    .extend(claimed.iter().map(|c: &Claimed| c.handle.clone()));
             }
             side.normalize(result)
         }

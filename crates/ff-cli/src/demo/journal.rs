@@ -5,9 +5,13 @@
 //! has answered its `complete` or `fail`:
 //!
 //! ```text
-//! start <execution_id> <attempt> <lease_epoch> <start_ms>
+//! start <execution_id> <attempt> <lease_epoch> <start_ms> <namespace> <lease_token>
 //! end   <execution_id> <attempt> <lease_epoch> <start_ms> <end_ms> <complete|fail> <outcome>
 //! ```
+//!
+//! The start line holds the whole lease handle, secret token included, so a
+//! crash test can replay a killed worker's late report; keep the file as
+//! private as the database.
 //!
 //! `outcome` is `ok`, or the error's kind code (`lease_lost`, `not_active`,
 //! ...). A line is acknowledged only once it is on disk, and the handler
@@ -54,8 +58,12 @@ impl Journal {
     /// Records that an attempt starts; returns once it is on disk.
     pub async fn start(&self, handle: &LeaseHandle, start_ms: i64) -> Result<(), String> {
         let line = format!(
-            "start\t{}\t{}\t{}\t{start_ms}\n",
-            handle.execution_id, handle.attempt, handle.lease_epoch
+            "start\t{}\t{}\t{}\t{start_ms}\t{}\t{}\n",
+            handle.execution_id,
+            handle.attempt,
+            handle.lease_epoch,
+            handle.namespace,
+            handle.lease_token
         );
         self.append(line).await
     }

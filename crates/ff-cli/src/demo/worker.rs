@@ -155,9 +155,9 @@ impl WorkerPool {
     /// not started when shutdown arrives is released instead, so it does not
     /// wait out its lease.
     async fn run_attempt(&self, job: Claimed, shutdown: &Signal) {
-        let handle = job.handle;
+        let handle = &job.handle;
         if shutdown.is_triggered() {
-            if let Err(error) = self.backend.release(&handle).await {
+            if let Err(error) = self.backend.release(handle).await {
                 tracing::debug!(%error, execution_id = %handle.execution_id, "release on shutdown failed");
             }
             return;
@@ -165,7 +165,7 @@ impl WorkerPool {
         self.tally.attempts.fetch_add(1, Ordering::Relaxed);
         let start_ms = now_ms();
         if let Some(journal) = &self.journal {
-            if let Err(error) = journal.start(&handle, start_ms).await {
+            if let Err(error) = journal.start(handle, start_ms).await {
                 tracing::error!(%error, "journal write failed");
             }
         }
@@ -174,14 +174,14 @@ impl WorkerPool {
         }
         let (op, answer) = match self.plan.verdict(&job) {
             Verdict::Complete => {
-                let answer = self.backend.complete(&handle, JsonText::null()).await;
+                let answer = self.backend.complete(handle, JsonText::null()).await;
                 if answer.is_ok() {
                     self.tally.completed.fetch_add(1, Ordering::Relaxed);
                 }
                 ("complete", answer.map(|_| ()))
             }
             Verdict::Fail(failure) => {
-                let answer = self.backend.fail(&handle, failure).await;
+                let answer = self.backend.fail(handle, failure).await;
                 if let Ok(response) = &answer {
                     let counter = if response.state == State::Failed {
                         &self.tally.failed
@@ -201,7 +201,7 @@ impl WorkerPool {
             }
         };
         if let Some(journal) = &self.journal {
-            if let Err(error) = journal.end(&handle, start_ms, now_ms(), op, outcome).await {
+            if let Err(error) = journal.end(handle, start_ms, now_ms(), op, outcome).await {
                 tracing::error!(%error, "journal write failed");
             }
         }
@@ -237,14 +237,16 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ff_core::{ExecutionId, LeaseHandle};
+    use ff_core::{ExecutionId, LeaseHandle, LeaseToken};
 
     fn job(index: u64, attempt: u32) -> Claimed {
         Claimed {
             handle: LeaseHandle {
                 execution_id: ExecutionId::new(),
+                namespace: "default".into(),
                 attempt,
                 lease_epoch: u64::from(attempt),
+                lease_token: LeaseToken::random(),
             },
             namespace: "default".into(),
             lane: LANE.into(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
 use ff_core::execution::AttemptEnd;
-use ff_core::{Execution, ExecutionId, LeaseHandle, ListFilter, ReadOps, State};
+use ff_core::{Execution, ExecutionId, LeaseHandle, LeaseToken, ListFilter, ReadOps, State};
 
 /// A directory under the system temp dir, removed on drop.
 #[derive(Debug)]
@@ -99,11 +99,21 @@ pub struct End {
     pub outcome: String,
 }
 
+/// One attempt of one execution, as the journal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptKey {
+    pub execution_id: ExecutionId,
+    pub attempt: u32,
+    pub lease_epoch: u64,
+}
+
 /// The journal: attempts started, and how those that ended were answered.
 #[derive(Debug, Default)]
 pub struct Journal {
-    pub starts: Vec<LeaseHandle>,
-    pub ends: HashMap<LeaseHandle, End>,
+    pub starts: Vec<AttemptKey>,
+    /// Each started attempt's namespace and lease token.
+    pub leases: HashMap<AttemptKey, (String, LeaseToken)>,
+    pub ends: HashMap<AttemptKey, End>,
 }
 
 impl Journal {
@@ -114,15 +124,20 @@ impl Journal {
         let mut journal = Self::default();
         for line in text.lines() {
             let fields: Vec<&str> = line.split('\t').collect();
-            let handle = |f: &[&str]| -> Option<LeaseHandle> {
-                Some(LeaseHandle {
+            let handle = |f: &[&str]| -> Option<AttemptKey> {
+                Some(AttemptKey {
                     execution_id: f.get(1)?.parse().ok()?,
                     attempt: f.get(2)?.parse().ok()?,
                     lease_epoch: f.get(3)?.parse().ok()?,
                 })
             };
             match (fields.first(), handle(&fields)) {
-                (Some(&"start"), Some(h)) if fields.len() == 5 => journal.starts.push(h),
+                (Some(&"start"), Some(h)) if fields.len() == 7 => {
+                    if let Ok(token) = fields[6].parse() {
+                        journal.starts.push(h);
+                        journal.leases.insert(h, (fields[5].to_owned(), token));
+                    }
+                }
                 (Some(&"end"), Some(h)) if fields.len() == 8 => {
                     let end = End {
                         op: fields[6].to_owned(),
@@ -145,6 +160,7 @@ impl Journal {
         let mut all = Self::default();
         for journal in journals {
             all.starts.extend(journal.starts);
+            all.leases.extend(journal.leases);
             for (handle, end) in journal.ends {
                 assert!(
                     all.ends.insert(handle, end).is_none(),
@@ -156,12 +172,24 @@ impl Journal {
     }
 
     /// Attempts that started and never reported: the ones a kill cut short.
-    pub fn unfinished(&self) -> Vec<LeaseHandle> {
+    pub fn unfinished(&self) -> Vec<AttemptKey> {
         self.starts
             .iter()
             .filter(|h| !self.ends.contains_key(h))
             .copied()
             .collect()
+    }
+
+    /// The whole lease handle of a started attempt, as its worker held it.
+    pub fn handle(&self, key: &AttemptKey) -> LeaseHandle {
+        let (namespace, token) = self.leases.get(key).expect("a started attempt");
+        LeaseHandle {
+            execution_id: key.execution_id,
+            namespace: namespace.clone(),
+            attempt: key.attempt,
+            lease_epoch: key.lease_epoch,
+            lease_token: *token,
+        }
     }
 
     /// Accepted completes per execution.
@@ -223,7 +251,7 @@ pub async fn demo_executions(backend: &dyn ReadOps) -> Vec<Execution> {
 }
 
 /// The recorded end of the attempt `handle` names, if the execution has it.
-pub fn attempt_end(exec: &Execution, handle: &LeaseHandle) -> Option<AttemptEnd> {
+pub fn attempt_end(exec: &Execution, handle: &AttemptKey) -> Option<AttemptEnd> {
     exec.attempts
         .iter()
         .find(|a| a.attempt == handle.attempt && a.lease_epoch == handle.lease_epoch)
@@ -241,12 +269,12 @@ pub fn attempt_end(exec: &Execution, handle: &LeaseHandle) -> Option<AttemptEnd>
 pub fn check_final_state(
     execs: &[Execution],
     journal: &Journal,
-    killed: &[LeaseHandle],
+    killed: &[AttemptKey],
     count: usize,
 ) {
     assert_eq!(execs.len(), count, "no execution lost, none added");
     let accepted = journal.accepted_completes();
-    let killed: HashSet<LeaseHandle> = killed.iter().copied().collect();
+    let killed: HashSet<AttemptKey> = killed.iter().copied().collect();
     let mut failed = 0;
     for exec in execs {
         assert!(
@@ -256,11 +284,11 @@ pub fn check_final_state(
             exec.state
         );
         let journaled = accepted.get(&exec.id).copied().unwrap_or(0);
-        let completions: Vec<LeaseHandle> = exec
+        let completions: Vec<AttemptKey> = exec
             .attempts
             .iter()
             .filter(|a| a.end == Some(AttemptEnd::Completed))
-            .map(|a| LeaseHandle {
+            .map(|a| AttemptKey {
                 execution_id: exec.id,
                 attempt: a.attempt,
                 lease_epoch: a.lease_epoch,

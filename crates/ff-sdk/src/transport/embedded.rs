@@ -158,40 +158,44 @@ impl Transport for Embedded {
         self.backend.claim_wait(req, wait).await
     }
 
-    async fn renew(&self, _ns: &str, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        self.backend.renew(handle).await
+    async fn renew(&self, ns: &str, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
+        self.backend.renew(handle.in_namespace(ns)?).await
     }
 
-    async fn release(&self, _ns: &str, handle: &LeaseHandle) -> Result<(), EngineError> {
-        self.backend.release(handle).await
+    async fn release(&self, ns: &str, handle: &LeaseHandle) -> Result<(), EngineError> {
+        self.backend.release(handle.in_namespace(ns)?).await
     }
 
     async fn complete(
         &self,
-        _ns: &str,
+        ns: &str,
         handle: &LeaseHandle,
         result: JsonText,
     ) -> Result<CompleteResponse, EngineError> {
-        self.backend.complete(handle, result).await
+        self.backend
+            .complete(handle.in_namespace(ns)?, result)
+            .await
     }
 
     async fn fail(
         &self,
-        _ns: &str,
+        ns: &str,
         handle: &LeaseHandle,
         failure: Failure,
     ) -> Result<FailResponse, EngineError> {
-        self.backend.fail(handle, failure).await
+        self.backend.fail(handle.in_namespace(ns)?, failure).await
     }
 
     async fn add_nodes(
         &self,
-        _ns: &str,
+        ns: &str,
         handle: &LeaseHandle,
         nodes: Vec<NodeSpec>,
         edges: Vec<EdgeSpec>,
     ) -> Result<NodesAdded, EngineError> {
-        self.backend.add_nodes(handle, nodes, edges).await
+        self.backend
+            .add_nodes(handle.in_namespace(ns)?, nodes, edges)
+            .await
     }
 
     async fn shutdown(&self) {

@@ -227,7 +227,7 @@ async fn run_job(shared: Arc<Shared>, claimed: Claimed, _slot: OwnedSemaphorePer
 }
 
 async fn run_attempt(shared: Arc<Shared>, claimed: Arc<Claimed>) {
-    let (handle, ns) = (claimed.handle, claimed.namespace.clone());
+    let (handle, ns) = (claimed.handle.clone(), claimed.namespace.clone());
     let Some(handler) = shared
         .handlers
         .get(&claimed.kind)

@@ -1,5 +1,6 @@
 //! The worker protocol: long-poll claims and the lease operations. A lease
-//! operation is authorized by its handle (attempt and epoch fence it).
+//! operation is authorized by its handle: it must name the path's namespace
+//! (404 otherwise), and its attempt, epoch and secret token fence it.
 
 use std::time::Duration;
 
@@ -111,66 +112,91 @@ pub struct AddNodesBody {
 /// Extend a lease.
 #[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/renew", tag = "workers",
     params(("namespace" = String, Path)), request_body = HandleBody,
-    responses((status = 200, body = Renewed), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Renewed), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn renew(
     State(state): State<AppState>,
+    Path(namespace): Path<String>,
     JsonBody(body): JsonBody<HandleBody>,
 ) -> Result<Json<Renewed>, ApiError> {
-    Ok(Json(state.engine.renew(&body.handle).await?))
+    Ok(Json(
+        state
+            .engine
+            .renew(body.handle.in_namespace(&namespace)?)
+            .await?,
+    ))
 }
 
 /// Hand an execution back without using up its attempt.
 #[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/release", tag = "workers",
     params(("namespace" = String, Path)), request_body = HandleBody,
-    responses((status = 204), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn release(
     State(state): State<AppState>,
+    Path(namespace): Path<String>,
     JsonBody(body): JsonBody<HandleBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.release(&body.handle).await?;
+    state
+        .engine
+        .release(body.handle.in_namespace(&namespace)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Complete with a result.
 #[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/complete", tag = "workers",
     params(("namespace" = String, Path)), request_body = CompleteBody,
-    responses((status = 200, body = CompleteResponse), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = CompleteResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
+    Path(namespace): Path<String>,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<CompleteResponse>, ApiError> {
     Ok(Json(
-        state.engine.complete(&body.handle, body.result).await?,
+        state
+            .engine
+            .complete(body.handle.in_namespace(&namespace)?, body.result)
+            .await?,
     ))
 }
 
 /// Fail, retryably or not.
 #[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/fail", tag = "workers",
     params(("namespace" = String, Path)), request_body = FailBody,
-    responses((status = 200, body = FailResponse), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = FailResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn fail(
     State(state): State<AppState>,
+    Path(namespace): Path<String>,
     JsonBody(body): JsonBody<FailBody>,
 ) -> Result<Json<FailResponse>, ApiError> {
     let failure = ff_core::Failure {
         error: body.error,
         retryable: body.retryable,
     };
-    Ok(Json(state.engine.fail(&body.handle, failure).await?))
+    Ok(Json(
+        state
+            .engine
+            .fail(body.handle.in_namespace(&namespace)?, failure)
+            .await?,
+    ))
 }
 
 /// Add nodes to the flow of the running member holding `handle`.
 #[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/add-nodes", tag = "workers",
     params(("namespace" = String, Path)), request_body = AddNodesBody,
-    responses((status = 200, body = NodesAdded), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = NodesAdded), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_nodes(
     State(state): State<AppState>,
+    Path(namespace): Path<String>,
     JsonBody(body): JsonBody<AddNodesBody>,
 ) -> Result<Json<NodesAdded>, ApiError> {
     Ok(Json(
         state
             .engine
-            .add_nodes(&body.handle, body.nodes, body.edges)
+            .add_nodes(
+                body.handle.in_namespace(&namespace)?,
+                body.nodes,
+                body.edges,
+            )
             .await?,
     ))
 }

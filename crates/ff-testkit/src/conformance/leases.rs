@@ -1,7 +1,7 @@
 //! Renew, release, complete, fencing and lease expiry.
 
 use ff_core::execution::AttemptEnd;
-use ff_core::{ErrorKind, Failure, JsonText, LeaseHandle, State};
+use ff_core::{ErrorKind, Failure, JsonText, LeaseHandle, LeaseToken, State};
 
 use super::support::*;
 use crate::BackendFactory;
@@ -112,18 +112,22 @@ pub async fn stale_handle_gets_lease_lost(f: &dyn BackendFactory) {
     let h = claimed.handle;
     let wrong_epoch = LeaseHandle {
         lease_epoch: h.lease_epoch + 1,
-        ..h
+        ..h.clone()
     };
     let wrong_attempt = LeaseHandle {
         attempt: h.attempt + 1,
-        ..h
+        ..h.clone()
     };
     let never = LeaseHandle {
         attempt: 0,
         lease_epoch: 0,
-        ..h
+        ..h.clone()
     };
-    for stale in [wrong_epoch, wrong_attempt, never] {
+    let guessed = LeaseHandle {
+        lease_token: LeaseToken::random(),
+        ..h.clone()
+    };
+    for stale in [wrong_epoch, wrong_attempt, never, guessed] {
         expect_err(b.engine.renew(&stale).await, ErrorKind::LeaseLost);
         expect_err(b.engine.release(&stale).await, ErrorKind::LeaseLost);
         expect_err(
@@ -135,6 +139,68 @@ pub async fn stale_handle_gets_lease_lost(f: &dyn BackendFactory) {
             ErrorKind::LeaseLost,
         );
     }
+    b.engine
+        .complete(&h, JsonText::null())
+        .await
+        .expect("the real handle still works");
+}
+
+/// Knowing an execution's id, attempt and epoch is not enough: without the
+/// lease token no worker operation applies, not even a replay, and nothing
+/// changes.
+pub async fn guessed_lease_token_changes_nothing(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let id = submit(&b, job("a")).await;
+    let h = claim_one(&b, "a").await.handle;
+    let guessed = LeaseHandle {
+        lease_token: LeaseToken::random(),
+        ..h.clone()
+    };
+    expect_err(b.engine.renew(&guessed).await, ErrorKind::LeaseLost);
+    expect_err(
+        b.engine.complete(&guessed, JsonText::null()).await,
+        ErrorKind::LeaseLost,
+    );
+    expect_err(
+        b.engine.fail(&guessed, Failure::permanent("forged")).await,
+        ErrorKind::LeaseLost,
+    );
+    expect_err(b.engine.release(&guessed).await, ErrorKind::LeaseLost);
+    let exec = get(&b, id).await;
+    assert_eq!(exec.state, State::Running);
+    assert_eq!((exec.attempt, exec.lease_epoch), (h.attempt, h.lease_epoch));
+    assert_eq!(exec.result, None);
+    b.engine
+        .complete(&h, JsonText::null())
+        .await
+        .expect("the real handle still works");
+    expect_err(
+        b.engine.complete(&guessed, JsonText::null()).await,
+        ErrorKind::LeaseLost,
+    );
+}
+
+/// A handle names its namespace; an execution of another namespace is not
+/// found through it, and nothing changes.
+pub async fn handle_of_another_namespace_is_not_found(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let id = submit(&b, job("a")).await;
+    let h = claim_one(&b, "a").await.handle;
+    let elsewhere = LeaseHandle {
+        namespace: "tenant-b".to_owned(),
+        ..h.clone()
+    };
+    expect_err(b.engine.renew(&elsewhere).await, ErrorKind::NotFound);
+    expect_err(
+        b.engine.complete(&elsewhere, JsonText::null()).await,
+        ErrorKind::NotFound,
+    );
+    expect_err(
+        b.engine.fail(&elsewhere, Failure::permanent("x")).await,
+        ErrorKind::NotFound,
+    );
+    expect_err(b.engine.release(&elsewhere).await, ErrorKind::NotFound);
+    assert_eq!(get(&b, id).await.state, State::Running);
     b.engine
         .complete(&h, JsonText::null())
         .await

@@ -63,6 +63,8 @@ macro_rules! __conformance_list {
             leases::complete_records_result,
             leases::complete_replay_returns_same_response,
             leases::stale_handle_gets_lease_lost,
+            leases::guessed_lease_token_changes_nothing,
+            leases::handle_of_another_namespace_is_not_found,
             leases::old_attempt_complete_after_retry_gets_lease_lost,
             leases::operation_after_lease_until_expires_itself,
             leases::lease_expiry_retries,

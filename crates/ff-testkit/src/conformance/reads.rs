@@ -14,8 +14,10 @@ pub async fn get_unknown_is_not_found(f: &dyn BackendFactory) {
     expect_err(b.engine.cancel(unknown).await, ErrorKind::NotFound);
     let handle = LeaseHandle {
         execution_id: unknown,
+        namespace: ff_core::DEFAULT_NAMESPACE.to_owned(),
         attempt: 1,
         lease_epoch: 1,
+        lease_token: ff_core::LeaseToken::random(),
     };
     expect_err(
         b.engine.complete(&handle, JsonText::null()).await,

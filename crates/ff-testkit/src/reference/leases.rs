@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ff_core::{
     lease, ClaimRequest, Claimed, CompleteResponse, EngineError, FailResponse, Failure, JsonText,
-    LeaseHandle, LeaseOps, Renewed,
+    LeaseHandle, LeaseOps, LeaseToken, Renewed,
 };
 
 use super::ReferenceBackend;
@@ -34,7 +34,12 @@ impl LeaseOps for ReferenceBackend {
                 .take(req.n as usize)
                 .filter_map(|(_, id)| {
                     let exec = store.executions.get_mut(&id)?;
-                    Some(lease::claim(exec, &req.worker_id, now))
+                    Some(lease::claim(
+                        exec,
+                        &req.worker_id,
+                        LeaseToken::random(),
+                        now,
+                    ))
                 })
                 .collect()
         }))
