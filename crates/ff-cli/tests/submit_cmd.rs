@@ -105,6 +105,11 @@ async fn submit_options_reach_the_execution() {
     ));
     let exec = execution(&server, id.trim()).await;
     assert_eq!(exec["run_at"], 1_893_553_445_000_i64, "{exec}");
+    let shown = ok(ff(&server, &["show", id.trim()]));
+    assert!(
+        shown.contains("run at     2030-01-02 03:04:05.000"),
+        "{shown}"
+    );
 
     let bad = |args: &[&str]| {
         let mut all = vec!["submit", "--lane", "l", "--kind", "k"];

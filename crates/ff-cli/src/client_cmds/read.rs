@@ -181,6 +181,12 @@ fn print_execution(exec: &Execution) {
         format!("{} of {}", exec.attempt, exec.attempts_allowed),
     );
     field("priority", exec.priority.to_string());
+    if let Some(at) = exec.run_at {
+        field("run at", time(at));
+    }
+    if let Some(at) = exec.deadline {
+        field("deadline", time(at));
+    }
     if let Some(flow) = &exec.flow {
         field("flow", format!("{} (node {})", flow.flow_id, flow.node_key));
     }
