@@ -266,4 +266,6 @@ async fn ls_newest_lists_the_latest_first() {
     assert_eq!(rows.len(), 2, "{table}");
     assert!(rows[0].starts_with(&ids[1203]), "{table}");
     assert!(rows[1].starts_with(&ids[1201]), "{table}");
+    fails_with(4, ff(&server, &["ls", "--newest", "--limit", "0"]));
+    fails_with(2, ff(&server, &["ls", "--newest", "--cursor", "x"]));
 }

@@ -97,21 +97,26 @@ async fn newest(
     client: &ff_sdk::Client,
     filter: ListFilter,
 ) -> Result<Page<Execution>, EngineError> {
+    let max = Limits::default().max_batch;
     let keep = filter.limit as usize;
+    if !(1..=max).contains(&keep) {
+        return Err(EngineError::invalid(
+            "limit",
+            format!("must be between 1 and {max}"),
+        ));
+    }
     let mut filter = ListFilter {
-        limit: u32::try_from(Limits::default().max_batch).unwrap_or(u32::MAX),
+        limit: u32::try_from(max).unwrap_or(u32::MAX),
         ..filter
     };
-    let mut tail = VecDeque::with_capacity(keep.min(1024));
+    let mut tail = VecDeque::with_capacity(keep);
     loop {
         let page = client.list_executions(filter.clone()).await?;
         for exec in page.items {
             if tail.len() == keep {
                 tail.pop_front();
             }
-            if keep > 0 {
-                tail.push_back(exec);
-            }
+            tail.push_back(exec);
         }
         match page.next_cursor {
             Some(cursor) => filter.cursor = Some(cursor),

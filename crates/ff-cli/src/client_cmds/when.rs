@@ -116,6 +116,10 @@ fn parse_rfc3339(text: &str) -> Result<Millis, String> {
         return Err(bad("the date is YYYY-MM-DD"));
     };
     let (year, month, day) = (num(y)?, num(mo)?, num(d)?);
+    // Four-digit years keep the arithmetic below far from overflowing.
+    if !(1970..=9999).contains(&year) {
+        return Err(bad("the year is 1970..=9999"));
+    }
     let (month, day) = (
         u32::try_from(month).map_err(|_| bad("month"))?,
         u32::try_from(day).map_err(|_| bad("day"))?,
@@ -197,5 +201,8 @@ mod tests {
             "seconds, or a unitless duration"
         );
         assert!(parse_when("soon").is_err());
+        assert!(parse_when("99999999999-01-01T00:00:00Z").is_err());
+        assert!(parse_when("2024-02-29T12:00:00+").is_err());
+        assert!(parse_when("2024-0é-29T12:00:00Z").is_err());
     }
 }
