@@ -66,10 +66,72 @@ impl From<SyncMode> for Synchronous {
 }
 
 impl DatabaseArgs {
+    /// Refuses a SQLite path whose directory is missing, unless `create`
+    /// or it is the default path, whose directory the tool owns.
+    pub fn check_sqlite_dir(&self, create: bool) -> anyhow::Result<()> {
+        let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&self.database_url)? else {
+            return Ok(());
+        };
+        let is_default = without_cur_dir(&path) == without_cur_dir(&SqliteConfig::default_path());
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => return Ok(()),
+        };
+        if create || is_default || dir.is_dir() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "the directory {} of the database {} does not exist; create it, or pass --create-dirs",
+            dir.display(),
+            path.display()
+        )
+    }
+
+    /// What the database is, in one line for the operator: the backend and
+    /// its file, schema or key prefix (passwords redacted).
+    pub fn describe(&self) -> String {
+        match DatabaseUrl::parse(&self.database_url) {
+            Ok(DatabaseUrl::Sqlite(path)) => {
+                let path = std::path::absolute(&path).unwrap_or(path);
+                let sync = match self.synchronous {
+                    SyncMode::Full => "full",
+                    SyncMode::Normal => "normal",
+                };
+                format!(
+                    "backend sqlite, file {} (synchronous {sync})",
+                    path.display()
+                )
+            }
+            Ok(DatabaseUrl::Postgres(url)) => format!(
+                "backend postgres, schema {} at {}",
+                self.placement.postgres_schema,
+                crate::db_url::redacted(&url)
+            ),
+            Ok(DatabaseUrl::Valkey(url)) => format!(
+                "backend {}, prefix {} at {}",
+                if url.starts_with("redis+cluster://") {
+                    "redis cluster"
+                } else {
+                    "redis"
+                },
+                self.placement.redis_prefix,
+                crate::db_url::redacted(&url)
+            ),
+            Err(_) => format!("backend {}", crate::db_url::redacted(&self.database_url)),
+        }
+    }
+
     /// Opens the backend; the caller closes it when done.
     pub async fn open(&self) -> anyhow::Result<Backend> {
         Backend::open(&self.database_url, self.synchronous, &self.placement).await
     }
+}
+
+/// `path`'s components without `.`: `./a/b` and `a/b` name the same file.
+fn without_cur_dir(path: &std::path::Path) -> Vec<std::path::Component<'_>> {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// An open backend of either kind, as the engine and server take it.

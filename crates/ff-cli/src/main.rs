@@ -22,9 +22,22 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// Exit codes, the same for every command (and JSON errors with `--json`).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  any other error
+  2  bad command line
+  3  not found (code `not_found`)
+  4  invalid input (code `invalid`)
+  5  conflict with the current state (`conflict`, `lease_lost`, `not_active`)
+  6  server or backend unavailable; retrying later may succeed (`unavailable`)
+  7  unauthorised: missing or wrong token (`unauthorized`)
+With --json, an error is printed on stderr as {\"code\", \"message\", \"field\"?}.";
+
 /// FlowFabric: a durable execution engine.
 #[derive(Debug, Parser)]
-#[command(name = "ff", version, about)]
+#[command(name = "ff", version, about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +71,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Client(command) => client_cmds::run(command).await,
+        Command::Client(command) => Ok(client_cmds::run(command).await),
     };
     match result {
         Ok(code) => code,

@@ -23,10 +23,20 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on the API.
     #[arg(long, env = "FF_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+    /// Create the missing directories of a SQLite `--db` path. Without it a
+    /// path whose directory does not exist is refused (likely a typo that
+    /// would start an empty database); the default `.flowfabric/ff.db` is
+    /// always created.
+    #[arg(long)]
+    create_dirs: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    args.database.check_sqlite_dir(args.create_dirs)?;
     let backend = args.database.open().await?;
+    // Which data this process serves, on stderr: stdout's first line stays
+    // the address alone.
+    eprintln!("ff serve: {}", args.database.describe());
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -2,57 +2,17 @@
 //! `retry`, `stats`) against a real `ff serve`, and the README's CLI session
 //! run as written.
 
+mod cli_support;
 mod common;
 mod serve_support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use cli_support::{fails, fails_with, ff, ff_at, json_of, ok};
 use common::Scratch;
 use serve_support::Server;
-
-/// Runs `ff ARGS` against `server`; returns the output.
-fn ff(server: &Server, args: &[&str]) -> Output {
-    ff_at(&server.base, args)
-}
-
-fn ff_at(base: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(args)
-        .env("FF_SERVER", base)
-        .env_remove("FF_API_TOKEN")
-        .env_remove("FF_NAMESPACE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ff")
-}
-
-/// Stdout of a successful run.
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// Stderr of a failed run.
-fn fails(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure; stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).expect("utf-8")
-}
-
-fn json_of(stdout: &str) -> Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_submit_read_and_steer_executions() {
@@ -194,18 +154,56 @@ async fn flow_submit_shows_and_cancels_a_flow() {
     let created = json_of(&ok(ff(&server, &["flow", "submit", path, "--json"])));
     let flow_id = created["flow_id"].as_str().expect("flow id").to_owned();
     assert!(created["nodes"]["parse"].is_string(), "{created}");
-    let table = ok(ff(
-        &server,
-        &[
-            "flow",
-            "submit",
-            scratch.path("flow.json").to_str().unwrap_or_default(),
-        ],
-    ));
+    // Piped, the id alone, as `ff submit` prints it; `--verbose` adds the nodes.
+    let bare = ok(ff(&server, &["flow", "submit", path]));
+    assert_eq!(bare.lines().count(), 1, "{bare}");
+    assert!(bare.trim().parse::<ff_core::FlowId>().is_ok(), "{bare}");
+    let table = ok(ff(&server, &["flow", "submit", path, "--verbose"]));
     assert!(
         table.starts_with("flow ") && table.contains("fetch"),
         "{table}"
     );
+
+    // On a terminal, the table without asking: util-linux `script` gives
+    // the command a pseudo-terminal.
+    let flows = if std::path::Path::new("/usr/bin/script").exists() {
+        let on_tty = Command::new("/usr/bin/script")
+            .args([
+                "-qec",
+                &format!("{} flow submit {path}", env!("CARGO_BIN_EXE_ff")),
+                "/dev/null",
+            ])
+            .env("FF_SERVER", &server.base)
+            .env_remove("FF_API_TOKEN")
+            .env_remove("FF_NAMESPACE")
+            .output()
+            .expect("run script");
+        let shown = ok(on_tty);
+        assert!(
+            shown.starts_with("flow ") && shown.contains("fetch"),
+            "{shown:?}"
+        );
+        4
+    } else {
+        eprintln!("SKIPPED the terminal check: no /usr/bin/script");
+        3
+    };
+
+    // `ff flow ls` lists the flows, oldest first.
+    let listed = ok(ff(&server, &["flow", "ls"]));
+    assert!(listed.starts_with("ID "), "{listed}");
+    assert_eq!(listed.lines().count(), flows + 1, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&flow_id)),
+        "{listed}"
+    );
+    let page = json_of(&ok(ff(&server, &["flow", "ls", "--limit", "2", "--json"])));
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2), "{page}");
+    assert_eq!(page["items"][0]["nodes"], 2, "{page}");
+    assert!(page["next_cursor"].is_string(), "{page}");
 
     let shown = ok(ff(&server, &["show", &flow_id]));
     assert!(shown.contains("state      running"), "{shown}");
@@ -219,6 +217,8 @@ async fn flow_submit_shows_and_cancels_a_flow() {
     assert!(cancelled.contains("cancelled flow"), "{cancelled}");
     let shown = json_of(&ok(ff(&server, &["show", &flow_id, "--json"])));
     assert_eq!(shown["state"], "cancelled");
+    let running = ok(ff(&server, &["flow", "ls", "--state", "cancelled"]));
+    assert_eq!(running.lines().count(), 2, "{running}");
 
     std::fs::write(&file, "{\"nodes\": 3}").expect("write");
     let err = fails(ff(&server, &["flow", "submit", path]));
@@ -240,45 +240,114 @@ async fn errors_are_one_clear_line_and_a_failing_exit() {
     let scratch = Scratch::new("cli-errors");
     let server = Server::start(&scratch.path("ff.db"), Some("s3cret"));
 
-    let err = fails(ff(&server, &["ls"]));
+    let err = fails_with(7, ff(&server, &["ls"]));
     assert!(err.contains("wants a valid token"), "{err}");
     let listed = ok(ff(&server, &["ls", "--token", "s3cret", "--json"]));
     assert_eq!(json_of(&listed)["items"], json!([]));
 
     let unknown = "01900000-0000-7000-8000-000000000000";
-    let err = fails(ff(&server, &["show", unknown, "--token", "s3cret"]));
+    let err = fails_with(3, ff(&server, &["show", unknown, "--token", "s3cret"]));
     assert!(err.contains("no execution or flow"), "{err}");
-    let err = fails(ff(&server, &["show", "nope", "--token", "s3cret"]));
+    let err = fails_with(4, ff(&server, &["show", "nope", "--token", "s3cret"]));
     assert!(err.contains("is not an execution or flow id"), "{err}");
-    let err = fails(ff(
-        &server,
-        &[
-            "submit",
-            "--lane",
-            "x",
-            "--kind",
-            "y",
-            "--payload",
-            "{oops",
-            "--token",
-            "s3cret",
-        ],
-    ));
+    let err = fails_with(
+        4,
+        ff(
+            &server,
+            &[
+                "submit",
+                "--lane",
+                "x",
+                "--kind",
+                "y",
+                "--payload",
+                "{oops",
+                "--token",
+                "s3cret",
+            ],
+        ),
+    );
     assert!(err.contains("--payload"), "{err}");
-    let err = fails(ff(
-        &server,
-        &[
-            "submit", "--lane", "bad lane", "--kind", "y", "--token", "s3cret",
-        ],
-    ));
+    let err = fails_with(
+        4,
+        ff(
+            &server,
+            &[
+                "submit", "--lane", "bad lane", "--kind", "y", "--token", "s3cret",
+            ],
+        ),
+    );
     assert!(err.contains("invalid lane"), "{err}");
 
-    let err = fails(ff_at("http://127.0.0.1:1", &["stats"]));
+    let err = fails_with(6, ff_at("http://127.0.0.1:1", &["stats"]));
     assert!(
         err.contains("cannot reach the FlowFabric server at http://127.0.0.1:1"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    // A bad command line is the argument parser's usage error.
+    fails_with(2, ff(&server, &["submit", "--lane", "x"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_with_json_carry_the_api_code_and_a_distinct_exit() {
+    let scratch = Scratch::new("cli-json-errors");
+    let server = Server::start(&scratch.path("ff.db"), None);
+    let error_of = |stderr: &str| -> serde_json::Value {
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        json_of(stderr)
+    };
+
+    let invalid = error_of(&fails_with(
+        4,
+        ff(
+            &server,
+            &["submit", "--lane", "bad lane", "--kind", "y", "--json"],
+        ),
+    ));
+    assert_eq!(invalid["code"], "invalid", "{invalid}");
+    assert_eq!(invalid["field"], "lane", "{invalid}");
+    assert!(
+        invalid["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lane")),
+        "{invalid}"
+    );
+
+    let unknown = "01900000-0000-7000-8000-000000000000";
+    let missing = error_of(&fails_with(3, ff(&server, &["show", unknown, "--json"])));
+    assert_eq!(missing["code"], "not_found", "{missing}");
+    assert!(missing.get("field").is_none(), "{missing}");
+    let missing = error_of(&fails_with(3, ff(&server, &["cancel", unknown, "--json"])));
+    assert_eq!(missing["code"], "not_found", "{missing}");
+
+    let id = ok(ff(&server, &["submit", "--lane", "l", "--kind", "k"]));
+    let conflict = error_of(&fails_with(5, ff(&server, &["retry", id.trim(), "--json"])));
+    assert_eq!(conflict["code"], "conflict", "{conflict}");
+
+    let down = error_of(&fails_with(
+        6,
+        ff_at("http://127.0.0.1:1", &["ls", "--json"]),
+    ));
+    assert_eq!(down["code"], "unavailable", "{down}");
+
+    let authed = Server::start(&scratch.path("authed.db"), Some("s3cret"));
+    let denied = error_of(&fails_with(7, ff(&authed, &["stats", "--json"])));
+    assert_eq!(denied["code"], "unauthorized", "{denied}");
+    let denied = error_of(&fails_with(7, ff(&authed, &["flow", "ls", "--json"])));
+    assert_eq!(denied["code"], "unauthorized", "{denied}");
+
+    // The exit codes are documented where a user looks.
+    let help = ok(ff(&server, &["--help"]));
+    for line in [
+        "3  not found",
+        "4  invalid",
+        "5  conflict",
+        "6  server or backend unavailable",
+        "7  unauthorised",
+    ] {
+        assert!(help.contains(line), "`ff --help` lacks {line:?}:\n{help}");
+    }
 }
 
 /// The README's `ff` session, run as written against a live server.

@@ -1,6 +1,7 @@
 //! `ff worker -- CMD` against a real `ff serve`: stdout becomes the result,
-//! a failing command fails with the tail of its stderr, and SIGTERM reaches
-//! the running command and hands its execution back.
+//! a failing command fails with the tail of its stderr (for good, unless it
+//! exits 75 or `--other-exits retry`), `-v` prints a line per attempt, and
+//! SIGTERM reaches the running command and hands its execution back.
 
 mod common;
 mod serve_support;
@@ -20,6 +21,17 @@ struct WorkerProc {
 
 impl WorkerProc {
     fn start(server: &Server, scratch: &Scratch, lane: &str, slots: u32, script: &str) -> Self {
+        Self::start_with(server, scratch, lane, slots, &[], script)
+    }
+
+    fn start_with(
+        server: &Server,
+        scratch: &Scratch,
+        lane: &str,
+        slots: u32,
+        flags: &[&str],
+        script: &str,
+    ) -> Self {
         let out = std::fs::File::create(scratch.path(&format!("worker-{lane}.out"))).expect("out");
         let err = std::fs::File::create(scratch.path(&format!("worker-{lane}.err"))).expect("err");
         let child = Command::new(env!("CARGO_BIN_EXE_ff"))
@@ -29,8 +41,9 @@ impl WorkerProc {
                 lane,
                 "--concurrency",
                 &slots.to_string(),
-                "--",
             ])
+            .args(flags)
+            .arg("--")
             .args(["sh", "-c", script])
             .env("FF_SERVER", &server.base)
             .env_remove("FF_API_TOKEN")
@@ -240,4 +253,96 @@ async fn cancelling_an_execution_stops_its_command() {
     let exec = terminal(&server, &id).await;
     assert_eq!(exec["state"], "cancelled", "{exec}");
     worker.terminate(&scratch, "doomed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_75_retries_and_other_exits_fail_for_good() {
+    let scratch = Scratch::new("worker-exits");
+    let server = Server::start(&scratch.path("ff.db"), None);
+    let fast = json!({"max_attempts": 3, "initial_backoff_ms": 10, "max_backoff_ms": 10});
+    let temp = submit(
+        &server,
+        json!({"lane": "exits", "kind": "temp", "retry": fast}),
+    )
+    .await;
+    let broken = submit(
+        &server,
+        json!({"lane": "exits", "kind": "broken", "retry": fast}),
+    )
+    .await;
+    // `temp` asks for a retry on its first attempt and then succeeds;
+    // `broken` exits 3, which fails it at once though attempts remain.
+    let script = r#"
+        if [ "$FF_KIND" = temp ] && [ "$FF_ATTEMPT" = 1 ]; then echo "busy" >&2; exit 75; fi
+        if [ "$FF_KIND" = broken ]; then echo "bad input" >&2; exit 3; fi
+        echo done
+    "#;
+    let mut worker = WorkerProc::start_with(&server, &scratch, "exits", 1, &["-v"], script);
+
+    let exec = terminal(&server, &temp).await;
+    assert_eq!(exec["state"], "completed", "{exec}");
+    assert_eq!(exec["attempt"], 2, "{exec}");
+    let exec = terminal(&server, &broken).await;
+    assert_eq!(exec["state"], "failed", "{exec}");
+    assert_eq!(
+        exec["attempt"], 1,
+        "failed for good on the first attempt: {exec}"
+    );
+    assert!(
+        exec["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bad input")),
+        "{exec}"
+    );
+    worker.terminate(&scratch, "exits");
+
+    // One line per attempt with -v.
+    let log = std::fs::read_to_string(scratch.path("worker-exits.err")).expect("log");
+    let line = |id: &str, attempt: u32, what: &str| {
+        log.lines()
+            .any(|l| l.starts_with(id) && l.contains(&format!("attempt {attempt}: {what}")))
+    };
+    assert!(line(&temp, 1, "failed (retryable)"), "{log}");
+    assert!(line(&temp, 2, "completed"), "{log}");
+    assert!(line(&broken, 1, "failed (permanent)"), "{log}");
+    assert!(
+        log.contains("bad input"),
+        "the line carries the error: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_exits_retry_makes_every_failure_retryable() {
+    let scratch = Scratch::new("worker-retry-all");
+    let server = Server::start(&scratch.path("ff.db"), None);
+    let id = submit(
+        &server,
+        json!({"lane": "flaky", "kind": "k",
+               "retry": {"max_attempts": 3, "initial_backoff_ms": 10, "max_backoff_ms": 10}}),
+    )
+    .await;
+    let script = r#"if [ "$FF_ATTEMPT" -lt 3 ]; then exit 1; fi; echo ok"#;
+    let mut worker = WorkerProc::start_with(
+        &server,
+        &scratch,
+        "flaky",
+        1,
+        &["--other-exits", "retry"],
+        script,
+    );
+    let exec = terminal(&server, &id).await;
+    assert_eq!(exec["state"], "completed", "{exec}");
+    assert_eq!(exec["attempt"], 3, "{exec}");
+    worker.terminate(&scratch, "flaky");
+
+    // The convention is in `ff worker --help`.
+    let help = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["worker", "--help"])
+        .output()
+        .expect("ff worker --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("75") && help.contains("--other-exits"),
+        "{help}"
+    );
 }

@@ -1,8 +1,11 @@
 //! One attempt of `ff worker -- CMD`: CMD runs with the payload on its stdin
 //! and `FF_EXECUTION_ID`, `FF_ATTEMPT`, `FF_KIND`, `FF_LANE`, `FF_NAMESPACE`
 //! in its environment. Exit 0: its stdout is the result (JSON as is, other
-//! text as a JSON string, nothing as `null`). Any other exit fails the
-//! attempt retryably with the tail of its stderr.
+//! text as a JSON string, nothing as `null`). Exit 75 (`EX_TEMPFAIL`, "try
+//! again later", as mail delivery agents use it) fails the attempt
+//! retryably, and so does death by a signal (a crash, the OOM killer); any
+//! other exit fails the execution for good, unless `--other-exits retry`.
+//! Either failure carries the tail of stderr as its error.
 //!
 //! CMD runs in a process group of its own, so a stop signal reaches all of
 //! it (a shell and what it started), and a terminal's Ctrl-C reaches only
@@ -97,15 +100,64 @@ fn signal_group(pgid: u32, signal: &str) {
     }
 }
 
+/// The exit code that asks for a retry (`EX_TEMPFAIL` of sysexits.h).
+pub const EXIT_RETRY: i32 = 75;
+
+/// What an exit other than 0 and [`EXIT_RETRY`] means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtherExits {
+    /// The execution fails for good.
+    Permanent,
+    /// The attempt fails retryably, as with exit 75.
+    Retry,
+}
+
+/// How an attempt ended, as the handler reports it.
+#[derive(Debug)]
+pub enum Ended {
+    Completed(JsonText),
+    /// A retryable failure, with its error.
+    Retry(String),
+    /// A permanent failure, with its error.
+    Fail(String),
+    /// Handed back: stopped for a shutdown, cancelled or lease lost.
+    Release,
+}
+
+impl Ended {
+    /// A few words for the worker's `-v` line.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Self::Completed(_) => "completed",
+            Self::Retry(_) => "failed (retryable)",
+            Self::Fail(_) => "failed (permanent)",
+            Self::Release => "handed back",
+        }
+    }
+
+    /// The error text, when it failed.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Retry(error) | Self::Fail(error) => Some(error),
+            Self::Completed(_) | Self::Release => None,
+        }
+    }
+
+    pub fn into_result(self) -> Result<JsonText, HandlerError> {
+        match self {
+            Self::Completed(result) => Ok(result),
+            Self::Retry(error) => Err(HandlerError::msg(error)),
+            Self::Fail(error) => Err(Fail::permanent(error).into()),
+            Self::Release => Err(Release.into()),
+        }
+    }
+}
+
 /// Runs `cmd` for the attempt in `ctx`.
-pub async fn run(
-    cmd: &[String],
-    ctx: JobContext,
-    groups: &Groups,
-) -> Result<JsonText, HandlerError> {
-    let (program, args) = cmd
-        .split_first()
-        .ok_or_else(|| Fail::permanent("no command to run"))?;
+pub async fn run(cmd: &[String], ctx: JobContext, groups: &Groups, other: OtherExits) -> Ended {
+    let Some((program, args)) = cmd.split_first() else {
+        return Ended::Fail("no command to run".to_owned());
+    };
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -120,9 +172,10 @@ pub async fn run(
         .kill_on_drop(true);
     #[cfg(unix)]
     command.process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(|e| HandlerError::msg(format!("cannot start `{program}`: {e}")))?;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ended::Retry(format!("cannot start `{program}`: {e}")),
+    };
     let mut group = Group::new(child.id(), groups);
 
     if let Some(mut stdin) = child.stdin.take() {
@@ -146,8 +199,11 @@ pub async fn run(
             group.signal("TERM");
             child.wait().await
         }
-    }
-    .map_err(|e| HandlerError::msg(format!("waiting for `{program}`: {e}")))?;
+    };
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => return Ended::Retry(format!("waiting for `{program}`: {e}")),
+    };
     group.exited();
     let (stdout, stdout_cut) = stdout.finish().await;
     let (stderr, _) = stderr.finish().await;
@@ -155,22 +211,29 @@ pub async fn run(
     match stopped {
         // Stopped for a shutdown and did not finish its work: hand the
         // execution back, the attempt unused.
-        Some(StopReason::Shutdown) if !status.success() => return Err(Release.into()),
+        Some(StopReason::Shutdown) if !status.success() => return Ended::Release,
         Some(StopReason::Shutdown) | None => {}
         // Cancelled or lease lost: nothing will be recorded for this attempt.
-        Some(_) => return Err(Release.into()),
+        Some(_) => return Ended::Release,
     }
     if !status.success() {
-        return Err(HandlerError::msg(failure_text(program, status, &stderr)));
+        let error = failure_text(program, status, &stderr);
+        return match status.code() {
+            Some(code) if code != EXIT_RETRY && other == OtherExits::Permanent => {
+                Ended::Fail(error)
+            }
+            // Exit 75, any exit under `--other-exits retry`, or no exit code
+            // at all: killed by a signal, which says nothing of the input.
+            _ => Ended::Retry(error),
+        };
     }
     if stdout_cut {
-        return Err(Fail::permanent(format!(
+        return Ended::Fail(format!(
             "`{program}` wrote more than the {} KiB a result may hold",
             max_result / 1024
-        ))
-        .into());
+        ));
     }
-    Ok(result_of(&stdout))
+    Ended::Completed(result_of(&stdout))
 }
 
 /// The error of a failed attempt: the exit status and the tail of stderr.

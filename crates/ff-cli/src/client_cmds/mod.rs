@@ -1,39 +1,49 @@
-//! The client commands: `ff submit`, `flow submit`, `ls`, `show`, `cancel`,
-//! `retry`, `stats` and `worker`, each a call to a running `ff serve`
-//! through `ff-sdk` over HTTP.
+//! The client commands: `ff submit`, `flow submit`, `flow ls`, `ls`, `show`,
+//! `cancel`, `retry`, `stats` and `worker`, each a call to a running
+//! `ff serve` through `ff-sdk` over HTTP.
 //!
 //! Output is a plain aligned table (or `key  value` lines) for people and
 //! the API's JSON with `--json` for scripts; errors are one clear line on
-//! stderr and a non-zero exit.
+//! stderr (JSON with `--json`) and an exit code per kind of failure (see
+//! `failure`).
 //!
 //! # Layout
-//! - `submit`: `ff submit`, `ff flow submit FILE`.
+//! - `submit`: `ff submit`, one execution or a batch from a file.
+//! - `flow`: `ff flow submit FILE`, `ff flow ls`.
+//! - `when`: times and durations on the command line.
 //! - `read`: `ff ls`, `ff show`, `ff stats`.
 //! - `steer`: `ff cancel`, `ff retry`.
 //! - `worker`, `child`: `ff worker -- CMD`, and running CMD for one attempt.
+//! - `failure`: classified errors, their exit codes and JSON.
 //! - `table`: aligned columns and times.
 
 mod child;
+mod failure;
+mod flow;
 mod read;
 mod steer;
 mod submit;
 mod table;
+mod when;
 mod worker;
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use ff_core::EngineError;
-use ff_sdk::{Client, HttpError};
+use ff_sdk::Client;
+
+use failure::Failure;
 
 /// The client commands, flattened into `ff`'s own.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Submit one execution; prints its id.
+    /// Submit one execution, or a batch with `--file`; prints the id(s).
     Submit(submit::SubmitArgs),
-    /// Flows: `ff flow submit FILE`.
-    Flow(submit::FlowArgs),
-    /// List executions in creation order (`--cursor` pages on).
+    /// Flows: `ff flow submit FILE`, `ff flow ls`.
+    Flow(flow::FlowArgs),
+    /// List executions in creation order (`--cursor` pages on; `--newest`
+    /// shows the latest first).
     Ls(read::LsArgs),
     /// Show an execution (attempts, errors, result) or a flow.
     Show(read::ShowArgs),
@@ -44,22 +54,44 @@ pub enum ClientCommand {
     /// Executions per lane and state.
     Stats(read::StatsArgs),
     /// Run a command for each execution claimed from a lane: the payload on
-    /// its stdin, its stdout as the result.
+    /// its stdin, its stdout as the result; exit 75 retries, other non-zero
+    /// exits fail for good (`--other-exits retry` to retry them too).
     Worker(worker::WorkerArgs),
 }
 
-pub async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
-    match command {
+impl ClientCommand {
+    /// Whether the command was asked for JSON, which its errors then are too.
+    fn json(&self) -> bool {
+        match self {
+            Self::Submit(args) => args.output.json,
+            Self::Flow(args) => args.json(),
+            Self::Ls(args) => args.output.json,
+            Self::Show(args) => args.output.json,
+            Self::Cancel(args) | Self::Retry(args) => args.output.json,
+            Self::Stats(args) => args.output.json,
+            Self::Worker(_) => false,
+        }
+    }
+}
+
+/// Runs the command; a failure is printed here, so the exit code can say
+/// what kind it was.
+pub async fn run(command: ClientCommand) -> ExitCode {
+    let json = command.json();
+    let result = match command {
         ClientCommand::Submit(args) => submit::submit(args).await,
-        ClientCommand::Flow(args) => submit::flow(args).await,
+        ClientCommand::Flow(args) => flow::run(args).await,
         ClientCommand::Ls(args) => read::ls(args).await,
         ClientCommand::Show(args) => read::show(args).await,
         ClientCommand::Cancel(args) => steer::cancel(args).await,
         ClientCommand::Retry(args) => steer::retry(args).await,
         ClientCommand::Stats(args) => read::stats(args).await,
         ClientCommand::Worker(args) => worker::run(args).await,
-    }?;
-    Ok(ExitCode::SUCCESS)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => Failure::of(&err).report(json),
+    }
 }
 
 /// Where the server is and who we are to it.
@@ -79,33 +111,18 @@ pub struct ServerArgs {
 impl ServerArgs {
     pub fn connect(&self) -> anyhow::Result<Client> {
         let client = Client::http(&self.server, self.token.clone())
-            .map_err(|err| anyhow::anyhow!("--server: {err}"))?;
+            .map_err(|err| Failure::invalid("--server", err))?;
         Ok(client.with_namespace(&self.namespace))
     }
 
-    /// An SDK error as one line a person can act on.
+    /// An SDK error as one line a person can act on, classified.
     pub fn explain(&self, err: EngineError) -> anyhow::Error {
-        match &err {
-            EngineError::Unavailable { message } if message.starts_with("cannot reach") => {
-                // The innermost cause says it best ("Connection refused").
-                let cause = message.rsplit(": ").next().unwrap_or(message);
-                anyhow::anyhow!(
-                    "cannot reach the FlowFabric server at {} ({cause}); is `ff serve` running? Set --server or FF_SERVER",
-                    self.server
-                )
-            }
-            EngineError::NotFound { entity, id } => {
-                anyhow::anyhow!("{entity} {id} not found in namespace `{}`", self.namespace)
-            }
-            EngineError::Backend(source) => match source.downcast_ref::<HttpError>() {
-                Some(http) if http.status == 401 => anyhow::anyhow!(
-                    "the server wants a valid token: pass --token or set FF_API_TOKEN"
-                ),
-                Some(http) => anyhow::anyhow!("{http}"),
-                None => anyhow::Error::new(err),
-            },
-            _ => anyhow::Error::new(err),
-        }
+        self.failure(err).into()
+    }
+
+    /// [`Self::explain`], before it is wrapped.
+    pub fn failure(&self, err: EngineError) -> Failure {
+        Failure::from_engine(err, &self.server, &self.namespace)
     }
 }
 

@@ -1,12 +1,13 @@
 //! `ff ls`, `ff show` and `ff stats`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use clap::Args;
 use ff_core::execution::AttemptEnd;
 use ff_core::flow::FlowView;
-use ff_core::{EngineError, Execution, ExecutionId, FlowId, ListFilter, State};
+use ff_core::{EngineError, Execution, ExecutionId, FlowId, Limits, ListFilter, Page, State};
 
+use super::failure::Failure;
 use super::table::{duration, time, Table};
 use super::{print_json, OutputArgs, ServerArgs};
 
@@ -23,7 +24,7 @@ pub struct LsArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    pub output: OutputArgs,
     /// Only executions in this state.
     #[arg(long, value_parser = parse_state)]
     state: Option<State>,
@@ -35,24 +36,35 @@ pub struct LsArgs {
     #[arg(long, default_value_t = 50)]
     limit: u32,
     /// Continue after a previous page (printed when more follow).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "newest")]
     cursor: Option<String>,
+    /// The latest `--limit` executions, newest first. The API lists oldest
+    /// first, so this reads every matching page: narrow it with `--lane`,
+    /// `--state` or `--kind` on a large namespace.
+    #[arg(long)]
+    newest: bool,
 }
 
 pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
     let client = args.server.connect()?;
     let filter = ListFilter {
         state: args.state,
-        lane: args.lane,
-        kind: args.kind,
+        lane: args.lane.clone(),
+        kind: args.kind.clone(),
         limit: args.limit,
-        cursor: args.cursor,
+        cursor: args.cursor.clone(),
         ..ListFilter::default()
     };
-    let page = client
-        .list_executions(filter)
-        .await
-        .map_err(|e| args.server.explain(e))?;
+    let page = if args.newest {
+        newest(&client, filter)
+            .await
+            .map_err(|e| args.server.explain(e))?
+    } else {
+        client
+            .list_executions(filter)
+            .await
+            .map_err(|e| args.server.explain(e))?
+    };
     if args.output.json {
         return print_json(&page);
     }
@@ -78,23 +90,64 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The last `filter.limit` executions matching `filter`, newest first: every
+/// page is read, in the largest pages the API serves, and only the tail is
+/// kept.
+async fn newest(
+    client: &ff_sdk::Client,
+    filter: ListFilter,
+) -> Result<Page<Execution>, EngineError> {
+    let max = Limits::default().max_batch;
+    let keep = filter.limit as usize;
+    if !(1..=max).contains(&keep) {
+        return Err(EngineError::invalid(
+            "limit",
+            format!("must be between 1 and {max}"),
+        ));
+    }
+    let mut filter = ListFilter {
+        limit: u32::try_from(max).unwrap_or(u32::MAX),
+        ..filter
+    };
+    let mut tail = VecDeque::with_capacity(keep);
+    loop {
+        let page = client.list_executions(filter.clone()).await?;
+        for exec in page.items {
+            if tail.len() == keep {
+                tail.pop_front();
+            }
+            tail.push_back(exec);
+        }
+        match page.next_cursor {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    Ok(Page {
+        items: tail.into_iter().rev().collect(),
+        next_cursor: None,
+    })
+}
+
 /// `ff show` options.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    pub output: OutputArgs,
     /// An execution id (or a flow id).
     id: String,
 }
 
 pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
     let client = args.server.connect()?;
-    let uuid: ExecutionId = args
-        .id
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{}` is not an execution or flow id", args.id))?;
+    let uuid: ExecutionId = args.id.parse().map_err(|_| {
+        Failure::invalid(
+            "id",
+            format!("`{}` is not an execution or flow id", args.id),
+        )
+    })?;
     match client.get_execution(uuid).await {
         Ok(exec) if args.output.json => print_json(&exec),
         Ok(exec) => {
@@ -109,11 +162,11 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<()> {
                     print_flow(&flow);
                     Ok(())
                 }
-                Err(EngineError::NotFound { .. }) => Err(anyhow::anyhow!(
+                Err(EngineError::NotFound { .. }) => Err(Failure::not_found(format!(
                     "no execution or flow {} in namespace `{}`",
-                    args.id,
-                    args.server.namespace
-                )),
+                    args.id, args.server.namespace
+                ))
+                .into()),
                 Err(err) => Err(args.server.explain(err)),
             }
         }
@@ -133,6 +186,12 @@ fn print_execution(exec: &Execution) {
         format!("{} of {}", exec.attempt, exec.attempts_allowed),
     );
     field("priority", exec.priority.to_string());
+    if let Some(at) = exec.run_at {
+        field("run at", time(at));
+    }
+    if let Some(at) = exec.deadline {
+        field("deadline", time(at));
+    }
     if let Some(flow) = &exec.flow {
         field("flow", format!("{} (node {})", flow.flow_id, flow.node_key));
     }
@@ -237,7 +296,7 @@ pub struct StatsArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    pub output: OutputArgs,
 }
 
 pub async fn stats(args: StatsArgs) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@ use clap::Args;
 use ff_core::{EngineError, ExecutionId, FlowId};
 use serde_json::json;
 
+use super::failure::Failure;
 use super::{print_json, OutputArgs, ServerArgs};
 
 /// Options of the commands that take one id.
@@ -12,7 +13,7 @@ pub struct IdArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    pub output: OutputArgs,
     /// An execution id (`ff cancel` also takes a flow id).
     id: String,
 }
@@ -20,7 +21,7 @@ pub struct IdArgs {
 fn parse(args: &IdArgs) -> anyhow::Result<ExecutionId> {
     args.id
         .parse()
-        .map_err(|_| anyhow::anyhow!("`{}` is not an id", args.id))
+        .map_err(|_| Failure::invalid("id", format!("`{}` is not an id", args.id)).into())
 }
 
 /// Cancels an execution, or else the flow with that id.
@@ -52,10 +53,11 @@ pub async fn cancel(args: IdArgs) -> anyhow::Result<()> {
                     );
                     Ok(())
                 }
-                Err(EngineError::NotFound { .. }) => Err(anyhow::anyhow!(
+                Err(EngineError::NotFound { .. }) => Err(Failure::not_found(format!(
                     "no execution or flow {id} in namespace `{}`",
                     args.server.namespace
-                )),
+                ))
+                .into()),
                 Err(err) => Err(args.server.explain(err)),
             }
         }
@@ -67,11 +69,12 @@ pub async fn cancel(args: IdArgs) -> anyhow::Result<()> {
 pub async fn retry(args: IdArgs) -> anyhow::Result<()> {
     let client = args.server.connect()?;
     let id = parse(&args)?;
-    client.requeue(id).await.map_err(|err| match err {
-        EngineError::Conflict { message } => {
-            anyhow::anyhow!("cannot retry {id}: {message}")
+    client.requeue(id).await.map_err(|err| {
+        let mut failure = args.server.failure(err);
+        if failure.code == "conflict" {
+            failure.message = format!("cannot retry {id}: {}", failure.message);
         }
-        err => args.server.explain(err),
+        anyhow::Error::from(failure)
     })?;
     if args.output.json {
         return print_json(&json!({ "id": id, "requeued": true }));

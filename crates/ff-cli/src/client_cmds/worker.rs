@@ -1,5 +1,6 @@
 //! `ff worker --lane L -- CMD ARGS...`: an `ff-sdk` worker over HTTP whose
-//! one handler runs CMD for every execution it claims (see `child`).
+//! one handler runs CMD for every execution it claims (see `child` for what
+//! its exit code means).
 //!
 //! The first Ctrl-C or SIGTERM stops claiming and forwards SIGTERM to every
 //! running command; a command that then exits non-zero has its execution
@@ -10,16 +11,24 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use ff_sdk::{JobContext, Worker};
 
-use super::child::{self, Groups};
+use super::child::{self, Groups, OtherExits};
+use super::table::duration;
 use super::ServerArgs;
 
 /// `ff worker` options.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+CMD's exit code decides the outcome:
+  0       completed; stdout is the result (JSON as written, other text as a string)
+  75      failed, retryable (EX_TEMPFAIL): retried after the backoff while attempts remain
+  signal  failed, retryable (killed, e.g. by the OOM killer)
+  other   failed for good; with --other-exits retry, retryable like 75
+A failure's error is the last 4 KiB of CMD's stderr.")]
 pub struct WorkerArgs {
     #[command(flatten)]
     server: ServerArgs,
@@ -35,6 +44,14 @@ pub struct WorkerArgs {
     /// The id recorded on each attempt.
     #[arg(long, env = "FF_WORKER_ID")]
     worker_id: Option<String>,
+    /// What an exit other than 0 and 75 means: `permanent` fails the
+    /// execution for good, `retry` fails the attempt retryably.
+    #[arg(long, value_enum, env = "FF_WORKER_OTHER_EXITS", default_value_t = OtherExits::Permanent)]
+    other_exits: OtherExits,
+    /// Print a line on stderr for each attempt: id, kind, attempt, outcome
+    /// and how long it took.
+    #[arg(long, short)]
+    verbose: bool,
     /// Seconds running commands get to finish after a stop signal.
     #[arg(long, env = "FF_SHUTDOWN_GRACE", default_value_t = 30.0)]
     shutdown_grace: f64,
@@ -66,10 +83,29 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         builder = builder.worker_id(id);
     }
     let (cmd, running) = (command.clone(), groups.clone());
+    let (other_exits, verbose) = (args.other_exits, args.verbose);
     let worker = builder
         .fallback_handler(move |ctx: JobContext| {
             let (cmd, running) = (cmd.clone(), running.clone());
-            async move { child::run(&cmd, ctx, &running).await }
+            async move {
+                let (id, attempt, kind) = (ctx.id(), ctx.attempt(), ctx.kind().to_owned());
+                let started = Instant::now();
+                let ended = child::run(&cmd, ctx, &running, other_exits).await;
+                if verbose {
+                    let took = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                    let error = ended
+                        .error()
+                        .and_then(|e| e.lines().next())
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "{id} {kind} attempt {attempt}: {} in {}{error}",
+                        ended.summary(),
+                        duration(took)
+                    );
+                }
+                ended.into_result()
+            }
         })
         .start()
         .map_err(|e| args.server.explain(e))?;
