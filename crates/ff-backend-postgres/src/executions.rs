@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use ff_core::execution::validate_batch;
 use ff_core::{
@@ -58,26 +57,25 @@ impl PostgresBackend {
                     .map(|k| (r.resolved_namespace().to_owned(), k))
             })
             .collect();
-        let mut known = self.ids_by_key(keys.iter().flatten()).await?;
+        let stored = self.stored_by_key(keys.iter().flatten()).await?;
         let now = self.now();
         let mut answers = Vec::with_capacity(reqs.len());
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<Execution> = Vec::new();
+        // Keys taken by an earlier request of this batch: its index in `fresh`.
+        let mut batch_keys: HashMap<&Key, usize> = HashMap::new();
         for (req, key) in reqs.into_iter().zip(&keys) {
-            if let Some(id) = key.as_ref().and_then(|k| known.get(k)) {
-                answers.push(Submitted {
-                    id: *id,
-                    created: false,
-                });
-                continue;
+            if let Some(key) = key {
+                let holder = stored
+                    .get(key)
+                    .or_else(|| batch_keys.get(key).map(|&i| &fresh[i]));
+                if let Some(holder) = holder {
+                    answers.push(Submitted::repeat_of(holder, &req));
+                    continue;
+                }
+                batch_keys.insert(key, fresh.len());
             }
             let exec = Execution::new(ExecutionId::new(), req, now);
-            if let Some(key) = key {
-                known.insert(key.clone(), exec.id);
-            }
-            answers.push(Submitted {
-                id: exec.id,
-                created: true,
-            });
+            answers.push(Submitted::created(exec.id));
             fresh.push(exec);
         }
         if fresh.is_empty() {
@@ -94,15 +92,18 @@ impl PostgresBackend {
                 .filter(|e| !inserted.contains(&e.id))
                 .filter_map(|e| e.idempotency_key.clone().map(|k| (e.namespace.clone(), k)))
                 .collect();
-            let winners = self.ids_by_key(lost.iter()).await?;
+            let winners = self.stored_by_key(lost.iter()).await?;
+            let by_id: HashMap<ExecutionId, &Execution> = fresh.iter().map(|e| (e.id, e)).collect();
             for (answer, key) in answers.iter_mut().zip(&keys) {
                 if answer.created && !inserted.contains(&answer.id) {
-                    let winner = key.as_ref().and_then(|k| winners.get(k)).ok_or_else(|| {
-                        EngineError::backend("an execution vanished during submit")
-                    })?;
+                    let winner = key.as_ref().and_then(|k| winners.get(k));
+                    let (Some(winner), Some(lost)) = (winner, by_id.get(&answer.id)) else {
+                        return Err(EngineError::backend("an execution vanished during submit"));
+                    };
                     *answer = Submitted {
-                        id: *winner,
+                        id: winner.id,
                         created: false,
+                        conflicting_spec: !winner.same_spec(lost),
                     };
                 }
             }
@@ -114,20 +115,20 @@ impl PostgresBackend {
     }
 
     /// The stored executions holding `keys`.
-    async fn ids_by_key<'k>(
+    async fn stored_by_key<'k>(
         &self,
         keys: impl Iterator<Item = &'k Key>,
-    ) -> Result<HashMap<Key, ExecutionId>, EngineError> {
+    ) -> Result<HashMap<Key, Execution>, EngineError> {
         let (namespaces, keys): (Vec<&str>, Vec<&str>) =
             keys.map(|(n, k)| (n.as_str(), k.as_str())).unzip();
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = sqlx::query(
-            "SELECT e.namespace, e.idempotency_key, e.id FROM executions e \
-             JOIN unnest($1::text[], $2::text[]) AS k(namespace, key) \
-               ON e.namespace = k.namespace AND e.idempotency_key = k.key",
-        )
+        let rows = sqlx::query(concat!(
+            rows::select_stored!(),
+            " e JOIN unnest($1::text[], $2::text[]) AS k(key_namespace, key) \
+               ON e.namespace = k.key_namespace AND e.idempotency_key = k.key"
+        ))
         .bind(namespaces)
         .bind(keys)
         .fetch_all(&self.inner.pool)
@@ -135,10 +136,9 @@ impl PostgresBackend {
         .db()?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    (row.try_get(0).db()?, row.try_get(1).db()?),
-                    ExecutionId::from_uuid(row.try_get(2).db()?),
-                ))
+                let exec = rows::read_stored(row)?.exec;
+                let key = exec.idempotency_key.clone().unwrap_or_default();
+                Ok(((exec.namespace.clone(), key), exec))
             })
             .collect()
     }

@@ -64,13 +64,14 @@ fn submit_one(ctx: &mut WriteCtx<'_>, req: SubmitRequest) -> Result<Submitted, E
     if let Some(key) = &req.idempotency_key {
         if let Some(id) = rows::find_by_idempotency_key(ctx.conn(), req.resolved_namespace(), key)?
         {
-            return Ok(Submitted { id, created: false });
+            // The spec columns never change, so the stored row answers even
+            // when a newer copy of its state is cached.
+            let (existing, _) = rows::load_stored(ctx.conn(), id)?
+                .ok_or_else(|| EngineError::execution_not_found(id))?;
+            return Ok(Submitted::repeat_of(&existing, &req));
         }
     }
     let exec = Execution::new(ExecutionId::new(), req, ctx.now);
     ctx.insert(&exec)?;
-    Ok(Submitted {
-        id: exec.id,
-        created: true,
-    })
+    Ok(Submitted::created(exec.id))
 }

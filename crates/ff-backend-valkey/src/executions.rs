@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use ff_core::execution::validate_batch;
 use ff_core::{
-    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, SubmitRequest,
-    Submitted,
+    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, ReadOps,
+    SubmitRequest, Submitted,
 };
 
 use crate::write::{Outcome, Plan};
@@ -92,35 +92,36 @@ impl ValkeyBackend {
         for _ in 0..MAX_ATTEMPTS {
             let known = self.ids_by_key(p, reqs).await?;
             let now = self.now();
-            let mut seen: HashMap<(&str, &str), ExecutionId> = HashMap::new();
+            // Keys taken by an earlier request of this share: its index in `fresh`.
+            let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+            let mut fresh: Vec<Execution> = Vec::new();
             let mut plan = Plan::new(p);
             let mut answers = Vec::with_capacity(reqs.len());
             for req in reqs {
                 let namespace = req.resolved_namespace();
                 let key = req.idempotency_key.as_deref();
-                if let Some(id) = key.and_then(|k| {
-                    known
-                        .get(&(namespace.to_owned(), k.to_owned()))
-                        .or_else(|| seen.get(&(namespace, k)))
-                }) {
-                    answers.push(Submitted {
-                        id: *id,
-                        created: false,
-                    });
-                    continue;
+                if let Some(k) = key {
+                    if let Some(&i) = seen.get(&(namespace, k)) {
+                        answers.push(Submitted::repeat_of(&fresh[i], req));
+                        continue;
+                    }
+                    if let Some(id) = known.get(&(namespace.to_owned(), k.to_owned())) {
+                        // A repeat is rare: one read tells whether its spec differs.
+                        let existing = self.get_execution(*id).await?;
+                        answers.push(Submitted::repeat_of(&existing, req));
+                        continue;
+                    }
                 }
                 let exec = Execution::new(keys.new_execution_id(p), (*req).clone(), now);
                 if let Some(k) = key {
                     let idem = keys.idempotency(p, namespace);
                     plan.check_absent(&idem, k);
                     plan.hset(&idem, k, &exec.id.to_string());
-                    seen.insert((namespace, k), exec.id);
+                    seen.insert((namespace, k), fresh.len());
                 }
                 plan.save(keys, None, &exec, now)?;
-                answers.push(Submitted {
-                    id: exec.id,
-                    created: true,
-                });
+                answers.push(Submitted::created(exec.id));
+                fresh.push(exec);
             }
             match self.commit(plan, now).await? {
                 Outcome::Applied => return Ok(answers),

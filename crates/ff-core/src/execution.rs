@@ -349,6 +349,42 @@ impl Execution {
         }
     }
 
+    /// Whether `req` asks for the spec this execution was submitted with,
+    /// defaults resolved as at submit; the payload is compared as written.
+    pub fn same_spec_as(&self, req: &SubmitRequest) -> bool {
+        let mut capabilities: Vec<&String> = req.capabilities.iter().collect();
+        capabilities.sort();
+        capabilities.dedup();
+        self.namespace == req.resolved_namespace()
+            && self.lane == req.lane
+            && self.kind == req.kind
+            && self.payload == req.payload
+            && self.priority == req.priority.unwrap_or(0)
+            && self.capabilities.iter().eq(capabilities)
+            && self.tags == req.tags
+            && self.retry == req.retry.unwrap_or_default()
+            && self.lease_ms == req.lease_ms.unwrap_or(DEFAULT_LEASE_MS)
+            && self.attempt_timeout_ms == req.attempt_timeout_ms
+            && self.deadline == req.deadline
+            && self.run_at == req.run_at
+    }
+
+    /// Whether `other` was submitted with this execution's spec.
+    pub fn same_spec(&self, other: &Execution) -> bool {
+        self.namespace == other.namespace
+            && self.lane == other.lane
+            && self.kind == other.kind
+            && self.payload == other.payload
+            && self.priority == other.priority
+            && self.capabilities == other.capabilities
+            && self.tags == other.tags
+            && self.retry == other.retry
+            && self.lease_ms == other.lease_ms
+            && self.attempt_timeout_ms == other.attempt_timeout_ms
+            && self.deadline == other.deadline
+            && self.run_at == other.run_at
+    }
+
     /// The outcome, once terminal.
     pub fn outcome(&self) -> Option<Outcome> {
         self.state.outcome()
@@ -396,6 +432,31 @@ pub struct Submitted {
     pub id: ExecutionId,
     /// False when an idempotency key matched an existing execution.
     pub created: bool,
+    /// True when that existing execution was submitted with another spec
+    /// than this request's: the request was not stored, and the answer is
+    /// the first execution all the same.
+    #[serde(default)]
+    pub conflicting_spec: bool,
+}
+
+impl Submitted {
+    /// A new execution was stored under `id`.
+    pub fn created(id: ExecutionId) -> Self {
+        Self {
+            id,
+            created: true,
+            conflicting_spec: false,
+        }
+    }
+
+    /// The request repeated the idempotency key of `existing`.
+    pub fn repeat_of(existing: &Execution, req: &SubmitRequest) -> Self {
+        Self {
+            id: existing.id,
+            created: false,
+            conflicting_spec: !existing.same_spec_as(req),
+        }
+    }
 }
 
 /// Validates a whole batch before anything is stored; the error names the

@@ -480,7 +480,9 @@ pub fn expire_attempt(exec: &mut Execution, reason: AttemptEnd, now: Millis) {
 }
 
 /// The shared failure path: schedules a retry when attempts are left and the
-/// retry time falls before the deadline, otherwise fails for good.
+/// retry time falls before the deadline, otherwise fails for good. A retry
+/// cut short by the deadline fails with the error `deadline`, the attempt
+/// keeping its own error, so the record says why no retry came.
 fn fail_attempt(
     exec: &mut Execution,
     error: String,
@@ -488,12 +490,17 @@ fn fail_attempt(
     reason: Option<AttemptEnd>,
     now: Millis,
 ) -> FailResponse {
-    let retry_at = (retryable && exec.attempt < exec.attempts_allowed)
-        .then(|| exec.retry.retry_at(exec.id, exec.attempt, now))
-        .filter(|at| exec.deadline.is_none_or(|deadline| *at < deadline));
+    let wanted = (retryable && exec.attempt < exec.attempts_allowed)
+        .then(|| exec.retry.retry_at(exec.id, exec.attempt, now));
+    let retry_at = wanted.filter(|at| exec.deadline.is_none_or(|deadline| *at < deadline));
     let end = reason.unwrap_or(AttemptEnd::Failed { retry_at });
-    end_attempt(exec, end, Some(error.clone()), now);
-    exec.error = Some(error);
+    let recorded = if wanted.is_some() && retry_at.is_none() {
+        "deadline".to_owned()
+    } else {
+        error.clone()
+    };
+    end_attempt(exec, end, Some(error), now);
+    exec.error = Some(recorded);
     match retry_at {
         Some(at) => {
             exec.state = State::Scheduled;

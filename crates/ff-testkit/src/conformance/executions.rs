@@ -102,6 +102,64 @@ pub async fn idempotent_submit_returns_first_id(f: &dyn BackendFactory) {
     assert_ne!(other.id, first.id);
 }
 
+/// A repeat of an idempotency key answers the first id either way, and
+/// says whether its spec differed from the stored one (defaults resolved,
+/// so spelling a default out is the same spec).
+pub async fn idempotent_repeat_says_when_its_spec_differs(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let first = b
+        .engine
+        .submit(job("a").idempotency_key("k1"))
+        .await
+        .expect("submit");
+    assert!(first.created && !first.conflicting_spec);
+    let same = b
+        .engine
+        .submit(job("a").idempotency_key("k1").priority(0).lease_ms(30_000))
+        .await
+        .expect("repeat");
+    assert_eq!(
+        (same.id, same.created, same.conflicting_spec),
+        (first.id, false, false)
+    );
+    let other =
+        SubmitRequest::new("a", "job", JsonText::unchecked(r#"{"n": 2}"#)).idempotency_key("k1");
+    let differs = b.engine.submit(other).await.expect("repeat");
+    assert_eq!(
+        (differs.id, differs.created, differs.conflicting_spec),
+        (first.id, false, true)
+    );
+    let elsewhere = b
+        .engine
+        .submit(job("b").idempotency_key("k1"))
+        .await
+        .expect("repeat");
+    assert!(elsewhere.conflicting_spec, "another lane is another spec");
+    assert_eq!(get(&b, first.id).await.payload.as_str(), r#"{"n": 1}"#);
+
+    // Inside one batch, a repeat is compared with the first request.
+    let answers = b
+        .engine
+        .submit_batch(vec![
+            job("a").idempotency_key("k2"),
+            job("a").idempotency_key("k2").priority(5),
+            job("a").idempotency_key("k2"),
+            job("a").idempotency_key("k1"),
+        ])
+        .await
+        .expect("batch");
+    let flags: Vec<(bool, bool)> = answers
+        .iter()
+        .map(|a| (a.created, a.conflicting_spec))
+        .collect();
+    assert_eq!(
+        flags,
+        [(true, false), (false, true), (false, false), (false, false)]
+    );
+    assert_eq!(answers[1].id, answers[0].id);
+    assert_eq!(answers[3].id, first.id);
+}
+
 pub async fn idempotent_batch_duplicates_resolve_to_first(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let reqs = vec![

@@ -209,6 +209,66 @@ pub async fn retry_past_deadline_fails_at_once(f: &dyn BackendFactory) {
     assert_eq!(get(&b, id).await.state, State::Failed);
 }
 
+/// A retryable failure whose retry would land past the deadline fails the
+/// execution at once with the deadline as its error; the attempt keeps the
+/// worker's error (or the lease expiry's). A failure that could not retry
+/// anyway keeps the worker's error.
+pub async fn retry_past_deadline_records_the_deadline(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let deadline = b.clock.now_ms() + 5_000;
+    let cut = submit(
+        &b,
+        job("a").retry(exact_retry(5, 10_000)).deadline(deadline),
+    )
+    .await;
+    let claimed = claim_one(&b, "a").await;
+    b.engine
+        .fail(&claimed.handle, Failure::retryable("smtp busy"))
+        .await
+        .expect("fail");
+    let exec = get(&b, cut).await;
+    assert_eq!(exec.state, State::Failed);
+    assert_eq!(exec.error.as_deref(), Some("deadline"));
+    assert_eq!(exec.attempts[0].error.as_deref(), Some("smtp busy"));
+    assert_eq!(
+        exec.attempts[0].end,
+        Some(AttemptEnd::Failed { retry_at: None })
+    );
+
+    let expired = submit(
+        &b,
+        job("b")
+            .lease_ms(1_000)
+            .retry(exact_retry(5, 10_000))
+            .deadline(deadline),
+    )
+    .await;
+    claim_one(&b, "b").await;
+    b.clock.advance(ms(1_000));
+    assert_eq!(b.engine.expire_leases(100).await.expect("scan"), 1);
+    let exec = get(&b, expired).await;
+    assert_eq!(exec.state, State::Failed);
+    assert_eq!(exec.error.as_deref(), Some("deadline"));
+    assert_eq!(exec.attempts[0].error.as_deref(), Some("lease_expired"));
+
+    let permanent = submit(
+        &b,
+        job("c")
+            .retry(exact_retry(5, 10))
+            .deadline(deadline + 60_000),
+    )
+    .await;
+    let claimed = claim_one(&b, "c").await;
+    b.engine
+        .fail(&claimed.handle, Failure::permanent("bad address"))
+        .await
+        .expect("fail");
+    assert_eq!(
+        get(&b, permanent).await.error.as_deref(),
+        Some("bad address")
+    );
+}
+
 pub async fn promote_scheduled_makes_due_ready(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let now = b.clock.now_ms();

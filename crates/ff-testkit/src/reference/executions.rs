@@ -20,11 +20,9 @@ impl Store {
             .idempotency_key
             .clone()
             .map(|k| (req.resolved_namespace().to_owned(), k));
-        if let Some(id) = key.as_ref().and_then(|k| self.idempotency.get(k)) {
-            return Submitted {
-                id: *id,
-                created: false,
-            };
+        let holder = key.as_ref().and_then(|k| self.idempotency.get(k));
+        if let Some(existing) = holder.and_then(|id| self.executions.get(id)) {
+            return Submitted::repeat_of(existing, &req);
         }
         let exec = Execution::new(ExecutionId::new(), req, now);
         let id = exec.id;
@@ -33,7 +31,7 @@ impl Store {
             self.idempotency.insert(key, id);
         }
         self.executions.insert(id, exec);
-        Submitted { id, created: true }
+        Submitted::created(id)
     }
 }
 
