@@ -66,6 +66,10 @@ async fn commands_submit_read_and_steer_executions() {
         (repeat["id"].clone(), repeat["created"].clone()),
         (again["id"].clone(), json!(false))
     );
+    assert_eq!(
+        repeat["conflicting_spec"], true,
+        "the repeat left the priority out"
+    );
     ok(ff(
         &server,
         &["submit", "--lane", "reports", "--kind", "build"],

@@ -185,6 +185,10 @@ async fn submit_file_sends_a_batch_and_prints_one_id_per_line() {
         "the idempotency key found the first"
     );
     assert_eq!(answers[0]["created"], false);
+    assert_eq!(
+        answers[0]["conflicting_spec"], true,
+        "priority 5 was left out"
+    );
     assert_eq!(answers[1]["created"], true);
 
     // A bad line is named before anything is sent.

@@ -117,7 +117,12 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     }
     // The id alone on stdout, so `ID=$(ff submit ...)` works.
     println!("{}", submitted.id);
-    if !submitted.created {
+    if submitted.conflicting_spec {
+        eprintln!(
+            "warning: the idempotency key matched an existing execution submitted with another spec; \
+             nothing new was submitted"
+        );
+    } else if !submitted.created {
         eprintln!("(the idempotency key matched an existing execution; nothing new was submitted)");
     }
     Ok(())
@@ -225,7 +230,7 @@ fn read_batch(path: &Path) -> anyhow::Result<Vec<SubmitRequest>> {
 /// ids as it is accepted, so a failure part-way says what was submitted.
 async fn submit_batch(args: &SubmitArgs, reqs: Vec<SubmitRequest>) -> anyhow::Result<()> {
     let client = args.server.connect()?;
-    let mut existing = 0;
+    let (mut existing, mut conflicting) = (0, 0);
     let mut reqs = reqs.into_iter().peekable();
     while reqs.peek().is_some() {
         let chunk: Vec<SubmitRequest> = reqs.by_ref().take(Limits::default().max_batch).collect();
@@ -240,10 +245,14 @@ async fn submit_batch(args: &SubmitArgs, reqs: Vec<SubmitRequest>) -> anyhow::Re
                 println!("{}", one.id);
             }
             existing += usize::from(!one.created);
+            conflicting += usize::from(one.conflicting_spec);
         }
     }
     if existing > 0 && !args.output.json {
         eprintln!("({existing} idempotency keys matched existing executions; those were not submitted again)");
+    }
+    if conflicting > 0 && !args.output.json {
+        eprintln!("warning: {conflicting} of them with another spec than the stored execution's");
     }
     Ok(())
 }
