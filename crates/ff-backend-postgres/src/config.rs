@@ -9,8 +9,10 @@ pub const DEFAULT_SCHEMA: &str = "flowfabric";
 
 /// How long an operation waits for a pooled connection unless told
 /// otherwise. A server that is away fails the operation as unavailable
-/// within it, instead of holding the caller for the driver's 30 s.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// within it (the pool keeps trying to connect until then), instead of
+/// holding the caller for the driver's 30 s; short enough that an HTTP
+/// request answers 503 within 2 s.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Settings of [`crate::PostgresBackend::connect`].
 #[derive(Debug, Clone)]

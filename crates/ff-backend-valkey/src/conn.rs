@@ -177,8 +177,9 @@ fn bound(config: &ValkeyConfig) -> Duration {
     config.connect_timeout + config.response_timeout
 }
 
-/// A lost or refused connection is `Unavailable` (the call may be
-/// retried); anything else the server reports is `Backend`.
+/// A lost or refused connection, a node loading, failing over or away, is
+/// `Unavailable` (the call may be retried); anything else the server
+/// reports is `Backend`.
 pub(crate) fn classify(err: RedisError) -> EngineError {
     if err.is_io_error()
         || err.is_connection_dropped()
@@ -187,7 +188,13 @@ pub(crate) fn classify(err: RedisError) -> EngineError {
         || err.is_cluster_error()
         || matches!(
             err.kind(),
-            redis::ErrorKind::BusyLoadingError | redis::ErrorKind::TryAgain
+            redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::TryAgain
+                | redis::ErrorKind::MasterDown
+                | redis::ErrorKind::ReadOnly
+                // The cluster client has no connection to the node owning
+                // the slot: the node is away.
+                | redis::ErrorKind::ClusterConnectionNotFound
         )
     {
         EngineError::Unavailable {
