@@ -346,3 +346,20 @@ impl From<StoreError> for EngineError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_cannot_serve_now_is_unavailable() {
+        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
+        let err = classify(sqlx::Error::PoolTimedOut);
+        assert_eq!(err.kind(), ff_core::ErrorKind::Unavailable);
+    }
+}
