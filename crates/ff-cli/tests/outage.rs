@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use outage_support::{Postgres, Redis, RedisCluster, Throwaway};
+use outage_support::{OneNode, Postgres, Redis, RedisCluster, Throwaway};
 use serve_support::Server;
 
 /// The longest a request may take to fail while the backend is away.
@@ -39,7 +39,7 @@ async fn redis_outage_answers_503_then_resumes() {
         return;
     }
     let mut redis = Redis::start();
-    outage(&mut redis, "redis").await;
+    outage(&mut redis, "redis", Down::Wholly).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +48,22 @@ async fn redis_cluster_outage_answers_503_then_resumes() {
         return;
     }
     let mut cluster = RedisCluster::start();
-    outage(&mut cluster, "redis cluster").await;
+    outage(&mut cluster, "redis cluster", Down::Wholly).await;
+}
+
+/// With one master of three away, what its partitions hold answers 503
+/// and the rest is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_node_outage_answers_503_then_resumes() {
+    if ff_testkit::harness::server_url("FF_TEST_REDIS_CLUSTER_URL").is_none() {
+        return;
+    }
+    let mut cluster = RedisCluster::start();
+    let mut node = OneNode {
+        cluster: &mut cluster,
+        node: 1,
+    };
+    outage(&mut node, "redis cluster node", Down::Partly).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +72,7 @@ async fn postgres_outage_answers_503_then_resumes() {
         return;
     }
     let mut pg = Postgres::start();
-    outage(&mut pg, "postgres").await;
+    outage(&mut pg, "postgres", Down::Wholly).await;
 }
 
 /// `ff serve` and `ff demo` on a port nothing listens on exit with an
@@ -144,16 +159,32 @@ async fn send(req: reqwest::RequestBuilder) -> Answer {
     }
 }
 
-/// The executions the run completed, as acknowledged: id → result.
+/// The executions the run completed, as acknowledged: id → result, and
+/// the attempt that completed it.
 #[derive(Default)]
 struct Acks {
     completed: HashMap<String, Value>,
+    by: HashMap<String, Value>,
 }
 
 impl Acks {
-    fn record(&mut self, id: &str, result: Value) {
-        let earlier = self.completed.insert(id.to_owned(), result);
-        assert!(earlier.is_none(), "{id} was acknowledged completed twice");
+    /// A completion answered 200. The same handle again is a replay, which
+    /// answers as the first time; another attempt's would be a second
+    /// completion.
+    fn record(&mut self, handle: &Value, result: Value) {
+        let id = handle["execution_id"]
+            .as_str()
+            .expect("a handle names its execution");
+        match self.by.get(id) {
+            Some(attempt) => assert_eq!(
+                attempt, &handle["attempt"],
+                "{id} was acknowledged completed by two attempts"
+            ),
+            None => {
+                self.by.insert(id.to_owned(), handle["attempt"].clone());
+                self.completed.insert(id.to_owned(), result);
+            }
+        }
     }
 }
 
@@ -175,12 +206,21 @@ async fn complete(server: &Server, claimed: &Value, acks: &mut Acks) -> Answer {
     let body = json!({"handle": claimed["handle"], "result": result});
     let answer = send(server.http.post(server.api("/leases/complete")).json(&body)).await;
     if answer.status == 200 {
-        acks.record(&id, result);
+        acks.record(&claimed["handle"], result);
     }
     answer
 }
 
-async fn outage(backend: &mut dyn Throwaway, label: &str) {
+/// How much of the backend an outage takes away.
+#[derive(Clone, Copy, PartialEq)]
+enum Down {
+    /// Everything: every request answers 503.
+    Wholly,
+    /// Some partitions: a request answers 503 or is served.
+    Partly,
+}
+
+async fn outage(backend: &mut dyn Throwaway, label: &str, down: Down) {
     let server = Server::start(Path::new(&backend.url()), None);
     let mut acks = Acks::default();
 
@@ -211,7 +251,9 @@ async fn outage(backend: &mut dyn Throwaway, label: &str) {
     let stopped = Instant::now();
     let mut slowest = Duration::ZERO;
     let mut probes = 0;
+    let mut refused = 0;
     while stopped.elapsed() < OUTAGE {
+        let probed = &held[probes % held.len()]["handle"];
         let requests = [
             (
                 "submit",
@@ -237,18 +279,32 @@ async fn outage(backend: &mut dyn Throwaway, label: &str) {
                 server
                     .http
                     .post(server.api("/leases/complete"))
-                    .json(&json!({"handle": held[probes % held.len()]["handle"], "result": null})),
+                    .json(&json!({"handle": probed, "result": null})),
             ),
             ("readyz", server.http.get(server.url("/readyz"))),
         ];
         for (what, req) in requests {
             let answer = send(req).await;
-            assert_eq!(
-                answer.status, 503,
-                "{label}: {what} during the outage: {}",
-                answer.body
-            );
-            assert!(answer.retry_after, "{label}: {what} 503 has Retry-After");
+            if answer.status == 503 {
+                refused += 1;
+                assert!(answer.retry_after, "{label}: {what} 503 has Retry-After");
+            } else {
+                // Served from the partitions still up: what it
+                // acknowledged is kept, so the end checks it too.
+                assert!(
+                    down == Down::Partly && answer.status < 500,
+                    "{label}: {what} during the outage: {} {}",
+                    answer.status,
+                    answer.body
+                );
+                match (what, answer.status) {
+                    ("submit", 201) => {
+                        submitted.push(answer.body["id"].as_str().expect("an id").to_owned())
+                    }
+                    ("complete", 200) => acks.record(probed, Value::Null),
+                    _ => {}
+                }
+            }
             assert!(
                 answer.took < BOUND,
                 "{label}: {what} took {:?} to answer 503",
@@ -258,12 +314,20 @@ async fn outage(backend: &mut dyn Throwaway, label: &str) {
         }
         probes += 1;
     }
-    eprintln!("{label}: slowest 503 during the outage: {slowest:?} ({probes} rounds)");
+    eprintln!(
+        "{label}: slowest answer during the outage: {slowest:?} ({refused} 503s in {probes} rounds)"
+    );
+    assert!(
+        refused > 0,
+        "{label}: nothing was refused during the outage"
+    );
 
     backend.start();
     let back = Instant::now();
     loop {
         let ready = send(server.http.get(server.url("/readyz"))).await;
+        // Counts read every partition, so they answer once all are back.
+        let counts = send(server.http.get(server.api("/counts"))).await;
         let answer = send(
             server
                 .http
@@ -271,14 +335,17 @@ async fn outage(backend: &mut dyn Throwaway, label: &str) {
                 .json(&submit_body(JOBS)),
         )
         .await;
-        if ready.status == 200 && answer.status == 201 {
+        if answer.status == 201 {
             submitted.push(answer.body["id"].as_str().expect("an id").to_owned());
+        }
+        if ready.status == 200 && counts.status == 200 && answer.status == 201 {
             break;
         }
         assert!(
             back.elapsed() < RESUME,
-            "{label}: still {} / {} {:?} {:?} after the backend came back",
+            "{label}: still {} / {} / {} {:?} {:?} after the backend came back",
             ready.status,
+            counts.status,
             answer.status,
             back.elapsed(),
             answer.body

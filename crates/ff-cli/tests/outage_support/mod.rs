@@ -200,6 +200,28 @@ impl RedisCluster {
     }
 }
 
+/// One master of a [`RedisCluster`] taken away and brought back, the other
+/// two serving meanwhile.
+pub struct OneNode<'a> {
+    pub cluster: &'a mut RedisCluster,
+    pub node: usize,
+}
+
+impl Throwaway for OneNode<'_> {
+    fn url(&self) -> String {
+        self.cluster.url()
+    }
+
+    fn stop(&mut self) {
+        kill(&mut self.cluster.nodes[self.node].child);
+    }
+
+    fn start(&mut self) {
+        self.cluster.nodes[self.node].spawn();
+        self.cluster.wait_ok();
+    }
+}
+
 /// Three consecutive ports whose cluster bus ports (+10000) are free too,
 /// all below Linux's ephemeral range (32768 up), where an outgoing
 /// connection could take one while its node is away.
