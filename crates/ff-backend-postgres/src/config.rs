@@ -1,9 +1,18 @@
 //! How to connect the Postgres backend.
 
+use std::time::Duration;
+
 use ff_core::{EngineError, Limits, SharedClock};
 
 /// The schema FlowFabric keeps its tables in unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "flowfabric";
+
+/// How long an operation waits for a pooled connection unless told
+/// otherwise. A server that is away fails the operation as unavailable
+/// within it (the pool keeps trying to connect until then), instead of
+/// holding the caller for the driver's 30 s; short enough that an HTTP
+/// request answers 503 within 2 s.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Settings of [`crate::PostgresBackend::connect`].
 #[derive(Debug, Clone)]
@@ -16,6 +25,9 @@ pub struct PostgresConfig {
     pub schema: String,
     /// Connections in the pool (default 16), plus one held for `LISTEN`.
     pub max_connections: u32,
+    /// The longest an operation waits for a connection of the pool (and
+    /// connecting at start-up may take) before failing as `Unavailable`.
+    pub acquire_timeout: Duration,
     pub limits: Limits,
     /// Decides every stored time. `None` (the default): the server's clock,
     /// so processes sharing the database agree; tests pass a manual clock.
@@ -29,6 +41,7 @@ impl PostgresConfig {
             url: url.into(),
             schema: DEFAULT_SCHEMA.to_owned(),
             max_connections: 16,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             limits: Limits::default(),
             clock: None,
         }
@@ -41,6 +54,11 @@ impl PostgresConfig {
 
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
         self
     }
 
@@ -62,6 +80,12 @@ impl PostgresConfig {
             return Err(EngineError::invalid(
                 "max_connections",
                 "must be at least 2",
+            ));
+        }
+        if self.acquire_timeout.is_zero() {
+            return Err(EngineError::invalid(
+                "acquire_timeout",
+                "must be longer than zero",
             ));
         }
         Ok(())

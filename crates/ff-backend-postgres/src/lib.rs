@@ -59,7 +59,7 @@ use ff_backend_support::{OffsetClock, WorkSignal};
 
 use ff_core::{EngineError, Limits, Millis, SharedClock};
 
-pub use config::{PostgresConfig, DEFAULT_SCHEMA};
+pub use config::{PostgresConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_SCHEMA};
 pub use migrations::drop_schema;
 pub use scratch::ScratchSchema;
 
@@ -108,7 +108,13 @@ impl PostgresBackend {
     #[tracing::instrument(level = "debug", skip_all, fields(schema = %config.schema))]
     pub async fn connect(config: PostgresConfig) -> Result<Self, EngineError> {
         config.validate()?;
-        let pool = pool(&config.url, &config.schema, config.max_connections + 1).await?;
+        let pool = open_pool(
+            &config.url,
+            &config.schema,
+            config.max_connections + 1,
+            config.acquire_timeout,
+        )
+        .await?;
         migrations::migrate(&pool, config.schema.clone()).await?;
         let clock: SharedClock = match config.clock {
             Some(clock) => clock,
@@ -206,6 +212,17 @@ impl PostgresBackend {
 /// A pool whose sessions use `schema` and commit synchronously (the server
 /// default, stated so a changed default cannot lose acknowledged writes).
 pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPool, EngineError> {
+    open_pool(url, schema, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// [`pool`] whose operations wait at most `acquire_timeout` for a
+/// connection.
+async fn open_pool(
+    url: &str,
+    schema: &str,
+    max_connections: u32,
+    acquire_timeout: std::time::Duration,
+) -> Result<PgPool, EngineError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| EngineError::invalid("database_url", e.to_string()))?
         .application_name("flowfabric")
@@ -216,15 +233,20 @@ pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPoo
         .disable_statement_logging();
     // One connection first, so an unreachable server or a wrong database
     // is reported as the server said it, at once, not as a pool timeout.
-    let first = options
-        .connect()
+    // Bounded too: a host that drops packets would otherwise hold start-up
+    // for the system's TCP timeout.
+    let first = tokio::time::timeout(acquire_timeout, options.connect())
         .await
+        .map_err(|_| EngineError::Unavailable {
+            message: format!("cannot connect to Postgres: no answer within {acquire_timeout:?}"),
+        })?
         .map_err(|err| EngineError::Unavailable {
             message: format!("cannot connect to Postgres: {err}"),
         })?;
     first.close().await.db()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .db()
@@ -252,18 +274,33 @@ impl<T> PgResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-/// A lost or exhausted connection is `Unavailable` (the call may be
-/// retried); anything else the server or driver reports is `Backend`.
+/// A lost or exhausted connection, or a server shutting down, starting up
+/// or out of connections, is `Unavailable` (the call may be retried);
+/// anything else the server or driver reports is `Backend`.
 pub(crate) fn classify(err: sqlx::Error) -> EngineError {
-    match err {
+    let unavailable = match &err {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => EngineError::Unavailable {
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_unavailable_code(&code)),
+        _ => false,
+    };
+    if unavailable {
+        EngineError::Unavailable {
             message: err.to_string(),
-        },
-        err => EngineError::backend(err),
+        }
+    } else {
+        EngineError::backend(err)
     }
+}
+
+/// SQLSTATEs that say the server cannot serve now rather than that the
+/// statement is wrong: class 08 (connection exception), 53300
+/// (too_many_connections), 57P01-57P03 (admin or crash shutdown, cannot
+/// connect now).
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
 }
 
 /// Whether `err` is worth retrying the whole operation: a unique index
@@ -307,5 +344,22 @@ impl From<StoreError> for EngineError {
             StoreError::Sql(err) => classify(err),
             StoreError::Engine(err) => err,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_cannot_serve_now_is_unavailable() {
+        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
+        let err = classify(sqlx::Error::PoolTimedOut);
+        assert_eq!(err.kind(), ff_core::ErrorKind::Unavailable);
     }
 }

@@ -1,5 +1,7 @@
 //! How to connect the Valkey backend.
 
+use std::time::Duration;
+
 use ff_core::{EngineError, Limits, SharedClock};
 
 /// The key prefix FlowFabric uses unless told otherwise.
@@ -12,6 +14,15 @@ pub const DEFAULT_PARTITIONS_STANDALONE: u32 = 1;
 /// Partitions of a new deployment on a cluster: enough to spread over the
 /// primaries of a typical cluster, few enough that an empty lane stays cheap.
 pub const DEFAULT_PARTITIONS_CLUSTER: u32 = 16;
+
+/// How long one attempt at connecting to a node may take unless told
+/// otherwise: a refused connection fails at once, this bounds a silent one.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long one command may wait for its answer unless told otherwise. An
+/// operation makes a few round trips, so a server that stops answering is
+/// reported as unavailable within a few of these rather than never.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most partitions a deployment may have (their number is kept in 16
 /// bits of every id).
@@ -34,6 +45,11 @@ pub struct ValkeyConfig {
     /// `TIME`, so processes sharing the server agree; tests pass a manual
     /// clock.
     pub clock: Option<SharedClock>,
+    /// The longest one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// The longest one command may wait for its answer; a command past it
+    /// fails as `Unavailable`.
+    pub response_timeout: Duration,
 }
 
 impl ValkeyConfig {
@@ -45,6 +61,8 @@ impl ValkeyConfig {
             partitions: None,
             limits: Limits::default(),
             clock: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
         }
     }
 
@@ -65,6 +83,16 @@ impl ValkeyConfig {
 
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
         self
     }
 
@@ -89,6 +117,14 @@ impl ValkeyConfig {
                     "partitions",
                     format!("must be between 1 and {MAX_PARTITIONS}"),
                 ));
+            }
+        }
+        for (field, timeout) in [
+            ("connect_timeout", self.connect_timeout),
+            ("response_timeout", self.response_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(EngineError::invalid(field, "must be longer than zero"));
             }
         }
         Ok(())

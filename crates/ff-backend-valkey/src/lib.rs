@@ -116,7 +116,7 @@ impl ValkeyBackend {
     pub async fn connect(config: ValkeyConfig) -> Result<Self, EngineError> {
         config.validate()?;
         let endpoint = Endpoint::parse(&config.url)?;
-        let conn = Conn::open(&endpoint).await?;
+        let conn = Conn::open(&endpoint, &config).await?;
         let partitions = settle_meta(&conn, &config).await?;
         let keys = Keys::new(&config.prefix, partitions);
         library::load(&conn).await?;
@@ -145,6 +145,7 @@ impl ValkeyBackend {
         let subscriber = tokio::spawn(
             subscriber::Subscriber {
                 nodes: endpoint.nodes(),
+                connect_timeout: config.connect_timeout,
                 conn: conn.clone(),
                 keys: keys.clone(),
                 completions: completions.clone(),
@@ -221,11 +222,7 @@ impl ValkeyBackend {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, EngineError> {
-        match &self.inner.conn {
-            Conn::Standalone(c) => pipe.query_async(&mut c.clone()).await,
-            Conn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
-        }
-        .map_err(conn::classify)
+        self.inner.conn.pipe(pipe).await
     }
 
     /// Applies `rule` to one execution and writes what changed, retried
@@ -371,8 +368,11 @@ pub struct ServerInfo {
 pub async fn server_info(url: &str) -> Result<ServerInfo, EngineError> {
     let endpoint = Endpoint::parse(url)?;
     let client = redis::Client::open(endpoint.first_node()).map_err(EngineError::backend)?;
+    let timeouts = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(config::DEFAULT_CONNECT_TIMEOUT)
+        .set_response_timeout(config::DEFAULT_RESPONSE_TIMEOUT);
     let mut conn = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&timeouts)
         .await
         .map_err(conn::classify)?;
     let info: String = redis::cmd("INFO")

@@ -24,8 +24,9 @@ use crate::keys::Keys;
 use crate::leased::Leased;
 use crate::maintenance::undispatched;
 
-/// The longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest pause between reconnection attempts: completions resume
+/// within it of the server's return.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Entries read back at each (re)subscription, at most.
 const CATCH_UP: u32 = 10_000;
@@ -37,6 +38,8 @@ const READ_BACK_ATTEMPTS: u32 = 5;
 pub(crate) struct Subscriber {
     /// Seed nodes, tried in turn.
     pub(crate) nodes: Vec<String>,
+    /// The longest connecting and subscribing may take.
+    pub(crate) connect_timeout: Duration,
     /// For reading back undispatched entries.
     pub(crate) conn: Conn,
     pub(crate) keys: Keys,
@@ -76,9 +79,22 @@ impl Subscriber {
     async fn listen(&self, url: &str) -> redis::RedisResult<()> {
         let done = self.keys.done_channel();
         let client = redis::Client::open(url)?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(&done).await?;
-        pubsub.subscribe(self.keys.work_channel()).await?;
+        // A node that accepts nothing (rather than refusing) must not hold
+        // the subscriber past the connect timeout.
+        let setup = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&done).await?;
+            pubsub.subscribe(self.keys.work_channel()).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(self.connect_timeout * 2, setup)
+            .await
+            .map_err(|_| {
+                redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "subscribing timed out",
+                ))
+            })??;
         self.subscribed.send_replace(true);
         self.read_back().await;
         // Wake the claims, which may have missed a hint meanwhile.

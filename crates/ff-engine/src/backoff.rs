@@ -35,8 +35,11 @@ impl ErrorBackoff {
 }
 
 impl Default for ErrorBackoff {
+    /// Capped at a second: a backend back from an outage has its
+    /// background work (lease expiry, promotion, cascades) resumed within
+    /// about a second, and a step a second per service costs it nothing.
     fn default() -> Self {
-        Self::new(Duration::from_millis(100), Duration::from_secs(5))
+        Self::new(Duration::from_millis(100), Duration::from_secs(1))
     }
 }
 
