@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`routes`]: the router and one module per resource.
 //! - [`error`]: the one mapping from errors to HTTP answers.
+//! - [`extract`]: body, query and path extractors that reject with it.
 //! - `auth`: bearer-token check. [`metrics`]: Prometheus text.
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`serve`]: runs the server and the engine until a shutdown signal,
@@ -13,6 +14,7 @@
 
 mod auth;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -4,11 +4,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Path;
 use crate::routes::executions::load;
 use crate::state::AppState;
 

@@ -15,7 +15,7 @@ use axum::Router;
 use ff_core::{EngineError, SubmitRequest};
 
 use crate::auth::require_token;
-use crate::error::ApiError;
+use crate::error::{method_not_allowed, no_route, ApiError};
 use crate::metrics::track;
 use crate::state::AppState;
 
@@ -67,6 +67,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        // Registered after every route: it applies to the routes present.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }
