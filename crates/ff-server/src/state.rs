@@ -13,6 +13,9 @@ use crate::metrics::Metrics;
 pub struct ServerConfig {
     /// Bearer token required on `/v1/*` when set.
     pub api_token: Option<String>,
+    /// Bearer token required on `/metrics` when set; when unset, `/metrics`
+    /// takes `api_token` (and is open only when neither is set).
+    pub metrics_token: Option<String>,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
     /// Longest a long-poll claim waits.
@@ -23,6 +26,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             api_token: None,
+            metrics_token: None,
             // A 1 MiB payload or result plus its JSON envelope.
             max_body_bytes: 2 * 1024 * 1024,
             max_claim_wait: Duration::from_secs(30),

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use ff_core::{EngineError, SubmitRequest};
 
-use crate::auth::require_token;
+use crate::auth::{require_metrics_token, require_token};
 use crate::error::{method_not_allowed, no_route, ApiError};
 use crate::metrics::track;
 use crate::state::AppState;
@@ -64,7 +64,13 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route(
+            "/metrics",
+            get(health::metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_metrics_token,
+            )),
+        )
         .route("/openapi.json", get(health::openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         // Registered after every route: it applies to the routes present.
