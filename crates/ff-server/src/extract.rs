@@ -9,11 +9,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::lenient::Lenient;
 
 /// A JSON request body: a missing or other content type answers 415 (so a
 /// browser cannot send one cross-origin without a CORS preflight),
 /// malformed JSON 400, a well-formed body of the wrong shape 422 naming the
-/// field, an oversized one 413.
+/// field, an oversized one 413. A whole float reads as an integer.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -30,7 +31,7 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let value = serde_path_to_error::deserialize(Lenient(&mut de)).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {

@@ -17,6 +17,7 @@ mod auth;
 mod connections;
 pub mod error;
 pub mod extract;
+mod lenient;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

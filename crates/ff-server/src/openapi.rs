@@ -143,6 +143,15 @@ fn rename_schemas(doc: &mut Value) {
 fn rewrite_refs(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            // `Option<JsonText>`: JSON's null is already any JSON value, and
+            // a oneOf that both branches match is invalid.
+            let json_text = json!({"$ref": "#/components/schemas/JsonText"});
+            let nullable_json =
+                map.get("oneOf") == Some(&json!([{"type": "null"}, json_text.clone()]));
+            if nullable_json {
+                map.remove("oneOf");
+                map.insert("$ref".to_owned(), json_text["$ref"].clone());
+            }
             if let Some(Value::String(target)) = map.get_mut("$ref") {
                 for (from, to) in RENAMES {
                     if target == &format!("#/components/schemas/{from}") {
@@ -195,7 +204,6 @@ fn add_components(doc: &mut Value, name: &Value) {
 /// The limits `ff-core` checks, written into the schemas they apply to.
 fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     let name_ref = json!({"$ref": "#/components/schemas/Name"});
-    let nullable_name = json!({"oneOf": [{"type": "null"}, name_ref]});
     let names = json!({"type": "array", "items": name_ref});
     let time = json!({"oneOf": [{"type": "null"}, {
         "type": "integer", "format": "int64",
@@ -205,8 +213,15 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     let duration = |max: u64| json!({"type": ["integer", "null"], "format": "int64", "minimum": 1, "maximum": max});
     let schemas = &mut doc["components"]["schemas"];
 
+    // The path names the namespace; a body may repeat it only verbatim, so
+    // the schema leaves it out.
+    if let Some(props) = schemas["SubmitRequest"]["properties"].as_object_mut() {
+        props.remove("namespace");
+    }
+    if let Some(props) = schemas["FlowSpec"]["properties"].as_object_mut() {
+        props.remove("namespace");
+    }
     let submit = &mut schemas["SubmitRequest"]["properties"];
-    submit["namespace"] = nullable_name.clone();
     submit["lane"] = name_ref.clone();
     submit["kind"] = name_ref.clone();
     submit["capabilities"] = names.clone();
@@ -228,7 +243,6 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     // A node's execution takes the flow's namespace and no key of its own.
     let mut node_execution = schemas["SubmitRequest"].clone();
     if let Some(props) = node_execution["properties"].as_object_mut() {
-        props.remove("namespace");
         props.remove("idempotency_key");
     }
     node_execution["description"] =
@@ -239,7 +253,6 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     schemas["NodeSpec"]["properties"]["key"] = name_ref.clone();
     schemas["EdgeSpec"]["properties"]["from"] = name_ref.clone();
     schemas["EdgeSpec"]["properties"]["to"] = name_ref.clone();
-    schemas["FlowSpec"]["properties"]["namespace"] = nullable_name;
     schemas["FlowSpec"]["properties"]["nodes"]["minItems"] = json!(1);
     schemas["FlowSpec"]["properties"]["nodes"]["maxItems"] = json!(limits.max_flow_nodes);
     schemas["FlowSpec"]["properties"]["idempotency_key"] = submit_key(limits);
