@@ -254,16 +254,18 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     schemas["EdgeSpec"]["properties"]["from"] = name_ref.clone();
     schemas["EdgeSpec"]["properties"]["to"] = name_ref.clone();
     schemas["FlowSpec"]["properties"]["nodes"]["minItems"] = json!(1);
-    schemas["FlowSpec"]["properties"]["nodes"]["maxItems"] = json!(limits.max_flow_nodes);
+    // The node limit is not a maxItems: that many nodes never fit in a
+    // request body, so the server answers 413 before it counts them.
+    schemas["FlowSpec"]["properties"]["nodes"]["description"] =
+        json!(format!("At most {} nodes in a flow", limits.max_flow_nodes));
     schemas["FlowSpec"]["properties"]["idempotency_key"] = submit_key(limits);
 
     let retry = &mut schemas["RetryPolicy"]["properties"];
     retry["max_attempts"]["minimum"] = json!(1);
     retry["max_attempts"]["maximum"] = json!(1000);
     retry["jitter_percent"]["maximum"] = json!(100);
-    for field in ["initial_backoff_ms", "max_backoff_ms"] {
-        retry[field]["maximum"] = json!(7 * 24 * 60 * 60 * 1000_u64);
-    }
+    // Only the cap is bounded: a longer first backoff is capped by it.
+    retry["max_backoff_ms"]["maximum"] = json!(7 * 24 * 60 * 60 * 1000_u64);
 
     let claim = &mut schemas["ClaimBody"]["properties"];
     claim["lanes"] = names.clone();
@@ -272,6 +274,16 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     claim["worker_id"] = name_ref;
     claim["n"]["minimum"] = json!(1);
     claim["n"]["maximum"] = json!(limits.max_batch);
+    // Any u64 is taken (and capped at the server's longest wait), not
+    // only the int64 range the format would suggest.
+    claim["wait_ms"] = json!({"type": "integer", "minimum": 0, "maximum": u64::MAX,
+        "description": "Long-poll: wait up to this long for work (capped by the server, 30 s by default)"});
+    // `{"quorum": n}` and nothing else.
+    if let Some(variants) = schemas["Join"]["oneOf"].as_array_mut() {
+        for variant in variants.iter_mut().filter(|v| v["type"] == "object") {
+            variant["additionalProperties"] = json!(false);
+        }
+    }
 
     schemas["FailBody"]["properties"]["error"]["maxLength"] = json!(limits.max_error_bytes);
     let batch = &mut schemas["BatchRequest"]["properties"]["requests"];
