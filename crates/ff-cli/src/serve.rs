@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// always created.
     #[arg(long)]
     create_dirs: bool,
+    /// Require `Authorization: Bearer TOKEN` on `/metrics` (default: the
+    /// API token, when one is set).
+    #[arg(long, env = "FF_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -47,6 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     crate::signals::spawn_handler(trigger);
     let config = ServerConfig {
         api_token: args.api_token.filter(|t| !t.is_empty()),
+        metrics_token: args.metrics_token.filter(|t| !t.is_empty()),
         ..ServerConfig::default()
     };
     let served = ff_server::serve(

@@ -21,6 +21,11 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_LEASE_MS: u64 = 30_000;
 /// How many times an execution may be released before release is refused.
 pub const DEFAULT_MAX_RELEASES: u32 = 10;
+/// The times accepted for `deadline` and `run_at`, in epoch milliseconds:
+/// from 2000-01-01 up to 3000-01-01 (UTC). A time outside is a unit
+/// mistake (seconds, or a duration instead of a time) and would overflow
+/// arithmetic on it or lose precision in Lua's doubles.
+pub const TIME_RANGE_MS: std::ops::Range<Millis> = 946_684_800_000..32_503_680_000_000;
 /// Lowest and highest priority.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -100..=100;
 
@@ -138,7 +143,7 @@ impl SubmitRequest {
         limits.check_name("lane", &self.lane)?;
         limits.check_name("kind", &self.kind)?;
         limits.check_size("payload", self.payload.len(), limits.max_payload_bytes)?;
-        self.payload.validate("payload")?;
+        limits.check_json("payload", &self.payload)?;
         if let Some(priority) = self.priority {
             if !PRIORITY_RANGE.contains(&priority) {
                 return Err(EngineError::invalid(
@@ -188,8 +193,11 @@ impl SubmitRequest {
             check_duration("attempt_timeout_ms", timeout, limits.max_lease_ms * 30)?;
         }
         for (field, at) in [("deadline", self.deadline), ("run_at", self.run_at)] {
-            if matches!(at, Some(t) if t < 0) {
-                return Err(EngineError::invalid(field, "must be epoch milliseconds"));
+            if matches!(at, Some(t) if !TIME_RANGE_MS.contains(&t)) {
+                return Err(EngineError::invalid(
+                    field,
+                    "must be epoch milliseconds between 2000-01-01 and 3000-01-01",
+                ));
             }
         }
         Ok(())
@@ -468,4 +476,65 @@ pub fn validate_batch(reqs: &[SubmitRequest], limits: &Limits) -> Result<(), Eng
             .map_err(|e| e.in_field(&format!("requests[{i}]")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SubmitRequest, TIME_RANGE_MS};
+    use crate::{JsonText, Limits};
+
+    fn field_of(req: &SubmitRequest, limits: &Limits) -> Option<String> {
+        req.validate(limits)
+            .err()
+            .and_then(|e| e.field().map(str::to_owned))
+    }
+
+    #[test]
+    fn times_must_be_plausible_epoch_milliseconds() {
+        let limits = Limits::default();
+        let job = || SubmitRequest::new("lane", "kind", JsonText::null());
+        let now = 1_700_000_000_000;
+        assert_eq!(field_of(&job().run_at(now).deadline(now), &limits), None);
+        // Seconds instead of milliseconds, a duration, the far future.
+        assert_eq!(
+            field_of(&job().run_at(1_700_000_000), &limits).as_deref(),
+            Some("run_at")
+        );
+        assert_eq!(
+            field_of(&job().deadline(30_000), &limits).as_deref(),
+            Some("deadline")
+        );
+        assert_eq!(
+            field_of(&job().deadline(i64::MAX), &limits).as_deref(),
+            Some("deadline")
+        );
+        assert_eq!(
+            field_of(&job().run_at(-1), &limits).as_deref(),
+            Some("run_at")
+        );
+        assert_eq!(field_of(&job().run_at(TIME_RANGE_MS.start), &limits), None);
+        assert_eq!(
+            field_of(&job().run_at(TIME_RANGE_MS.end), &limits).as_deref(),
+            Some("run_at")
+        );
+    }
+
+    #[test]
+    fn payload_nesting_is_limited() {
+        let nested = |depth: usize| {
+            JsonText::unchecked(format!("{}{}", "[".repeat(depth), "]".repeat(depth)))
+        };
+        let limits = Limits::default();
+        let job = |depth| SubmitRequest::new("lane", "kind", nested(depth));
+        assert_eq!(field_of(&job(limits.max_json_depth), &limits), None);
+        assert_eq!(
+            field_of(&job(limits.max_json_depth + 1), &limits).as_deref(),
+            Some("payload")
+        );
+        let strict = Limits {
+            max_json_depth: 4,
+            ..Limits::default()
+        };
+        assert_eq!(field_of(&job(5), &strict).as_deref(), Some("payload"));
+    }
 }

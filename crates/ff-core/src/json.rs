@@ -8,6 +8,10 @@ use serde_json::value::RawValue;
 
 use crate::error::EngineError;
 
+/// The deepest nesting of arrays and objects accepted by default
+/// ([`Limits::max_json_depth`](crate::Limits::max_json_depth)).
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 128;
+
 /// JSON text stored and returned verbatim, never re-encoded.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct JsonText(String);
@@ -62,8 +66,22 @@ impl JsonText {
         serde_json::from_str(&self.0)
     }
 
-    /// Checks that the text is one JSON value; `field` names it in the error.
+    /// Checks that the text is one JSON value nested at most
+    /// [`DEFAULT_MAX_JSON_DEPTH`] deep; `field` names it in the error.
     pub fn validate(&self, field: &str) -> Result<(), EngineError> {
+        self.validate_within(field, DEFAULT_MAX_JSON_DEPTH)
+    }
+
+    /// Checks that the text is one JSON value nested at most `max_depth`
+    /// arrays or objects deep; `field` names it in the error.
+    pub fn validate_within(&self, field: &str, max_depth: usize) -> Result<(), EngineError> {
+        let depth = nesting_depth(&self.0);
+        if depth > max_depth {
+            return Err(EngineError::invalid(
+                field,
+                format!("nested {depth} deep, over the limit of {max_depth}"),
+            ));
+        }
         check_json(&self.0).map_err(|message| EngineError::invalid(field, message))
     }
 }
@@ -72,6 +90,37 @@ fn check_json(text: &str) -> Result<(), String> {
     serde_json::from_str::<IgnoredAny>(text)
         .map(|_| ())
         .map_err(|e| format!("not valid JSON: {e}"))
+}
+
+/// How deeply arrays and objects nest in `text` (0 for a scalar), counted
+/// in one pass without recursion. Brackets inside strings do not count;
+/// on malformed text the count is meaningless and parsing rejects it.
+/// A deeply nested value is refused because many consumers (the SDK's
+/// `serde_json::Value`, Python's `json`, browsers) recurse to decode it.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 impl Default for JsonText {
@@ -127,4 +176,44 @@ mod openapi {
     }
 
     impl utoipa::ToSchema for super::JsonText {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{nesting_depth, JsonText, DEFAULT_MAX_JSON_DEPTH};
+    use crate::ErrorKind;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn counts_nesting_outside_strings() {
+        assert_eq!(nesting_depth("1"), 0);
+        assert_eq!(nesting_depth("\"[[[\""), 0);
+        assert_eq!(nesting_depth("[]"), 1);
+        assert_eq!(nesting_depth(r#"{"a": [1, {"b": "]\"["}], "c": {}}"#), 3);
+        assert_eq!(nesting_depth(&nested(500)), 500);
+    }
+
+    #[test]
+    fn refuses_values_nested_past_the_limit() {
+        let at_limit = JsonText::unchecked(nested(DEFAULT_MAX_JSON_DEPTH));
+        assert!(at_limit.validate("payload").is_ok());
+        let deep = JsonText::unchecked(format!(
+            "{}1{}",
+            "{\"a\":".repeat(DEFAULT_MAX_JSON_DEPTH + 1),
+            "}".repeat(DEFAULT_MAX_JSON_DEPTH + 1)
+        ));
+        let err = deep.validate("result").expect_err("too deep");
+        assert_eq!(err.kind(), ErrorKind::Invalid);
+        assert_eq!(err.field(), Some("result"));
+        let err = JsonText::unchecked(nested(100_000))
+            .validate("payload")
+            .expect_err("far too deep");
+        assert_eq!(err.field(), Some("payload"));
+        assert!(JsonText::unchecked(nested(10))
+            .validate_within("payload", 9)
+            .is_err());
+    }
 }

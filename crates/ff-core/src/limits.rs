@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+use crate::json::JsonText;
 
 /// Configurable limits on user input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +19,8 @@ pub struct Limits {
     pub max_batch: usize,
     pub max_flow_nodes: usize,
     pub max_lease_ms: u64,
+    /// How deeply arrays and objects may nest in a payload or result.
+    pub max_json_depth: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_batch: 1000,
             max_flow_nodes: 10_000,
             max_lease_ms: 24 * 60 * 60 * 1000,
+            max_json_depth: crate::json::DEFAULT_MAX_JSON_DEPTH,
         }
     }
 }
@@ -85,6 +89,12 @@ impl Limits {
             ));
         }
         Ok(())
+    }
+
+    /// A payload or result: one JSON value nested at most
+    /// `max_json_depth` deep.
+    pub fn check_json(&self, field: &str, json: &JsonText) -> Result<(), EngineError> {
+        json.validate_within(field, self.max_json_depth)
     }
 
     /// A worker's error text.

@@ -49,12 +49,6 @@ impl RetryPolicy {
                 "must be between 1 and 1000",
             ));
         }
-        if self.max_backoff_ms < self.initial_backoff_ms {
-            return Err(EngineError::invalid(
-                "retry.max_backoff_ms",
-                "must not be below retry.initial_backoff_ms",
-            ));
-        }
         if self.max_backoff_ms > 7 * 24 * 60 * 60 * 1000 {
             return Err(EngineError::invalid(
                 "retry.max_backoff_ms",

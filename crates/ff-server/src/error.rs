@@ -1,22 +1,19 @@
 //! The one mapping from errors to HTTP: a stable `code`, a human `message`,
 //! the offending `field` when there is one. A 500 never echoes internals.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ff_core::{EngineError, ErrorKind};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The JSON body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Stable, machine-readable: `malformed_json`, `invalid`, `not_found`,
-    /// `lease_lost`, `not_active`, `conflict`, `payload_too_large`,
-    /// `unauthorized`, `unavailable`, `internal`.
+    /// Stable, machine-readable: `bad_request`, `malformed_json`,
+    /// `invalid`, `not_found`, `method_not_allowed`, `lease_lost`,
+    /// `not_active`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `unauthorized`, `unavailable`, `internal`.
     pub code: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +52,22 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "not_found",
             format!("{what} not found"),
+        )
+    }
+
+    pub fn malformed_json(err: &serde_json::Error) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("malformed JSON: {err}"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be sent with content-type: application/json",
         )
     }
 
@@ -105,58 +118,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body: malformed JSON answers 400, a well-formed body of
-/// the wrong shape 422 naming the field, an oversized one 413.
-#[derive(Debug)]
-pub struct JsonBody<T>(pub T);
-
-impl<S, T> FromRequest<S> for JsonBody<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    format!("malformed JSON: {inner}"),
-                )
-            } else {
-                ApiError::invalid(
-                    if path == "." { "body".to_owned() } else { path },
-                    inner.to_string(),
-                )
-            }
-        })?;
-        de.end().map_err(|err| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("malformed JSON: {err}"),
-            )
-        })?;
-        Ok(Self(value))
-    }
+/// The router's fallback: no route has this path.
+pub async fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-fn body_error(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        )
-    } else {
-        ApiError::new(rejection.status(), "bad_request", rejection.body_text())
-    }
+/// The answer for a known path asked with a method it does not take; the
+/// router adds the `Allow` header.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see the Allow header",
+    )
 }
 
 /// A JSON answer with a status.

@@ -6,13 +6,18 @@
 //! # Layout
 //! - [`routes`]: the router and one module per resource.
 //! - [`error`]: the one mapping from errors to HTTP answers.
+//! - [`extract`]: body, query and path extractors that reject with it.
 //! - `auth`: bearer-token check. [`metrics`]: Prometheus text.
 //! - [`openapi`]: the generated OpenAPI document.
+//! - `connections`: the accept loop with its connection cap and timeouts.
 //! - [`serve`]: runs the server and the engine until a shutdown signal,
 //!   then drains both.
 
 mod auth;
+mod connections;
 pub mod error;
+pub mod extract;
+mod lenient;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -50,14 +55,15 @@ pub async fn serve(
         metrics: Arc::new(metrics::Metrics::new(Some(services.stats_handle()))),
         draining,
     };
+    let settings = connections::Settings::new(&state.config);
     let app = router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("draining: no more claims, waiting for open requests");
-            let _ = drain.send(true);
-        })
-        .await;
+    let draining = drain.subscribe();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("draining: no more claims, waiting for open requests");
+        let _ = drain.send(true);
+    });
+    connections::serve(listener, app, settings, draining).await;
     let stats = services.shutdown().await;
-    served.map(|()| stats)
+    Ok(stats)
 }

@@ -4,11 +4,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
+use crate::extract::Path;
 use crate::routes::executions::load;
 use crate::state::AppState;
 
@@ -23,7 +24,7 @@ fn json_event(name: &'static str, body: &impl serde::Serialize) -> Event {
 /// events carrying the outbox payload.
 #[utoipa::path(operation_id = "stream_completions", get, path = "/v1/namespaces/{namespace}/events", tag = "events",
     params(("namespace" = String, Path)),
-    responses((status = 200, description = "text/event-stream of `completion` events")))]
+    responses((status = 200, description = "`completion` events", content_type = "text/event-stream", body = String)))]
 pub async fn completions(
     State(state): State<AppState>,
     Path(namespace): Path<String>,
@@ -39,7 +40,7 @@ pub async fn completions(
 /// ends, then the stream closes.
 #[utoipa::path(operation_id = "stream_execution_events", get, path = "/v1/namespaces/{namespace}/executions/{id}/events", tag = "events",
     params(("namespace" = String, Path), ("id" = String, Path)),
-    responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "A `state` event, then a `completion` event", content_type = "text/event-stream", body = String)))]
 pub async fn execution(
     State(state): State<AppState>,
     Path((namespace, id)): Path<(String, String)>,

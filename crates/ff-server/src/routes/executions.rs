@@ -1,7 +1,7 @@
 //! `/v1/namespaces/{namespace}/executions`: submit, batch, read, cancel,
 //! requeue, results and counts.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -11,7 +11,8 @@ use ff_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{reply, ApiError, ErrorBody, JsonBody};
+use crate::error::{reply, ApiError, ErrorBody};
+use crate::extract::{JsonBody, Path, Query};
 use crate::routes::{namespaced, parse_id};
 use crate::state::AppState;
 

@@ -1,6 +1,6 @@
 //! `/v1/namespaces/{namespace}/flows`: create, read, list, cancel.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -9,7 +9,8 @@ use ff_core::flow::{FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView};
 use ff_core::{FlowId, Page};
 use serde::Deserialize;
 
-use crate::error::{reply, ApiError, ErrorBody, JsonBody};
+use crate::error::{reply, ApiError, ErrorBody};
+use crate::extract::{JsonBody, Path, Query};
 use crate::routes::parse_id;
 use crate::state::AppState;
 

@@ -6,16 +6,19 @@ pub mod flows;
 pub mod health;
 pub mod workers;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ff_core::{EngineError, SubmitRequest};
+use ff_core::{EngineError, Limits, SubmitRequest};
 
-use crate::auth::require_token;
-use crate::error::ApiError;
+use crate::auth::{require_metrics_token, require_token};
+use crate::error::{method_not_allowed, no_route, ApiError};
+use crate::extract::Path;
 use crate::metrics::track;
 use crate::state::AppState;
 
@@ -59,16 +62,42 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{ns}/leases/fail"), post(workers::fail))
         .route(&format!("{ns}/leases/add-nodes"), post(workers::add_nodes))
         .route(&format!("{ns}/events"), get(events::completions))
+        .route_layer(middleware::from_fn(check_namespace))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route(
+            "/metrics",
+            get(health::metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_metrics_token,
+            )),
+        )
         .route("/openapi.json", get(health::openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        // Registered after every route: it applies to the routes present.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
+}
+
+/// Refuses a path whose namespace is not a valid name, whatever the route
+/// does with it, so reads and writes agree on what a namespace is.
+async fn check_namespace(
+    Path(params): Path<HashMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match params.get("namespace") {
+        Some(ns) => match Limits::default().check_name("namespace", ns) {
+            Ok(()) => next.run(req).await,
+            Err(err) => ApiError::from(err).into_response(),
+        },
+        None => next.run(req).await,
+    }
 }
 
 /// Puts a request in the path's namespace; a body naming another is refused.

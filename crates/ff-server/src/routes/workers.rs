@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +15,8 @@ use ff_core::{
 };
 use serde::Deserialize;
 
-use crate::error::{ApiError, ErrorBody, JsonBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, Path};
 use crate::state::AppState;
 
 /// A claim: lanes and capabilities, how many, and how long to wait.
