@@ -14,7 +14,8 @@
 //! - [`completion`]: the outbox payload and the [`CompletionBackend`] subscription.
 //! - [`reads`]: list filters, cursors, counts.
 //! - [`ops`]: the backend traits, joined by [`EngineBackend`].
-//! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary.
+//! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
+//!   [`wire`]: errors as they cross HTTP.
 
 pub mod cascade;
 pub mod clock;
@@ -33,6 +34,7 @@ pub mod ops;
 pub mod reads;
 pub mod retry;
 pub mod state;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use completion::{CompletionBackend, CompletionPayload, CompletionStream};
@@ -50,3 +52,4 @@ pub use ops::{EngineBackend, ExecutionOps, FlowOps, LeaseOps, MaintenanceOps, Re
 pub use reads::{LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;
 pub use state::{Outcome, State};
+pub use wire::WireError;

@@ -7,35 +7,23 @@ use axum::Json;
 use ff_core::{EngineError, ErrorKind};
 use serde::Serialize;
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable, machine-readable: `bad_request`, `malformed_json`,
-    /// `invalid`, `not_found`, `method_not_allowed`, `lease_lost`,
-    /// `not_active`, `conflict`, `payload_too_large`,
-    /// `unsupported_media_type`, `unauthorized`, `unavailable`, `internal`.
-    pub code: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+/// The JSON body of every error answer: `ff-core`'s wire error, which the
+/// SDK reads back by its code and fields.
+pub use ff_core::WireError as ErrorBody;
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    body: ErrorBody,
+    /// Boxed so that a `Result<_, ApiError>` stays small.
+    body: Box<ErrorBody>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
-                code,
-                message: message.into(),
-                field: None,
-            },
+            body: Box::new(ErrorBody::new(code, message)),
         }
     }
 
@@ -84,31 +72,28 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(err: EngineError) -> Self {
-        let kind = err.kind();
-        let (status, code) = match kind {
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, kind.code()),
-            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, kind.code()),
+        let status = match err.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::LeaseLost | ErrorKind::NotActive | ErrorKind::Conflict => {
-                (StatusCode::CONFLICT, kind.code())
+                StatusCode::CONFLICT
             }
-            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, kind.code()),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => {
+                tracing::error!(error = %err, "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %err, "internal error");
-            "internal error; see the server log".to_owned()
-        } else {
-            err.to_string()
-        };
-        let mut api = Self::new(status, code, message);
-        api.body.field = err.field().map(str::to_owned);
-        api
+        Self {
+            status,
+            body: Box::new(ErrorBody::from_engine(&err)),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, Json(*self.body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -1,6 +1,6 @@
 //! The HTTP transport: the API under `/v1/namespaces/{namespace}/`, its
-//! `{code, message, field}` errors mapped back to the same
-//! [`EngineError`] kinds the embedded transport returns.
+//! JSON errors ([`WireError`]) mapped back, by their structured fields, to
+//! the same [`EngineError`] kinds the embedded transport returns.
 
 use std::time::Duration;
 
@@ -9,12 +9,12 @@ use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
 use ff_core::{
     CancelResponse, ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, ExecutionId,
-    FailResponse, Failure, FlowId, JsonText, LaneStateCount, LeaseHandle, ListFilter, Outcome,
-    Page, Renewed, SubmitRequest, Submitted,
+    FailResponse, Failure, FlowId, JsonText, LaneStateCount, LeaseHandle, ListFilter, Page,
+    Renewed, SubmitRequest, Submitted, WireError,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::sse::SseParser;
@@ -133,95 +133,33 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// The server's error body.
-#[derive(Debug, Default, Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    field: Option<String>,
-}
-
-/// Maps an HTTP error answer back to the kind the server mapped it from.
+/// Maps an HTTP error answer back to the kind the server mapped it from,
+/// by its code and structured fields; an answer that is not the server's
+/// JSON error (a proxy's page, say) is judged by its status alone.
 pub(crate) fn map_error(status: StatusCode, text: &str) -> EngineError {
-    let body: ErrorBody = serde_json::from_str(text).unwrap_or_else(|_| ErrorBody {
-        message: text.chars().take(512).collect(),
-        ..ErrorBody::default()
-    });
-    match body.code.as_str() {
-        "not_found" => not_found(&body.message),
-        "invalid" | "malformed_json" | "payload_too_large" => {
-            let field = body.field.unwrap_or_else(|| "body".to_owned());
-            let prefix = format!("invalid {field}: ");
-            let message = body
-                .message
-                .strip_prefix(&prefix)
-                .unwrap_or(&body.message)
-                .to_owned();
-            EngineError::Invalid { field, message }
-        }
-        "lease_lost" => EngineError::LeaseLost,
-        "not_active" => match not_active_outcome(&body.message) {
-            Some(outcome) => EngineError::NotActive { outcome },
-            None => http_error(status, body),
-        },
-        "conflict" => EngineError::Conflict {
-            message: body
-                .message
-                .strip_prefix("conflict: ")
-                .unwrap_or(&body.message)
-                .to_owned(),
-        },
-        "unavailable" => unavailable(body.message),
-        _ if status == StatusCode::SERVICE_UNAVAILABLE => unavailable(body.message),
-        _ if status == StatusCode::NOT_FOUND && body.code.is_empty() => {
-            not_found(&format!("{status}"))
-        }
-        _ => http_error(status, body),
+    let wire: WireError = serde_json::from_str(text)
+        .unwrap_or_else(|_| WireError::new("", text.chars().take(512).collect::<String>()));
+    if let Some(err) = wire.engine_error() {
+        return err;
     }
-}
-
-fn unavailable(message: String) -> EngineError {
-    EngineError::Unavailable {
-        message: message
-            .strip_prefix("backend unavailable: ")
-            .unwrap_or(&message)
-            .to_owned(),
-    }
-}
-
-fn http_error(status: StatusCode, body: ErrorBody) -> EngineError {
-    EngineError::backend(HttpError {
-        status: status.as_u16(),
-        code: if body.code.is_empty() {
-            "http".to_owned()
-        } else {
-            body.code
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => EngineError::Unavailable {
+            message: wire.message,
         },
-        message: body.message,
-    })
-}
-
-/// `"{entity} {id} not found"` (or `"{entity} not found"`) back into its parts.
-fn not_found(message: &str) -> EngineError {
-    let rest = message.strip_suffix(" not found").unwrap_or(message);
-    let (entity, id) = rest.split_once(' ').unwrap_or((rest, ""));
-    let entity = match entity {
-        "execution" => "execution",
-        "flow" => "flow",
-        _ => "resource",
-    };
-    EngineError::NotFound {
-        entity,
-        id: id.to_owned(),
+        StatusCode::NOT_FOUND if wire.code.is_empty() => EngineError::NotFound {
+            entity: "resource",
+            id: String::new(),
+        },
+        _ => EngineError::backend(HttpError {
+            status: status.as_u16(),
+            code: if wire.code.is_empty() {
+                "http".to_owned()
+            } else {
+                wire.code
+            },
+            message: wire.message,
+        }),
     }
-}
-
-/// The outcome at the end of `"execution is no longer active: it was {outcome}"`.
-fn not_active_outcome(message: &str) -> Option<Outcome> {
-    message.rsplit(' ').next()?.parse().ok()
 }
 
 #[derive(Serialize)]
@@ -444,7 +382,7 @@ impl CompletionWatch for SseWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ff_core::ErrorKind;
+    use ff_core::{ErrorKind, Outcome};
 
     fn mapped(status: u16, body: serde_json::Value) -> EngineError {
         map_error(
@@ -457,7 +395,8 @@ mod tests {
     fn maps_every_code_back_to_its_kind() {
         let err = mapped(
             404,
-            json!({"code": "not_found", "message": "execution 0190 not found"}),
+            json!({"code": "not_found", "message": "execution 0190 not found",
+                   "entity": "execution", "id": "0190"}),
         );
         assert!(
             matches!(&err, EngineError::NotFound { entity: "execution", id } if id == "0190"),
@@ -465,7 +404,7 @@ mod tests {
         );
         let err = mapped(
             422,
-            json!({"code": "invalid", "message": "invalid lane: must not be empty", "field": "lane"}),
+            json!({"code": "invalid", "message": "must not be empty", "field": "lane"}),
         );
         assert!(
             matches!(&err, EngineError::Invalid { field, message } if field == "lane" && message == "must not be empty"),
@@ -477,7 +416,7 @@ mod tests {
         );
         let err = mapped(
             409,
-            json!({"code": "not_active", "message": "execution is no longer active: it was cancelled"}),
+            json!({"code": "not_active", "message": "it was cancelled", "outcome": "cancelled"}),
         );
         assert!(matches!(
             err,
@@ -485,10 +424,7 @@ mod tests {
                 outcome: Outcome::Cancelled
             }
         ));
-        let err = mapped(
-            409,
-            json!({"code": "conflict", "message": "conflict: busy"}),
-        );
+        let err = mapped(409, json!({"code": "conflict", "message": "busy"}));
         assert!(matches!(&err, EngineError::Conflict { message } if message == "busy"));
         assert_eq!(
             mapped(503, json!({"code": "unavailable", "message": "down"})).kind(),
@@ -504,5 +440,47 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::Backend);
         assert!(err.to_string().contains("401 unauthorized"), "{err}");
+    }
+
+    /// The SDK reads the code and fields, never the wording: every answer
+    /// the server gives maps to the same error with its message reworded.
+    #[test]
+    fn a_reworded_message_maps_to_the_same_error() {
+        let errors = || {
+            [
+                EngineError::execution_not_found("0190"),
+                EngineError::invalid("lane", "must not be empty"),
+                EngineError::LeaseLost,
+                EngineError::NotActive {
+                    outcome: Outcome::Failed,
+                },
+                EngineError::conflict("busy"),
+                EngineError::Unavailable {
+                    message: "down".to_owned(),
+                },
+            ]
+        };
+        for (sent, expected) in errors().into_iter().zip(errors()) {
+            let mut wire = WireError::from_engine(&sent);
+            let status = if wire.code == "invalid" { 422 } else { 409 };
+            wire.message = format!("something else entirely ({})", wire.message);
+            let back = mapped(status, serde_json::to_value(&wire).unwrap_or_default());
+            assert_eq!(back.kind(), expected.kind(), "{back:?}");
+            match (&back, &expected) {
+                (
+                    EngineError::NotFound { entity, id },
+                    EngineError::NotFound { entity: e, id: i },
+                ) => {
+                    assert_eq!((entity, id), (e, i));
+                }
+                (EngineError::NotActive { outcome }, EngineError::NotActive { outcome: o }) => {
+                    assert_eq!(outcome, o);
+                }
+                (EngineError::Invalid { field, .. }, EngineError::Invalid { field: f, .. }) => {
+                    assert_eq!(field, f);
+                }
+                _ => {}
+            }
+        }
     }
 }
