@@ -17,6 +17,8 @@
 //! - [`join`], [`cascade`]: join rules, and the flow algorithms written once
 //!   over the [`cascade::FlowStore`] a backend offers.
 //! - [`completion`]: the outbox payload and the [`CompletionBackend`] subscription.
+//! - [`completion_batch`]: a batch of completions split into solo executions,
+//!   flow members and repeats, cascaded and answered in payload order.
 //! - [`reads`]: list filters, cursors, counts.
 //! - [`ops`]: the backend traits, joined by [`EngineBackend`].
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary.
@@ -24,6 +26,7 @@
 pub mod cascade;
 pub mod clock;
 pub mod completion;
+pub mod completion_batch;
 pub mod error;
 pub mod execution;
 pub mod flow;
