@@ -101,6 +101,11 @@ impl ValkeyBackend {
     ) -> Result<u32, EngineError> {
         let mut decided = 0;
         let mut budget = limit;
+        // What this scan itself made terminal (skips, cancelled losers): a
+        // parent among them did not count as finished when the scan began,
+        // so its children wait for its cascade, as on the SQL backends,
+        // which list the stuck nodes before deciding any.
+        let mut ended_here: std::collections::HashSet<ff_core::ExecutionId> = Default::default();
         for p in 0..self.keys().partitions() {
             if budget == 0 {
                 break;
@@ -128,6 +133,7 @@ impl ValkeyBackend {
             self.inner.reconcile_from.set(p, next);
             for id in ids {
                 let id: ff_core::ExecutionId = id.parse()?;
+                let unsettled = ended_here.clone();
                 let report = self
                     .flow_command(p, move |txn, now| {
                         use ff_core::cascade::FlowStore;
@@ -146,7 +152,9 @@ impl ValkeyBackend {
                             };
                             let parent = txn.execution(node.execution_id)?;
                             let settled = parent.is_some_and(|p| {
-                                p.state.is_terminal() && p.finished_at.is_some_and(|t| t <= cutoff)
+                                p.state.is_terminal()
+                                    && p.finished_at.is_some_and(|t| t <= cutoff)
+                                    && !unsettled.contains(&p.id)
                             });
                             if !settled {
                                 return Ok(CascadeReport::default());
@@ -156,6 +164,7 @@ impl ValkeyBackend {
                     })
                     .await?;
                 decided += (report.promoted.len() + report.skipped.len()) as u32;
+                ended_here.extend(report.skipped.iter().chain(&report.cancelled).copied());
             }
         }
         Ok(decided)
