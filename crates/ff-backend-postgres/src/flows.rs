@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::{PgPool, Row};
 
 use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::completion_batch;
 use ff_core::flow::{
     EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowState, FlowSummary, FlowView, NodeSpec,
     NodeView,
@@ -316,32 +317,27 @@ impl FlowOps for PostgresBackend {
         &self,
         payloads: &[CompletionPayload],
     ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
-        let (members, solo): (Vec<usize>, Vec<usize>) =
-            (0..payloads.len()).partition(|&i| payloads[i].flow_id.is_some());
-        let dispatches =
-            futures::future::join_all(solo.iter().map(|&i| self.dispatch_solo(&payloads[i])));
-        let member_payloads: Vec<CompletionPayload> =
-            members.iter().map(|&i| payloads[i].clone()).collect();
-        let cascades = async {
-            match member_payloads.len() {
-                0 => Ok(Vec::new()),
-                1 => Ok(vec![self.cascade_completion(&member_payloads[0]).await]),
-                _ => self.cascade_flow_batch(member_payloads).await,
-            }
-        };
-        let (dispatched, cascaded) = futures::join!(dispatches, cascades);
-        let mut results: Vec<Option<Result<CascadeReport, EngineError>>> =
-            (0..payloads.len()).map(|_| None).collect();
-        for (&i, result) in solo.iter().zip(dispatched) {
-            results[i] = Some(result);
-        }
-        for (&i, result) in members.iter().zip(cascaded?) {
-            results[i] = Some(result);
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(EngineError::backend("a cascade went unanswered"))))
-            .collect())
+        completion_batch::cascade_batch(
+            payloads,
+            |solo| async move {
+                Ok(
+                    futures::future::join_all(solo.into_iter().map(|p| self.dispatch_solo(p)))
+                        .await,
+                )
+            },
+            |members| async move {
+                match members.as_slice() {
+                    [] => Ok(Vec::new()),
+                    [one] => Ok(vec![self.cascade_completion(one).await]),
+                    _ => {
+                        self.cascade_flow_batch(members.into_iter().cloned().collect())
+                            .await
+                    }
+                }
+            },
+            |payload| self.cascade_completion(payload),
+        )
+        .await
     }
 
     async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {

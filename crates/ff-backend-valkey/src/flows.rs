@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::completion_batch;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowSpec, NodeSpec};
 use ff_core::{CompletionPayload, EngineError, FlowId, FlowOps, LeaseHandle, Millis, State};
 
@@ -100,6 +101,11 @@ impl ValkeyBackend {
     ) -> Result<u32, EngineError> {
         let mut decided = 0;
         let mut budget = limit;
+        // What this scan itself made terminal (skips, cancelled losers): a
+        // parent among them did not count as finished when the scan began,
+        // so its children wait for its cascade, as on the SQL backends,
+        // which list the stuck nodes before deciding any.
+        let mut ended_here: std::collections::HashSet<ff_core::ExecutionId> = Default::default();
         for p in 0..self.keys().partitions() {
             if budget == 0 {
                 break;
@@ -127,6 +133,7 @@ impl ValkeyBackend {
             self.inner.reconcile_from.set(p, next);
             for id in ids {
                 let id: ff_core::ExecutionId = id.parse()?;
+                let unsettled = ended_here.clone();
                 let report = self
                     .flow_command(p, move |txn, now| {
                         use ff_core::cascade::FlowStore;
@@ -145,7 +152,9 @@ impl ValkeyBackend {
                             };
                             let parent = txn.execution(node.execution_id)?;
                             let settled = parent.is_some_and(|p| {
-                                p.state.is_terminal() && p.finished_at.is_some_and(|t| t <= cutoff)
+                                p.state.is_terminal()
+                                    && p.finished_at.is_some_and(|t| t <= cutoff)
+                                    && !unsettled.contains(&p.id)
                             });
                             if !settled {
                                 return Ok(CascadeReport::default());
@@ -155,6 +164,7 @@ impl ValkeyBackend {
                     })
                     .await?;
                 decided += (report.promoted.len() + report.skipped.len()) as u32;
+                ended_here.extend(report.skipped.iter().chain(&report.cancelled).copied());
             }
         }
         Ok(decided)
@@ -163,41 +173,22 @@ impl ValkeyBackend {
 
 #[async_trait]
 impl FlowOps for ValkeyBackend {
-    /// Runs the cascades concurrently, except that a payload repeating an
-    /// earlier one's outbox entry runs after it, so answers follow payload
-    /// order: the first dispatches, the repeat finds it done.
     async fn cascade_completions(
         &self,
         payloads: &[CompletionPayload],
     ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
-        let mut seen = std::collections::HashSet::new();
-        let (first, repeats): (Vec<usize>, Vec<usize>) = (0..payloads.len())
-            .partition(|&i| seen.insert((payloads[i].partition, payloads[i].seq)));
-        let (solo, members): (Vec<usize>, Vec<usize>) = first
-            .into_iter()
-            .partition(|&i| payloads[i].flow_id.is_none());
-        let mut results: Vec<Option<Result<CascadeReport, EngineError>>> =
-            (0..payloads.len()).map(|_| None).collect();
-        let cascades = futures::future::join_all(
-            members
-                .iter()
-                .map(|&i| self.cascade_completion(&payloads[i])),
-        );
-        let solo_payloads: Vec<&CompletionPayload> = solo.iter().map(|&i| &payloads[i]).collect();
-        let (cascaded, dispatched) = futures::join!(cascades, self.dispatch_solo(&solo_payloads));
-        for (&i, result) in members.iter().zip(cascaded) {
-            results[i] = Some(result);
-        }
-        for (&i, result) in solo.iter().zip(dispatched?) {
-            results[i] = Some(result);
-        }
-        for i in repeats {
-            results[i] = Some(self.cascade_completion(&payloads[i]).await);
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(EngineError::backend("a cascade went unanswered"))))
-            .collect())
+        completion_batch::cascade_batch(
+            payloads,
+            |solo| async move { self.dispatch_solo(&solo).await },
+            |members| async move {
+                Ok(futures::future::join_all(
+                    members.into_iter().map(|p| self.cascade_completion(p)),
+                )
+                .await)
+            },
+            |payload| self.cascade_completion(payload),
+        )
+        .await
     }
 
     async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {

@@ -5,13 +5,20 @@
 //! # Layout
 //! - [`ids`]: time-ordered UUIDv7 ids.
 //! - [`execution`]: the submit request, defaults, validation and the stored record.
-//! - [`lease`]: claim requests, lease handles, fencing and the worker transitions;
-//!   [`lease_token`]: the lease's secret.
+//! - [`lease`]: claim requests, lease handles and the answers to worker
+//!   operations; [`lease::fencing`]: the fencing rules; [`lease::transitions`]:
+//!   claim, renew, release, complete, fail, expiry. [`lease_token`]: the
+//!   lease's secret.
 //! - [`lifecycle`]: cancel, requeue, deadlines, scheduled promotion.
 //! - [`retry`]: retry policy and deterministic backoff.
-//! - [`flow`], [`join`], [`cascade`]: flow specs and validation, join rules,
-//!   and the flow algorithms written once over the [`cascade::FlowStore`] a backend offers.
+//! - [`flow`]: [`flow::spec`] (what a caller asks for), [`flow::validate`]
+//!   (the checks, cycles named), [`flow::record`] (what is stored, the derived
+//!   flow state), [`flow::view`] (what reads return, the list filter).
+//! - [`join`], [`cascade`]: join rules, and the flow algorithms written once
+//!   over the [`cascade::FlowStore`] a backend offers.
 //! - [`completion`]: the outbox payload and the [`CompletionBackend`] subscription.
+//! - [`completion_batch`]: a batch of completions split into solo executions,
+//!   flow members and repeats, cascaded and answered in payload order.
 //! - [`reads`]: list filters, cursors, counts.
 //! - [`ops`]: the backend traits, joined by [`EngineBackend`].
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
@@ -20,6 +27,7 @@
 pub mod cascade;
 pub mod clock;
 pub mod completion;
+pub mod completion_batch;
 pub mod error;
 pub mod execution;
 pub mod flow;

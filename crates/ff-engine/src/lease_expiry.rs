@@ -1,8 +1,8 @@
 //! Lease expiry: fails running executions whose lease or attempt timeout has
 //! run out (as retryable `lease_expired` / `attempt_timeout` failures), so
-//! work held by a crashed worker is retried. Fencing step 5 applies the same
-//! expiry when the old holder calls in, so this scan only bounds how long a
-//! dead lease blocks its execution.
+//! work held by a crashed worker is retried. The fencing expiry rule applies
+//! the same expiry when the old holder calls in, so this scan only bounds how
+//! long a dead lease blocks its execution.
 
 use std::sync::Arc;
 use std::time::Duration;

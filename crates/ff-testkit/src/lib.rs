@@ -17,8 +17,5 @@ pub mod differential;
 pub mod faults;
 pub mod harness;
 pub mod reference;
-mod streams;
-mod waiting;
 
 pub use harness::{BackendFactory, TempDir, TestBackend};
-pub use streams::broadcast_stream;

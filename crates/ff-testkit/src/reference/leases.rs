@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ff_backend_support::claim_wait;
 use ff_core::{
     lease, ClaimRequest, Claimed, CompleteResponse, EngineError, FailResponse, Failure, JsonText,
     LeaseHandle, LeaseOps, LeaseToken, Renewed,
 };
 
 use super::ReferenceBackend;
+
+/// Longest single wait before claiming again: a safety net for work that
+/// becomes due by time alone, never a tight poll.
+const RECHECK: Duration = Duration::from_secs(1);
 
 #[async_trait]
 impl LeaseOps for ReferenceBackend {
@@ -50,7 +55,7 @@ impl LeaseOps for ReferenceBackend {
         req: &ClaimRequest,
         timeout: Duration,
     ) -> Result<Vec<Claimed>, EngineError> {
-        crate::waiting::claim_wait(self, self.inner.work.subscribe(), req, timeout).await
+        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim(req)).await
     }
 
     async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use ff_backend_support::{CompletionBroadcast, WorkSignal};
 use ff_core::flow::{FlowEdge, FlowNode, FlowRecord};
 use ff_core::{
     CompletionBackend, CompletionPayload, CompletionStream, EngineError, Execution, ExecutionId,
     FlowId, Limits, SharedClock, State,
 };
-use tokio::sync::{broadcast, watch};
 
 /// The reference backend. Clones share one store.
 #[derive(Clone, Debug)]
@@ -30,8 +30,8 @@ struct Inner {
     store: Mutex<Store>,
     clock: SharedClock,
     limits: Limits,
-    work: watch::Sender<u64>,
-    completions: broadcast::Sender<CompletionPayload>,
+    work: WorkSignal,
+    completions: CompletionBroadcast,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -88,8 +88,8 @@ impl ReferenceBackend {
                 store: Mutex::new(Store::default()),
                 clock,
                 limits,
-                work: watch::channel(0).0,
-                completions: broadcast::channel(16_384).0,
+                work: WorkSignal::new(),
+                completions: CompletionBroadcast::new(),
             }),
         }
     }
@@ -103,11 +103,10 @@ impl ReferenceBackend {
         let mut effects = Effects::default();
         let out = f(&mut self.lock(), &mut effects);
         if effects.work_ready {
-            self.inner.work.send_modify(|n| *n += 1);
+            self.inner.work.bump();
         }
         for payload in effects.completions {
-            // No receiver is not an error: the outbox keeps the entry.
-            let _ = self.inner.completions.send(payload);
+            self.inner.completions.send(payload);
         }
         out
     }
@@ -175,8 +174,6 @@ impl Store {
 #[async_trait]
 impl CompletionBackend for ReferenceBackend {
     async fn subscribe_completions(&self) -> Result<CompletionStream, EngineError> {
-        Ok(crate::streams::broadcast_stream(
-            self.inner.completions.subscribe(),
-        ))
+        Ok(self.inner.completions.subscribe())
     }
 }

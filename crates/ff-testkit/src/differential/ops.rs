@@ -1,0 +1,209 @@
+//! The operations of the differential test: how one is drawn from the
+//! reference side's state, and how it is applied to a side, answering a
+//! comparable string.
+
+use ff_core::flow::{EdgeSpec, FlowSpec, NodeSpec};
+use ff_core::{ClaimRequest, Failure, JsonText, RetryPolicy, SubmitRequest};
+
+use super::flows;
+use super::{MemberLease, Rng, Side};
+
+pub(super) const LANES: [&str; 3] = ["a", "b", "c"];
+const CAPS: [&str; 2] = ["gpu", "eu"];
+
+/// At most this many flows per case, so snapshots stay cheap.
+const MAX_FLOWS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub(super) enum Op {
+    Submit(Box<SubmitRequest>),
+    Claim {
+        lanes: Vec<String>,
+        caps: Vec<String>,
+        n: u32,
+    },
+    Renew(usize),
+    Release(usize),
+    Complete(usize, String),
+    Fail(usize, bool),
+    Cancel(usize),
+    Requeue(usize),
+    Advance(u64),
+    ExpireLeases,
+    PromoteScheduled,
+    ExpireDeadlines,
+    CreateFlow(Box<FlowSpec>),
+    /// Dynamic fan-out with the lease of `handle` (an index into the
+    /// side's handles; usually a flow member's).
+    AddNodes {
+        handle: usize,
+        nodes: Vec<NodeSpec>,
+        edges: Vec<EdgeSpec>,
+    },
+    CancelFlow(usize),
+    /// Cascades the undispatched entry at this position (modulo their
+    /// count), so cascades also run out of commit order.
+    CascadeOne(usize),
+    /// Cascades every undispatched entry in batches until none is left,
+    /// the first of each batch twice when `repeat` is set.
+    CascadeAll {
+        repeat: bool,
+    },
+    ReconcileBlocked,
+}
+
+fn random_submit(rng: &mut Rng, now: i64) -> Op {
+    let mut req = SubmitRequest::new(
+        *rng.pick(&LANES),
+        "job",
+        JsonText::unchecked(format!("{{\"r\":{}}}", rng.below(1000))),
+    )
+    .priority(rng.below(3) as i32 - 1)
+    .lease_ms(500 + rng.below(3) * 500)
+    .retry(random_retry(rng));
+    if rng.chance(15) {
+        req = req.capabilities([*rng.pick(&CAPS)]);
+    }
+    if rng.chance(15) {
+        req = req.run_at(now + rng.below(2_000) as i64);
+    }
+    if rng.chance(10) {
+        req = req.deadline(now + 500 + rng.below(3_000) as i64);
+    }
+    if rng.chance(10) {
+        req = req.attempt_timeout_ms(300 + rng.below(1_000));
+    }
+    if rng.chance(15) {
+        req = req.idempotency_key(format!("k{}", rng.below(5)));
+    }
+    Op::Submit(Box::new(req))
+}
+
+/// One to three attempts with a short backoff.
+pub(super) fn random_retry(rng: &mut Rng) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 1 + rng.below(3) as u32,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 1_000,
+        // Jitter hashes the id, and ids differ between the two sides; the
+        // conformance suite checks jitter itself.
+        jitter_percent: 0,
+    }
+}
+
+/// Draws the next operation from what the reference side knows.
+pub(super) fn random_op(rng: &mut Rng, now: i64, side: &Side) -> Op {
+    let (submitted, handles, flows) = (side.ids.len(), side.handles.len(), side.flows.len());
+    match rng.below(100) {
+        0..=13 => random_submit(rng, now),
+        14..=21 if flows < MAX_FLOWS => Op::CreateFlow(Box::new(flows::random_flow(rng))),
+        14..=21 => random_submit(rng, now),
+        22..=39 => {
+            let mut lanes = vec![rng.pick(&LANES).to_string()];
+            if rng.chance(30) {
+                lanes.push(rng.pick(&LANES).to_string());
+            }
+            let caps = if rng.chance(30) {
+                vec![rng.pick(&CAPS).to_string()]
+            } else {
+                Vec::new()
+            };
+            Op::Claim {
+                lanes,
+                caps,
+                n: 1 + rng.below(3) as u32,
+            }
+        }
+        40..=62 if handles > 0 => {
+            // Mostly a recent lease, which is likelier to be live.
+            let h = if rng.chance(60) {
+                handles - 1 - rng.below(handles.min(3) as u64) as usize
+            } else {
+                rng.below(handles as u64) as usize
+            };
+            match rng.below(5) {
+                0 => Op::Renew(h),
+                1 => Op::Release(h),
+                2 | 3 => Op::Complete(h, format!("{}", rng.below(100))),
+                _ => Op::Fail(h, rng.chance(80)),
+            }
+        }
+        63..=66 if !side.members.is_empty() => flows::random_add(rng, side),
+        67..=69 if submitted > 0 => Op::Cancel(rng.below(submitted as u64) as usize),
+        70..=71 if submitted > 0 => Op::Requeue(rng.below(submitted as u64) as usize),
+        72..=73 if flows > 0 => Op::CancelFlow(rng.below(flows as u64) as usize),
+        74..=78 => Op::CascadeOne(rng.below(8) as usize),
+        79..=82 => Op::CascadeAll {
+            repeat: rng.chance(30),
+        },
+        83 => Op::ReconcileBlocked,
+        84..=92 => Op::Advance(1 + rng.below(700)),
+        93..=95 => Op::ExpireLeases,
+        96..=97 => Op::PromoteScheduled,
+        _ => Op::ExpireDeadlines,
+    }
+}
+
+/// Applies `op` to `side`, learning what it hands out; the comparable answer.
+pub(super) async fn apply(side: &mut Side, op: &Op) -> String {
+    let e = side.engine.clone();
+    match op {
+        Op::Submit(req) => {
+            let result = e.submit(SubmitRequest::clone(req)).await;
+            if let Ok(s) = &result {
+                side.learn(s.id);
+            }
+            side.normalize(result)
+        }
+        Op::Claim { lanes, caps, n } => {
+            let req = ClaimRequest::new(lanes.clone(), "w")
+                .capabilities(caps.clone())
+                .max(*n);
+            let result = e.claim(&req).await;
+            for claimed in result.iter().flatten() {
+                let handle = side.handles.len();
+                side.handles.push(claimed.handle.clone());
+                let member = claimed.flow_id.zip(claimed.node_key.clone());
+                if let Some((flow, node_key)) = member {
+                    let flow = side.learn_flow(flow);
+                    side.members.push(MemberLease {
+                        handle,
+                        flow,
+                        node_key,
+                    });
+                }
+            }
+            side.normalize(result)
+        }
+        Op::Renew(h) => side.normalize(e.renew(&side.handles[*h]).await),
+        Op::Release(h) => side.normalize(e.release(&side.handles[*h]).await),
+        Op::Complete(h, result) => side.normalize(
+            e.complete(&side.handles[*h], JsonText::unchecked(result.clone()))
+                .await,
+        ),
+        Op::Fail(h, retryable) => {
+            let failure = if *retryable {
+                Failure::retryable("boom")
+            } else {
+                Failure::permanent("fatal")
+            };
+            side.normalize(e.fail(&side.handles[*h], failure).await)
+        }
+        Op::Cancel(i) => side.normalize(e.cancel(side.ids[*i]).await),
+        Op::Requeue(i) => side.normalize(e.requeue(side.ids[*i]).await),
+        Op::Advance(_) => String::new(),
+        Op::ExpireLeases => side.normalize(e.expire_leases(1_000).await),
+        Op::PromoteScheduled => side.normalize(e.promote_scheduled(1_000).await),
+        Op::ExpireDeadlines => side.normalize(e.expire_deadlines(1_000).await),
+        Op::CreateFlow(spec) => flows::create(side, spec).await,
+        Op::AddNodes {
+            handle,
+            nodes,
+            edges,
+        } => flows::add_nodes(side, *handle, nodes, edges).await,
+        Op::CancelFlow(f) => side.normalize(e.cancel_flow(side.flows[*f]).await),
+        Op::CascadeOne(at) => flows::cascade_one(side, *at).await,
+        Op::CascadeAll { repeat } => flows::cascade_all(side, *repeat).await,
+        Op::ReconcileBlocked => side.normalize(e.reconcile_blocked(0, 1_000).await),
+    }
+}
