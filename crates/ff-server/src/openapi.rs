@@ -115,6 +115,7 @@ fn complete(doc: &mut Value, limits: &Limits) {
     let name = name_schema(limits);
     add_components(doc, &name);
     constrain_schemas(doc, limits);
+    unsigned_ranges(doc);
     for (path, item) in object_mut(doc, "paths").iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
@@ -162,6 +163,29 @@ fn rewrite_refs(value: &mut Value) {
             map.values_mut().for_each(rewrite_refs);
         }
         Value::Array(items) => items.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}
+
+/// The derive writes Rust's `u32`/`u64` as `int32`/`int64` with a minimum
+/// of 0, which caps them at the signed range; the server takes the whole
+/// unsigned range, so the schema says so (where no tighter bound is set).
+fn unsigned_ranges(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let unsigned = map.get("minimum") == Some(&json!(0));
+            let max = match map.get("format").and_then(Value::as_str) {
+                Some("int32") if unsigned => Some(json!(u32::MAX)),
+                Some("int64") if unsigned => Some(json!(u64::MAX)),
+                _ => None,
+            };
+            if let Some(max) = max {
+                map.remove("format");
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(unsigned_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unsigned_ranges),
         _ => {}
     }
 }
