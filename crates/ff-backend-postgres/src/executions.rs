@@ -1,40 +1,53 @@
-//! `ExecutionOps`: submit (one statement per batch), cancel, requeue.
+//! `ExecutionStore`: the storage side of the execution and lease operations
+//! (`ff_core` checks the requests and derives `ExecutionOps`/`LeaseOps`);
+//! submit is one statement per batch.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use ff_core::execution::validate_batch;
 use ff_core::{
-    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, State,
-    SubmitRequest, Submitted,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
+    State, SubmitRequest, Submitted, Valid,
 };
 
-use crate::rows;
+use crate::{leases, rows, transition};
 use crate::{PgResult, PostgresBackend};
 
 #[async_trait]
-impl ExecutionOps for PostgresBackend {
-    async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError> {
-        req.validate(&self.inner.limits)?;
-        let mut out = self.insert_requests(vec![req]).await?;
-        out.pop()
-            .ok_or_else(|| EngineError::backend("submit stored nothing"))
+impl ExecutionStore for PostgresBackend {
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
-    async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError> {
-        // The whole batch is checked first, and goes in as one statement:
-        // all of it commits or none.
-        validate_batch(&reqs, &self.inner.limits)?;
-        self.insert_requests(reqs).await
+    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
+    {
+        transition::transition(self, id, rule).await
     }
 
-    async fn cancel(&self, id: ExecutionId) -> Result<CancelResponse, EngineError> {
-        self.transition(id, lifecycle::cancel).await
+    async fn claim_valid(&self, req: &Valid<ClaimRequest>) -> Result<Vec<Claimed>, EngineError> {
+        leases::claim(self, req).await
     }
 
-    async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
-        self.transition(id, lifecycle::requeue).await?
+    async fn claim_wait_valid(
+        &self,
+        req: &Valid<ClaimRequest>,
+        timeout: Duration,
+    ) -> Result<Vec<Claimed>, EngineError> {
+        let claim = || leases::claim(self, req);
+        ff_backend_support::claim_wait(&self.inner.work, timeout, leases::RECHECK, claim).await
+    }
+
+    /// The whole batch goes in as one statement: all of it commits or none.
+    async fn submit_valid(
+        &self,
+        reqs: Valid<Vec<SubmitRequest>>,
+    ) -> Result<Vec<Submitted>, EngineError> {
+        self.insert_requests(reqs.into_inner()).await
     }
 }
 
@@ -44,7 +57,6 @@ impl PostgresBackend {
     /// Stores validated requests. A request whose idempotency key is taken
     /// in its namespace (by a stored execution or an earlier request of the
     /// batch) answers with that execution's id instead.
-    #[tracing::instrument(level = "trace", skip_all, fields(count = reqs.len()))]
     async fn insert_requests(
         &self,
         reqs: Vec<SubmitRequest>,

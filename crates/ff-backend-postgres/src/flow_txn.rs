@@ -19,7 +19,7 @@ use ff_core::flow::{FlowEdge, FlowNode, FlowRecord};
 use ff_core::{EngineError, Execution, ExecutionId, FlowId, Millis, State};
 
 use crate::rows::{self, to_json};
-use crate::store::{self, Change, Saved};
+use crate::write::{self, Change, Saved};
 use crate::{classify, is_retryable, PgResult, StoreError};
 
 pub(crate) const FLOW_COLUMNS: &str =
@@ -218,7 +218,7 @@ impl FlowTxn {
             let changes = std::mem::take(&mut self.changes);
             let saved = self
                 .rt
-                .block_on(store::save_batch(&mut *self.tx, &changes, self.now));
+                .block_on(write::save_batch(&mut *self.tx, &changes, self.now));
             let saved = self.note(saved)?;
             if !saved.all(&changes) {
                 return Err(EngineError::backend(

@@ -35,7 +35,6 @@ enum FlowLock {
 impl PostgresBackend {
     /// Runs a flow algorithm in one transaction on a blocking thread, and
     /// announces what it wrote once committed.
-    #[tracing::instrument(level = "trace", skip_all, fields(?lock))]
     async fn flow_command<T, F>(&self, lock: FlowLock, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,

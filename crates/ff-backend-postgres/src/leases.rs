@@ -1,16 +1,10 @@
-//! `LeaseOps`: claims in lane order with `FOR UPDATE SKIP LOCKED`, and the
-//! fenced worker operations.
+//! Claims in lane order with `FOR UPDATE SKIP LOCKED`, one statement per
+//! claim, moving the picks to running as `ff_core`'s claim rule does.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ff_backend_support::claim_wait;
-
-use ff_core::lease::{self, LeaseHandle};
-use ff_core::{
-    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
-    JsonText, LeaseOps, Renewed,
-};
+use ff_core::lease;
+use ff_core::{ClaimRequest, Claimed, EngineError, Execution};
 
 use crate::rows;
 use crate::{PgResult, PostgresBackend};
@@ -18,7 +12,7 @@ use crate::{PgResult, PostgresBackend};
 /// A waiting claim looks again at least this often, so work that became due
 /// by the clock alone (a run_at or backoff passing) is found without a
 /// notification. Notifications wake it sooner.
-const RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// The claim, one statement: lock up to `$5` claimable executions in claim
 /// order (priority, higher first, then ready_at, then id), skipping rows
@@ -86,93 +80,29 @@ const CLAIM_LANES: &str = claim_sql!(concat!(
     ") c ORDER BY c.priority DESC, c.ready_at, c.id LIMIT $5"
 ));
 
-#[async_trait]
-impl LeaseOps for PostgresBackend {
-    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
-        let mut req = req.clone();
-        req.validate(&self.inner.limits)?;
-        self.claim_valid(&req).await
-    }
-
-    async fn claim_wait(
-        &self,
-        req: &ClaimRequest,
-        timeout: Duration,
-    ) -> Result<Vec<Claimed>, EngineError> {
-        let mut req = req.clone();
-        req.validate(&self.inner.limits)?;
-        let req = &req;
-        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim_valid(req)).await
-    }
-
-    async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::renew(exec, &handle, now)
-        })
-        .await?
-    }
-
-    async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::release(exec, &handle, now)
-        })
-        .await?
-    }
-
-    async fn complete(
-        &self,
-        handle: &LeaseHandle,
-        result: JsonText,
-    ) -> Result<CompleteResponse, EngineError> {
-        let limits = &self.inner.limits;
-        limits.check_size("result", result.len(), limits.max_result_bytes)?;
-        result.validate("result")?;
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::complete(exec, &handle, result.clone(), now)
-        })
-        .await?
-    }
-
-    async fn fail(
-        &self,
-        handle: &LeaseHandle,
-        failure: Failure,
-    ) -> Result<FailResponse, EngineError> {
-        self.inner.limits.check_error(&failure.error)?;
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::fail(exec, &handle, failure.clone(), now)
-        })
-        .await?
-    }
-}
-
-impl PostgresBackend {
-    /// Claims up to `req.n` in one statement, answered in claim order.
-    #[tracing::instrument(level = "trace", skip_all, fields(namespace = %req.namespace, n = req.n))]
-    async fn claim_valid(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
-        let now = self.now();
-        let query = match req.lanes.as_slice() {
-            [lane] => sqlx::query(CLAIM_ONE_LANE).bind(&req.namespace).bind(lane),
-            lanes => sqlx::query(CLAIM_LANES).bind(&req.namespace).bind(lanes),
-        };
-        let rows = query
-            .bind(now)
-            .bind(&req.capabilities)
-            .bind(i64::from(req.n))
-            .bind(&req.worker_id)
-            .fetch_all(&self.inner.pool)
-            .await
-            .db()?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| rows::read_stored(row).map(|s| s.exec))
-            .collect::<Result<Vec<_>, _>>()?;
-        claimed.sort_by_key(Execution::order_key);
-        self.note_churn(claimed.len());
-        claimed.iter().map(lease::claimed).collect()
-    }
+/// Claims up to `req.n` in one statement, answered in claim order.
+pub(crate) async fn claim(
+    backend: &PostgresBackend,
+    req: &ClaimRequest,
+) -> Result<Vec<Claimed>, EngineError> {
+    let now = backend.now();
+    let query = match req.lanes.as_slice() {
+        [lane] => sqlx::query(CLAIM_ONE_LANE).bind(&req.namespace).bind(lane),
+        lanes => sqlx::query(CLAIM_LANES).bind(&req.namespace).bind(lanes),
+    };
+    let rows = query
+        .bind(now)
+        .bind(&req.capabilities)
+        .bind(i64::from(req.n))
+        .bind(&req.worker_id)
+        .fetch_all(&backend.inner.pool)
+        .await
+        .db()?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| rows::read_stored(row).map(|s| s.exec))
+        .collect::<Result<Vec<_>, _>>()?;
+    claimed.sort_by_key(Execution::order_key);
+    backend.note_churn(claimed.len());
+    claimed.iter().map(lease::claimed).collect()
 }

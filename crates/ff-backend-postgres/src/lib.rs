@@ -11,15 +11,17 @@
 //! - `migrations`: forward-only schema migrations (`migrations/*.sql`) under
 //!   an advisory lock, and the `meta` checks.
 //! - `rows`: the one mapping between `Execution` and its row.
-//! - `store`: the versioned batch write every transition ends with.
+//! - `write`: the versioned batch write every transition ends with.
 //! - `completions`: the completion broadcast behind `subscribe_completions`.
 //! - `listener`: the `LISTEN` connection that turns notifications into
 //!   wake-ups and completion events.
-//! - `single`, `dispatch`: the group commits of single-execution
+//! - `transition`, `dispatch`: the group commits of single-execution
 //!   transitions and of solo completions' dispatch.
+//! - `flow_txn`: the flow algorithms' `FlowStore`, one transaction.
+//! - `error`: driver errors in the engine's terms; `pool`: connection pools.
 //! - `vacuum`: keeps the hot tables' indexes free of dead entries.
-//! - `executions`, `leases`, `flows`, `maintenance`, `reads`: one file per
-//!   `ff_core` trait.
+//! - `executions` (the `ExecutionStore`), `leases` (claims), `flows`,
+//!   `maintenance`, `reads`: one file per `ff_core` trait.
 //!
 //! Every rule lives in `ff_core`: an operation reads the rows, calls the pure
 //! function with the clock's `now`, and writes back what changed with a
@@ -32,6 +34,7 @@ mod scratch;
 
 mod completions;
 mod dispatch;
+mod error;
 mod executions;
 mod flow_txn;
 mod flows;
@@ -39,23 +42,22 @@ mod leases;
 mod listener;
 mod maintenance;
 mod migrations;
+mod pool;
 mod queue;
 mod reads;
 mod rows;
-mod single;
-mod store;
+mod transition;
 mod vacuum;
+mod write;
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use ff_backend_support::{OffsetClock, WorkSignal};
+use ff_backend_support::WorkSignal;
 
 use ff_core::{EngineError, Limits, Millis, SharedClock};
 
@@ -64,7 +66,10 @@ pub use migrations::drop_schema;
 pub use scratch::ScratchSchema;
 
 use completions::Completions;
-use store::Saved;
+use error::PgResult;
+pub(crate) use error::{classify, is_retryable, StoreError};
+use pool::open_pool;
+pub use pool::{pool, server_version};
 
 /// The Postgres backend. Cheap to clone; clones share one pool.
 #[derive(Clone)]
@@ -80,8 +85,8 @@ struct Inner {
     completions: Completions,
     work: WorkSignal,
     listener: tokio::task::JoinHandle<()>,
-    /// Queued single-execution transitions (see `single`).
-    jobs: mpsc::UnboundedSender<single::Job>,
+    /// Queued single-execution transitions (see `transition`).
+    jobs: mpsc::UnboundedSender<Box<dyn transition::Job>>,
     /// Queued dispatches of solo completions (see `dispatch`).
     dispatches: mpsc::UnboundedSender<dispatch::Job>,
     /// Execution rows written since the last vacuum (see `vacuum`).
@@ -118,21 +123,7 @@ impl PostgresBackend {
         migrations::migrate(&pool, config.schema.clone()).await?;
         let clock: SharedClock = match config.clock {
             Some(clock) => clock,
-            None => {
-                let pool = pool.clone();
-                OffsetClock::start(move || {
-                    let pool = pool.clone();
-                    async move {
-                        sqlx::query_scalar(
-                            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-                        )
-                        .fetch_one(&pool)
-                        .await
-                        .db()
-                    }
-                })
-                .await?
-            }
+            None => pool::server_clock(&pool).await?,
         };
         let completions = Completions::new();
         let work = WorkSignal::new();
@@ -159,8 +150,11 @@ impl PostgresBackend {
         tokio::spawn(vacuum::run(Arc::downgrade(&inner)));
         // The committers hold the backend weakly: dropping the last handle
         // closes the queue and ends them.
-        for _ in 0..single::COMMITTERS {
-            tokio::spawn(single::commit_loop(Arc::downgrade(&inner), queue.clone()));
+        for _ in 0..transition::COMMITTERS {
+            tokio::spawn(transition::commit_loop(
+                Arc::downgrade(&inner),
+                queue.clone(),
+            ));
         }
         for _ in 0..dispatch::COMMITTERS {
             tokio::spawn(dispatch::commit_loop(
@@ -190,176 +184,5 @@ impl PostgresBackend {
 
     fn now(&self) -> Millis {
         self.inner.clock.now_ms()
-    }
-
-    /// Counts rows written, for the vacuum's threshold.
-    fn note_churn(&self, rows: usize) {
-        self.inner
-            .churn
-            .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Announces what a committed write did.
-    fn announce(&self, saved: Saved) {
-        self.note_churn(saved.written.len());
-        if saved.wake {
-            self.inner.work.bump();
-        }
-        self.inner.completions.publish_local(saved.completions);
-    }
-}
-
-/// A pool whose sessions use `schema` and commit synchronously (the server
-/// default, stated so a changed default cannot lose acknowledged writes).
-pub async fn pool(url: &str, schema: &str, max_connections: u32) -> Result<PgPool, EngineError> {
-    open_pool(url, schema, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
-}
-
-/// [`pool`] whose operations wait at most `acquire_timeout` for a
-/// connection.
-async fn open_pool(
-    url: &str,
-    schema: &str,
-    max_connections: u32,
-    acquire_timeout: std::time::Duration,
-) -> Result<PgPool, EngineError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| EngineError::invalid("database_url", e.to_string()))?
-        .application_name("flowfabric")
-        .options([("search_path", schema), ("synchronous_commit", "on")])
-        // Statements are traced by this crate's own spans; the driver's
-        // per-statement and slow-statement logs (a deliberate VACUUM is
-        // slow) would only repeat them.
-        .disable_statement_logging();
-    // One connection first, so an unreachable server or a wrong database
-    // is reported as the server said it, at once, not as a pool timeout.
-    // Bounded too: a host that drops packets would otherwise hold start-up
-    // for the system's TCP timeout.
-    let first = tokio::time::timeout(acquire_timeout, options.connect())
-        .await
-        .map_err(|_| EngineError::Unavailable {
-            message: format!("cannot connect to Postgres: no answer within {acquire_timeout:?}"),
-        })?
-        .map_err(|err| EngineError::Unavailable {
-            message: format!("cannot connect to Postgres: {err}"),
-        })?;
-    first.close().await.db()?;
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        .connect_with(options)
-        .await
-        .db()
-}
-
-/// The server's version string, for reports.
-pub async fn server_version(url: &str) -> Result<String, EngineError> {
-    let pool = pool(url, "public", 1).await?;
-    let version = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&pool)
-        .await
-        .db();
-    pool.close().await;
-    version
-}
-
-/// Maps driver errors into the engine's.
-pub(crate) trait PgResult<T> {
-    fn db(self) -> Result<T, EngineError>;
-}
-
-impl<T> PgResult<T> for Result<T, sqlx::Error> {
-    fn db(self) -> Result<T, EngineError> {
-        self.map_err(classify)
-    }
-}
-
-/// A lost or exhausted connection, or a server shutting down, starting up
-/// or out of connections, is `Unavailable` (the call may be retried);
-/// anything else the server or driver reports is `Backend`.
-pub(crate) fn classify(err: sqlx::Error) -> EngineError {
-    let unavailable = match &err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_unavailable_code(&code)),
-        _ => false,
-    };
-    if unavailable {
-        EngineError::Unavailable {
-            message: err.to_string(),
-        }
-    } else {
-        EngineError::backend(err)
-    }
-}
-
-/// SQLSTATEs that say the server cannot serve now rather than that the
-/// statement is wrong: class 08 (connection exception), 53300
-/// (too_many_connections), 57P01-57P03 (admin or crash shutdown, cannot
-/// connect now).
-fn is_unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
-}
-
-/// Whether `err` is worth retrying the whole operation: a unique index
-/// raced (another writer inserted the same key first), a deadlock, or a
-/// serialization failure.
-pub(crate) fn is_retryable(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
-}
-
-/// A failure of a shared statement helper, keeping the driver's error so
-/// callers can tell a race worth retrying from a real failure.
-#[derive(Debug)]
-pub(crate) enum StoreError {
-    Sql(sqlx::Error),
-    Engine(EngineError),
-}
-
-impl StoreError {
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, Self::Sql(err) if is_retryable(err))
-    }
-}
-
-impl From<EngineError> for StoreError {
-    fn from(err: EngineError) -> Self {
-        Self::Engine(err)
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Sql(err)
-    }
-}
-
-impl From<StoreError> for EngineError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Sql(err) => classify(err),
-            StoreError::Engine(err) => err,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_server_that_cannot_serve_now_is_unavailable() {
-        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
-            assert!(is_unavailable_code(code), "{code}");
-        }
-        for code in ["23505", "40001", "42P01", "57014"] {
-            assert!(!is_unavailable_code(code), "{code}");
-        }
-        let err = classify(sqlx::Error::PoolTimedOut);
-        assert_eq!(err.kind(), ff_core::ErrorKind::Unavailable);
     }
 }

@@ -24,7 +24,7 @@ use ff_core::{CompletionPayload, EngineError, ExecutionId, FlowId};
 use ff_backend_support::WorkSignal;
 
 use crate::completions::Completions;
-use crate::store::PARTITION;
+use crate::write::PARTITION;
 use crate::PgResult;
 
 /// Outbox entries read per statement.

@@ -11,7 +11,7 @@ use ff_core::{
 
 use crate::listener::{outbox_columns, read_payload};
 use crate::rows::{self, select_stored};
-use crate::store::{self, Change};
+use crate::write::{self, Change};
 use crate::{PgResult, PostgresBackend};
 
 /// Running executions whose lease or attempt timeout has passed: one arm per
@@ -104,7 +104,6 @@ impl PostgresBackend {
 
     /// Locks up to `limit` executions with `sql` (`$1` = now, `$2` = limit),
     /// applies `rule` to each and writes those it changed; returns how many.
-    #[tracing::instrument(level = "trace", skip_all, fields(limit))]
     async fn scan<F>(&self, sql: &'static str, limit: u32, rule: F) -> Result<u32, EngineError>
     where
         F: Fn(&mut Execution, Millis) -> bool + Send,
@@ -128,7 +127,7 @@ impl PostgresBackend {
                 changes.extend(Change::between(&stored, exec));
             }
         }
-        let saved = store::save_batch(&mut *tx, &changes, now).await?;
+        let saved = write::save_batch(&mut *tx, &changes, now).await?;
         if !saved.all(&changes) {
             return Err(EngineError::backend(
                 "a locked execution changed during a scan",

@@ -1,7 +1,7 @@
 //! The one mapping between `ff_core::Execution` and its `executions` row.
 //! Every statement that reads whole executions selects [`columns!`] and
 //! decodes with [`read_stored`]; every write goes through [`insert_batch`]
-//! or [`crate::store::save_batch`].
+//! or [`crate::write::save_batch`].
 
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;

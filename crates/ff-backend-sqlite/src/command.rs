@@ -183,7 +183,7 @@ where
     }
 
     fn abort(self: Box<Self>, err: &EngineError) {
-        let _ = self.tx.send(Err(copy_error(err)));
+        let _ = self.tx.send(Err(err.for_another_caller()));
     }
 }
 
@@ -199,20 +199,9 @@ impl<T: Send> Answer for Reply<T> {
 
     fn send(self: Box<Self>, commit: Result<(), &EngineError>) {
         let answer = match (commit, self.result) {
-            (Err(e), Ok(_)) => Err(copy_error(e)),
+            (Err(e), Ok(_)) => Err(e.for_another_caller()),
             (_, result) => result,
         };
         let _ = self.tx.send(answer);
-    }
-}
-
-/// One group failure goes to every caller of the group.
-pub(crate) fn copy_error(err: &EngineError) -> EngineError {
-    match err {
-        EngineError::Unavailable { message } => EngineError::Unavailable {
-            message: message.clone(),
-        },
-        EngineError::Backend(source) => EngineError::backend(source.to_string()),
-        other => EngineError::backend(other.to_string()),
     }
 }

@@ -1,57 +1,60 @@
-//! `ExecutionOps`: submit, cancel, requeue.
+//! `ExecutionStore`: the storage side of the execution and lease operations
+//! (`ff_core` checks the requests and derives `ExecutionOps`/`LeaseOps`).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use ff_core::execution::validate_batch;
 use ff_core::{
-    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, SubmitRequest,
-    Submitted,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
+    SubmitRequest, Submitted, Valid,
 };
 
 use crate::command::WriteCtx;
-use crate::rows;
-use crate::SqliteBackend;
+use crate::{leases, rows, transition, SqliteBackend};
 
 #[async_trait]
-impl ExecutionOps for SqliteBackend {
-    async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError> {
-        req.validate(&self.inner.limits)?;
+impl ExecutionStore for SqliteBackend {
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
+    {
+        transition::transition(self, id, rule).await
+    }
+
+    async fn claim_valid(&self, req: &Valid<ClaimRequest>) -> Result<Vec<Claimed>, EngineError> {
+        let req = req.clone();
         self.inner
             .writer
-            .write(move |ctx| submit_one(ctx, req))
+            .write(move |ctx| leases::claim(ctx, &req))
             .await
     }
 
-    async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError> {
-        // The whole batch is checked before the writer sees any of it, and
-        // runs as one command: all of it commits or none.
-        validate_batch(&reqs, &self.inner.limits)?;
-        self.inner
-            .writer
-            .write(move |ctx| reqs.into_iter().map(|req| submit_one(ctx, req)).collect())
-            .await
+    async fn claim_wait_valid(
+        &self,
+        req: &Valid<ClaimRequest>,
+        timeout: Duration,
+    ) -> Result<Vec<Claimed>, EngineError> {
+        leases::claim_wait(self, req, timeout).await
     }
 
-    async fn cancel(&self, id: ExecutionId) -> Result<CancelResponse, EngineError> {
+    /// One write command for the whole batch: all of it commits or none.
+    async fn submit_valid(
+        &self,
+        reqs: Valid<Vec<SubmitRequest>>,
+    ) -> Result<Vec<Submitted>, EngineError> {
         self.inner
             .writer
             .write(move |ctx| {
-                let (mut exec, before) = ctx.load(id)?;
-                let response = lifecycle::cancel(&mut exec, ctx.now);
-                ctx.save(exec, before)?;
-                Ok(response)
-            })
-            .await
-    }
-
-    async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
-        self.inner
-            .writer
-            .write(move |ctx| {
-                let (mut exec, before) = ctx.load(id)?;
-                lifecycle::requeue(&mut exec, ctx.now)?;
-                ctx.save(exec, before)?;
-                Ok(())
+                reqs.into_inner()
+                    .into_iter()
+                    .map(|req| submit_one(ctx, req))
+                    .collect()
             })
             .await
     }

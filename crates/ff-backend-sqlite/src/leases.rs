@@ -1,16 +1,12 @@
-//! `LeaseOps`: claims in lane order, and the fenced worker operations.
+//! Claims in lane order: the candidates of every lane merged by claim
+//! order, each pick moved to running by `ff_core`'s claim rule.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ff_backend_support::claim_wait;
 use rusqlite::{params, Rows};
 
-use ff_core::lease::{self, LeaseHandle};
-use ff_core::{
-    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, ExecutionId, FailResponse,
-    Failure, JsonText, LeaseOps, LeaseToken, Renewed,
-};
+use ff_core::lease;
+use ff_core::{ClaimRequest, Claimed, EngineError, Execution, ExecutionStore, LeaseToken, Valid};
 
 use crate::command::WriteCtx;
 use crate::rows::{self, select_stored, Stamp};
@@ -31,91 +27,25 @@ const CANDIDATES: &str = concat!(
      ORDER BY priority DESC, ready_at, id"
 );
 
-#[async_trait]
-impl LeaseOps for SqliteBackend {
-    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
-        let mut req = req.clone();
-        req.validate(&self.inner.limits)?;
-        self.inner.writer.write(move |ctx| claim(ctx, &req)).await
-    }
-
-    async fn claim_wait(
-        &self,
-        req: &ClaimRequest,
-        timeout: Duration,
-    ) -> Result<Vec<Claimed>, EngineError> {
-        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim(req)).await
-    }
-
-    async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        let handle = handle.clone();
-        fenced(self, handle.execution_id, move |exec, now| {
-            lease::renew(exec, &handle, now)
-        })
-        .await
-    }
-
-    async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        let handle = handle.clone();
-        fenced(self, handle.execution_id, move |exec, now| {
-            lease::release(exec, &handle, now)
-        })
-        .await
-    }
-
-    async fn complete(
-        &self,
-        handle: &LeaseHandle,
-        result: JsonText,
-    ) -> Result<CompleteResponse, EngineError> {
-        let limits = &self.inner.limits;
-        limits.check_size("result", result.len(), limits.max_result_bytes)?;
-        result.validate("result")?;
-        let handle = handle.clone();
-        fenced(self, handle.execution_id, move |exec, now| {
-            lease::complete(exec, &handle, result, now)
-        })
-        .await
-    }
-
-    async fn fail(
-        &self,
-        handle: &LeaseHandle,
-        failure: Failure,
-    ) -> Result<FailResponse, EngineError> {
-        self.inner.limits.check_error(&failure.error)?;
-        let handle = handle.clone();
-        fenced(self, handle.execution_id, move |exec, now| {
-            lease::fail(exec, &handle, failure, now)
-        })
-        .await
-    }
-}
-
-/// Runs a worker operation: load (unknown id → `NotFound`), let the
-/// `ff_core` rule fence and apply it, and persist whatever it changed — even
-/// when it answers with an error, as after a lease expiry it applied itself.
-async fn fenced<T, F>(backend: &SqliteBackend, id: ExecutionId, op: F) -> Result<T, EngineError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Execution, ff_core::Millis) -> Result<T, EngineError> + Send + 'static,
-{
-    backend
-        .inner
-        .writer
-        .write(move |ctx| {
-            let (mut exec, before) = ctx.load(id)?;
-            let answer = op(&mut exec, ctx.now);
-            ctx.save(exec, before)?;
-            Ok(answer)
-        })
-        .await?
+/// [`claim`], waiting up to `timeout` for work when there is none.
+pub(crate) async fn claim_wait(
+    backend: &SqliteBackend,
+    req: &Valid<ClaimRequest>,
+    timeout: Duration,
+) -> Result<Vec<Claimed>, EngineError> {
+    ff_backend_support::claim_wait(&backend.inner.work, timeout, RECHECK, || {
+        backend.claim_valid(req)
+    })
+    .await
 }
 
 /// Claims up to `req.n` executions: merges the lanes' candidate streams by
 /// claim order, passes over executions needing capabilities the worker lacks
 /// (they never block a lane), then applies `ff_core`'s claim to each pick.
-fn claim(ctx: &mut WriteCtx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
+pub(crate) fn claim(
+    ctx: &mut WriteCtx<'_>,
+    req: &ClaimRequest,
+) -> Result<Vec<Claimed>, EngineError> {
     let picked = pick_candidates(ctx, req)?;
     let mut claimed = Vec::with_capacity(picked.len());
     for (mut exec, before) in picked {

@@ -33,7 +33,9 @@ pub mod config;
 mod checkpointer;
 mod command;
 mod completions;
+mod error;
 mod executions;
+mod flow_txn;
 mod flows;
 mod leases;
 mod lock;
@@ -44,6 +46,7 @@ mod reads;
 mod row_cache;
 mod rows;
 mod syncer;
+mod transition;
 mod writer;
 
 use std::fmt;
@@ -56,6 +59,7 @@ pub use config::{SqliteConfig, Synchronous};
 
 use checkpointer::Checkpointer;
 use completions::Completions;
+use error::{closed, SqlResult};
 use ff_backend_support::WorkSignal;
 use lock::LockFile;
 use readers::Readers;
@@ -154,35 +158,3 @@ impl SqliteBackend {
 
 /// How long a connection waits on a lock held by another connection.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// `EngineError` for a backend that has been closed.
-fn closed() -> EngineError {
-    EngineError::Unavailable {
-        message: "the SQLite backend is closed".to_owned(),
-    }
-}
-
-/// Maps a SQLite error: a busy or locked database is retryable
-/// (`Unavailable`), anything else is a `Backend` failure.
-fn sql_error(err: rusqlite::Error) -> EngineError {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-    match &err {
-        rusqlite::Error::SqliteFailure(e, _) if matches!(e.code, DatabaseBusy | DatabaseLocked) => {
-            EngineError::Unavailable {
-                message: format!("database is busy: {err}"),
-            }
-        }
-        _ => EngineError::backend(err),
-    }
-}
-
-/// `.db()` turns a rusqlite result into an `EngineError` one.
-trait SqlResult<T> {
-    fn db(self) -> Result<T, EngineError>;
-}
-
-impl<T> SqlResult<T> for rusqlite::Result<T> {
-    fn db(self) -> Result<T, EngineError> {
-        self.map_err(sql_error)
-    }
-}

@@ -1,5 +1,5 @@
 //! `subscribe_completions`: a stream of the broadcast the subscriber (see
-//! `subscriber`) feeds.
+//! `listener`) feeds.
 
 use std::time::Duration;
 

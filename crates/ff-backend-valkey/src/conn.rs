@@ -17,9 +17,11 @@ use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
-use ff_core::EngineError;
+use ff_backend_support::OffsetClock;
+use ff_core::{EngineError, SharedClock};
 
 use crate::config::{Endpoint, ValkeyConfig};
+use crate::error::classify;
 use crate::library;
 
 #[derive(Clone)]
@@ -169,38 +171,25 @@ impl Conn {
             other => other.map_err(classify),
         }
     }
+
+    /// The server's clock, read with `TIME`: every process on one server
+    /// agrees on `now`.
+    pub(crate) async fn server_clock(&self) -> Result<SharedClock, EngineError> {
+        let conn = self.clone();
+        let clock = OffsetClock::start(move || {
+            let conn = conn.clone();
+            async move {
+                let (secs, micros): (i64, i64) = conn.query(&redis::cmd("TIME")).await?;
+                Ok(secs * 1000 + micros / 1000)
+            }
+        })
+        .await?;
+        Ok(clock)
+    }
 }
 
 /// The longest a command may take as a whole: a reconnection and the
 /// answer, with room for the cluster client's short retries.
 fn bound(config: &ValkeyConfig) -> Duration {
     config.connect_timeout + config.response_timeout
-}
-
-/// A lost or refused connection, a node loading, failing over or away, is
-/// `Unavailable` (the call may be retried); anything else the server
-/// reports is `Backend`.
-pub(crate) fn classify(err: RedisError) -> EngineError {
-    if err.is_io_error()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_timeout()
-        || err.is_cluster_error()
-        || matches!(
-            err.kind(),
-            redis::ErrorKind::BusyLoadingError
-                | redis::ErrorKind::TryAgain
-                | redis::ErrorKind::MasterDown
-                | redis::ErrorKind::ReadOnly
-                // The cluster client has no connection to the node owning
-                // the slot: the node is away.
-                | redis::ErrorKind::ClusterConnectionNotFound
-        )
-    {
-        EngineError::Unavailable {
-            message: err.to_string(),
-        }
-    } else {
-        EngineError::backend(err)
-    }
 }

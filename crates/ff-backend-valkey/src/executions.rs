@@ -1,39 +1,53 @@
-//! `ExecutionOps`: submits, one `ff_v2_apply` per partition a batch
-//! touches, and the single-execution transitions.
+//! `ExecutionStore`: the storage side of the execution and lease operations
+//! (`ff_core` checks the requests and derives `ExecutionOps`/`LeaseOps`);
+//! submits are one `ff_v2_apply` per partition a batch touches.
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
-use ff_core::execution::validate_batch;
 use ff_core::{
-    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, ReadOps,
-    SubmitRequest, Submitted,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
+    ReadOps, SubmitRequest, Submitted, Valid,
 };
 
 use crate::write::{Outcome, Plan};
-use crate::{ValkeyBackend, MAX_ATTEMPTS};
+use crate::{leases, transition, ValkeyBackend, MAX_ATTEMPTS};
 
 #[async_trait]
-impl ExecutionOps for ValkeyBackend {
-    async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError> {
-        req.validate(&self.inner.limits)?;
-        let mut out = self.insert_requests(vec![req]).await?;
-        out.pop()
-            .ok_or_else(|| EngineError::backend("submit stored nothing"))
+impl ExecutionStore for ValkeyBackend {
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
-    async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError> {
-        validate_batch(&reqs, &self.inner.limits)?;
-        self.insert_requests(reqs).await
+    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
+    {
+        transition::transition(self, id, rule).await
     }
 
-    async fn cancel(&self, id: ExecutionId) -> Result<CancelResponse, EngineError> {
-        self.transition(id, lifecycle::cancel).await
+    async fn claim_valid(&self, req: &Valid<ClaimRequest>) -> Result<Vec<Claimed>, EngineError> {
+        self.claim_partitions(req).await
     }
 
-    async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
-        self.transition(id, lifecycle::requeue).await?
+    async fn claim_wait_valid(
+        &self,
+        req: &Valid<ClaimRequest>,
+        timeout: Duration,
+    ) -> Result<Vec<Claimed>, EngineError> {
+        let claim = || self.claim_partitions(req);
+        ff_backend_support::claim_wait(&self.inner.work, timeout, leases::RECHECK, claim).await
+    }
+
+    async fn submit_valid(
+        &self,
+        reqs: Valid<Vec<SubmitRequest>>,
+    ) -> Result<Vec<Submitted>, EngineError> {
+        self.insert_requests(reqs.into_inner()).await
     }
 }
 
@@ -43,7 +57,6 @@ impl ValkeyBackend {
     /// partition. Each partition's share is one atomic call, so a batch
     /// that spans partitions (only on a multi-partition deployment, and only
     /// with keys) is atomic per partition.
-    #[tracing::instrument(level = "trace", skip_all, fields(count = reqs.len()))]
     async fn insert_requests(
         &self,
         reqs: Vec<SubmitRequest>,

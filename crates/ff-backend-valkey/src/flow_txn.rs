@@ -22,7 +22,7 @@ use ff_core::flow::{FlowEdge, FlowNode, FlowRecord};
 use ff_core::{EngineError, Execution, ExecutionId, FlowId, Millis, State};
 
 use crate::keys::Keys;
-use crate::record::{self, Stored};
+use crate::rows::{self, Stored};
 use crate::write::Plan;
 use crate::ValkeyBackend;
 
@@ -188,7 +188,7 @@ impl FlowTxn {
         id: ExecutionId,
         fields: HashMap<String, String>,
     ) -> Result<(), EngineError> {
-        let read = record::decode(fields)?;
+        let read = rows::decode(fields)?;
         let current = read.as_ref().map(|s| s.exec.clone());
         self.execs.insert(
             id,

@@ -18,7 +18,6 @@ use crate::{ValkeyBackend, MAX_ATTEMPTS};
 impl ValkeyBackend {
     /// Runs a flow algorithm over partition `p` on a blocking thread (its
     /// reads block on the server) and commits what it wrote as one call.
-    #[tracing::instrument(level = "trace", skip_all, fields(p))]
     pub(crate) async fn flow_command<T, F>(&self, p: u32, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
@@ -250,5 +249,30 @@ impl FlowOps for ValkeyBackend {
             cascade::cascade(txn, &payload, now)
         })
         .await
+    }
+}
+
+/// Per partition, the last id a resumable scan returned.
+#[derive(Debug, Default)]
+pub(crate) struct Cursors(std::sync::Mutex<std::collections::HashMap<u32, String>>);
+
+impl Cursors {
+    pub(crate) fn get(&self, p: u32) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&p)
+            .cloned()
+    }
+
+    pub(crate) fn set(&self, p: u32, id: Option<String>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match id {
+            Some(id) => map.insert(p, id),
+            None => map.remove(&p),
+        };
     }
 }

@@ -1,95 +1,28 @@
-//! `LeaseOps`: claims through `ff_v2_claim`, partition by partition, and the
-//! fenced worker operations.
+//! Claims through `ff_v2_claim`, partition by partition: the one rule the
+//! Lua library applies itself.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ff_backend_support::claim_wait;
 use redis::Value;
 
-use ff_core::lease::{self, LeaseHandle};
-use ff_core::{
-    ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, FailResponse, Failure,
-    JsonText, LeaseOps, LeaseToken, Millis, Renewed,
-};
+use ff_core::lease;
+use ff_core::{ClaimRequest, Claimed, EngineError, Execution, LeaseToken, Millis};
 
-use crate::record;
+use crate::rows;
 use crate::ValkeyBackend;
 
 /// A waiting claim looks again at least this often, so work announced while
 /// the subscriber was reconnecting is still found (a partition hint lasts no
 /// longer either).
-const RECHECK: Duration = Duration::from_secs(1);
-
-#[async_trait]
-impl LeaseOps for ValkeyBackend {
-    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
-        let mut req = req.clone();
-        req.validate(&self.inner.limits)?;
-        self.claim_valid(&req).await
-    }
-
-    async fn claim_wait(
-        &self,
-        req: &ClaimRequest,
-        timeout: Duration,
-    ) -> Result<Vec<Claimed>, EngineError> {
-        let mut req = req.clone();
-        req.validate(&self.inner.limits)?;
-        let req = &req;
-        claim_wait(&self.inner.work, timeout, RECHECK, || self.claim_valid(req)).await
-    }
-
-    async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::renew(exec, &handle, now)
-        })
-        .await?
-    }
-
-    async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::release(exec, &handle, now)
-        })
-        .await?
-    }
-
-    async fn complete(
-        &self,
-        handle: &LeaseHandle,
-        result: JsonText,
-    ) -> Result<CompleteResponse, EngineError> {
-        let limits = &self.inner.limits;
-        limits.check_size("result", result.len(), limits.max_result_bytes)?;
-        result.validate("result")?;
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::complete(exec, &handle, result.clone(), now)
-        })
-        .await?
-    }
-
-    async fn fail(
-        &self,
-        handle: &LeaseHandle,
-        failure: Failure,
-    ) -> Result<FailResponse, EngineError> {
-        self.inner.limits.check_error(&failure.error)?;
-        let handle = handle.clone();
-        self.transition(handle.execution_id, move |exec, now| {
-            lease::fail(exec, &handle, failure.clone(), now)
-        })
-        .await?
-    }
-}
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 impl ValkeyBackend {
     /// Claims up to `req.n`: asks the partitions that may hold work, from a
     /// rotating start, until `n` are claimed. Order holds per partition.
-    #[tracing::instrument(level = "trace", skip_all, fields(namespace = %req.namespace, n = req.n))]
-    async fn claim_valid(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
+    pub(crate) async fn claim_partitions(
+        &self,
+        req: &ClaimRequest,
+    ) -> Result<Vec<Claimed>, EngineError> {
         let partitions = self.keys().partitions();
         let now = self.now();
         let snapshot = self.inner.hints.snapshot(&req.namespace, &req.lanes, now);
@@ -167,10 +100,10 @@ impl ValkeyBackend {
         for value in reply {
             let flat: Vec<String> =
                 redis::FromRedisValue::from_redis_value(&value).map_err(EngineError::backend)?;
-            let stored = record::decode_flat(flat)?
+            let stored = rows::decode_flat(flat)?
                 .ok_or_else(|| EngineError::backend("ff_v2_claim answered an empty record"))?;
             claimed.push(stored.exec.clone());
-            self.inner.leased.keep(stored);
+            self.inner.row_cache.keep(stored);
         }
         Ok((claimed, hint))
     }

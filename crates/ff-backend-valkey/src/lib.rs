@@ -16,12 +16,12 @@
 //!
 //! # Layout
 //! - `config`: [`ValkeyConfig`] and the URL forms; `keys`: the key layout
-//!   and partitions; `record`: `Execution` ↔ hash; `conn`, `library`: the
+//!   and partitions; `rows`: `Execution` ↔ hash; `conn`, `library`: the
 //!   connection and the Lua library.
 //! - `write`: the versioned write every transition ends with; `hints`: which
-//!   partitions may hold work; `leased`: the executions this process holds
+//!   partitions may hold work; `row_cache`: the executions this process holds
 //!   leases on, as it last wrote them
-//! - `subscriber`: completion events and wake-ups from pub/sub, fed to
+//! - `listener`: completion events and wake-ups from pub/sub, fed to
 //!   `completions`, the broadcast behind `subscribe_completions`;
 //!   `scratch`: throwaway prefixes for tests and benchmarks.
 //! - `executions`, `leases`, `flows` (with `flow_txn`), `maintenance`,
@@ -32,18 +32,21 @@ mod scratch;
 
 mod completions;
 mod conn;
+mod error;
 mod executions;
 mod flow_txn;
 mod flows;
 mod hints;
 mod keys;
-mod leased;
 mod leases;
 mod library;
+mod listener;
 mod maintenance;
+mod migrations;
 mod reads;
-mod record;
-mod subscriber;
+mod row_cache;
+mod rows;
+mod transition;
 mod write;
 
 use std::collections::HashMap;
@@ -52,21 +55,17 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use ff_backend_support::{CompletionBroadcast, OffsetClock, WorkSignal};
+use ff_backend_support::{CompletionBroadcast, WorkSignal};
 
-use ff_core::{EngineError, Execution, ExecutionId, Limits, Millis, SharedClock};
+use ff_core::{EngineError, Limits, Millis, SharedClock};
 
 pub use config::{Endpoint, ValkeyConfig, DEFAULT_PREFIX};
+pub use migrations::SCHEMA_VERSION;
 pub use scratch::{drop_prefix, ScratchPrefix};
 
 use conn::Conn;
 use hints::Hints;
 use keys::Keys;
-use record::Stored;
-use write::{Outcome, Plan};
-
-/// The version of the key layout this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// Attempts of an operation whose write keeps racing another writer.
 const MAX_ATTEMPTS: u32 = 64;
@@ -85,9 +84,9 @@ struct Inner {
     completions: CompletionBroadcast,
     hints: Arc<Hints>,
     /// Running executions as this process last claimed or wrote them.
-    leased: Arc<leased::Leased>,
+    row_cache: Arc<row_cache::RowCache>,
     /// Where each partition's blocked-member scan goes on from.
-    reconcile_from: Cursors,
+    reconcile_from: flows::Cursors,
     work: WorkSignal,
     /// Whether the subscriber is listening now.
     subscribed: watch::Sender<bool>,
@@ -117,7 +116,7 @@ impl ValkeyBackend {
         config.validate()?;
         let endpoint = Endpoint::parse(&config.url)?;
         let conn = Conn::open(&endpoint, &config).await?;
-        let partitions = settle_meta(&conn, &config).await?;
+        let partitions = migrations::settle_meta(&conn, &config).await?;
         let keys = Keys::new(&config.prefix, partitions);
         library::load(&conn).await?;
         for p in 0..partitions {
@@ -125,25 +124,15 @@ impl ValkeyBackend {
         }
         let clock: SharedClock = match config.clock {
             Some(clock) => clock,
-            None => {
-                let conn = conn.clone();
-                OffsetClock::start(move || {
-                    let conn = conn.clone();
-                    async move {
-                        let (secs, micros): (i64, i64) = conn.query(&redis::cmd("TIME")).await?;
-                        Ok(secs * 1000 + micros / 1000)
-                    }
-                })
-                .await?
-            }
+            None => conn.server_clock().await?,
         };
         let completions = CompletionBroadcast::new();
         let work = WorkSignal::new();
         let hints = Arc::new(Hints::new(partitions));
         let subscribed = watch::channel(false).0;
-        let leased = Arc::new(leased::Leased::default());
+        let row_cache = Arc::new(row_cache::RowCache::default());
         let subscriber = tokio::spawn(
-            subscriber::Subscriber {
+            listener::Subscriber {
                 nodes: endpoint.nodes(),
                 connect_timeout: config.connect_timeout,
                 conn: conn.clone(),
@@ -152,7 +141,7 @@ impl ValkeyBackend {
                 hints: hints.clone(),
                 work: work.clone(),
                 subscribed: subscribed.clone(),
-                leased: leased.clone(),
+                row_cache: row_cache.clone(),
             }
             .run(),
         );
@@ -163,8 +152,8 @@ impl ValkeyBackend {
             clock,
             completions,
             hints,
-            leased,
-            reconcile_from: Cursors::default(),
+            row_cache,
+            reconcile_from: flows::Cursors::default(),
             work,
             subscribed,
             subscriber,
@@ -192,167 +181,6 @@ impl ValkeyBackend {
     fn keys(&self) -> &Keys {
         &self.inner.keys
     }
-
-    /// One execution and its version; `None` when unknown.
-    async fn load(&self, id: ExecutionId) -> Result<Option<Stored>, EngineError> {
-        let p = self.keys().exec_partition(id);
-        let fields: HashMap<String, String> = self
-            .inner
-            .conn
-            .query(redis::cmd("HGETALL").arg(self.keys().exec(p, id)))
-            .await?;
-        record::decode(fields)
-    }
-
-    /// Several executions of one partition in one round trip, in `ids`
-    /// order, `None` for unknown ones.
-    async fn load_many(&self, p: u32, ids: &[String]) -> Result<Vec<Option<Stored>>, EngineError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HGETALL").arg(self.keys().exec_str(p, id));
-        }
-        let rows: Vec<HashMap<String, String>> = self.query_pipe(&pipe).await?;
-        rows.into_iter().map(record::decode).collect()
-    }
-
-    async fn query_pipe<T: redis::FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, EngineError> {
-        self.inner.conn.pipe(pipe).await
-    }
-
-    /// Applies `rule` to one execution and writes what changed, retried
-    /// from the read when another writer got there first.
-    #[tracing::instrument(level = "trace", skip_all, fields(%id))]
-    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
-    where
-        F: Fn(&mut Execution, Millis) -> T + Send,
-    {
-        let mut cached = self.inner.leased.take(id);
-        for _ in 0..MAX_ATTEMPTS {
-            let from_cache = cached.is_some();
-            let stored = match cached.take() {
-                Some(stored) => stored,
-                None => self
-                    .load(id)
-                    .await?
-                    .ok_or_else(|| EngineError::execution_not_found(id))?,
-            };
-            let now = self.now();
-            let mut exec = stored.exec.clone();
-            let out = rule(&mut exec, now);
-            if exec == stored.exec {
-                if from_cache {
-                    // Nothing to write: answer from the server's copy, not
-                    // from what this process last wrote.
-                    continue;
-                }
-                return Ok(out);
-            }
-            let mut plan = Plan::new(self.keys().exec_partition(id));
-            let changed = plan.save(self.keys(), Some(&stored), &exec, now)?;
-            match self.commit(plan, now).await? {
-                Outcome::Applied => {
-                    self.inner.leased.keep_written(stored, exec, changed);
-                    return Ok(out);
-                }
-                Outcome::Conflict(what) => tracing::trace!(what, "transition raced; retrying"),
-            }
-        }
-        Err(EngineError::Unavailable {
-            message: format!("execution {id} kept changing under this write; try again"),
-        })
-    }
-}
-
-/// Per partition, the last id a resumable scan returned.
-#[derive(Debug, Default)]
-struct Cursors(std::sync::Mutex<HashMap<u32, String>>);
-
-impl Cursors {
-    fn get(&self, p: u32) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&p)
-            .cloned()
-    }
-
-    fn set(&self, p: u32, id: Option<String>) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match id {
-            Some(id) => map.insert(p, id),
-            None => map.remove(&p),
-        };
-    }
-}
-
-/// Reads the deployment's settings, recording them on first use; refuses a
-/// newer layout or a different partition count.
-async fn settle_meta(conn: &Conn, config: &ValkeyConfig) -> Result<u32, EngineError> {
-    let meta = format!("{}:meta", config.prefix);
-    let wanted = config.partitions.unwrap_or(if conn.is_cluster() {
-        config::DEFAULT_PARTITIONS_CLUSTER
-    } else {
-        config::DEFAULT_PARTITIONS_STANDALONE
-    });
-    let _: i64 = conn
-        .query(
-            redis::cmd("HSETNX")
-                .arg(&meta)
-                .arg("partitions")
-                .arg(wanted),
-        )
-        .await?;
-    let _: i64 = conn
-        .query(
-            redis::cmd("HSETNX")
-                .arg(&meta)
-                .arg("schema_version")
-                .arg(SCHEMA_VERSION),
-        )
-        .await?;
-    let (partitions, version): (Option<u32>, Option<u32>) = conn
-        .query(
-            redis::cmd("HMGET")
-                .arg(&meta)
-                .arg("partitions")
-                .arg("schema_version"),
-        )
-        .await?;
-    let (Some(partitions), Some(version)) = (partitions, version) else {
-        return Err(EngineError::backend(format!("{meta} is incomplete")));
-    };
-    if partitions == 0 || partitions > config::MAX_PARTITIONS {
-        return Err(EngineError::backend(format!(
-            "{meta} records {partitions} partitions, outside 1..={}",
-            config::MAX_PARTITIONS
-        )));
-    }
-    if version > SCHEMA_VERSION {
-        return Err(EngineError::Conflict {
-            message: format!(
-                "prefix `{}` holds schema version {version}, newer than this build's {SCHEMA_VERSION}; upgrade ff",
-                config.prefix
-            ),
-        });
-    }
-    if config.partitions.is_some_and(|p| p != partitions) {
-        return Err(EngineError::Conflict {
-            message: format!(
-                "prefix `{}` was created with {partitions} partitions, not {wanted}; the count is fixed",
-                config.prefix
-            ),
-        });
-    }
-    Ok(partitions)
 }
 
 /// What a report says of the server: its version and persistence.
@@ -374,12 +202,12 @@ pub async fn server_info(url: &str) -> Result<ServerInfo, EngineError> {
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&timeouts)
         .await
-        .map_err(conn::classify)?;
+        .map_err(error::classify)?;
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut conn)
         .await
-        .map_err(conn::classify)?;
+        .map_err(error::classify)?;
     let field = |name: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
@@ -394,7 +222,7 @@ pub async fn server_info(url: &str) -> Result<ServerInfo, EngineError> {
         .arg("append*")
         .query_async(&mut conn)
         .await
-        .map_err(conn::classify)?;
+        .map_err(error::classify)?;
     let persistence = match config.get("appendonly").map(String::as_str) {
         Some("yes") => format!(
             "appendonly=yes appendfsync={}",

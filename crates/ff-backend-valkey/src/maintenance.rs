@@ -105,7 +105,6 @@ impl ValkeyBackend {
 
     /// Applies `rule` to up to `limit` executions whose score in the index
     /// `index(keys, p)` is due, partition by partition.
-    #[tracing::instrument(level = "trace", skip_all, fields(limit))]
     async fn scan<I, F>(&self, index: I, limit: u32, rule: F) -> Result<u32, EngineError>
     where
         I: Fn(&crate::keys::Keys, u32) -> String + Send + Sync,
@@ -133,7 +132,7 @@ impl ValkeyBackend {
                 .await?;
             for id in due {
                 let id: ExecutionId = id.parse()?;
-                match self.transition(id, |exec, now| rule(exec, now)).await {
+                match crate::transition::transition(self, id, |exec, now| rule(exec, now)).await {
                     Ok(true) => changed += 1,
                     Ok(false) => {}
                     // Gone since the index was read: nothing to do.

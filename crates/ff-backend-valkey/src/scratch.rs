@@ -62,7 +62,7 @@ async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, EngineE
     client
         .get_multiplexed_async_connection()
         .await
-        .map_err(crate::conn::classify)
+        .map_err(crate::error::classify)
 }
 
 /// The cluster's primaries, as `redis://host:port` URLs.
@@ -72,7 +72,7 @@ async fn primaries(seed: &str) -> Result<Vec<String>, EngineError> {
         .arg("NODES")
         .query_async(&mut conn)
         .await
-        .map_err(crate::conn::classify)?;
+        .map_err(crate::error::classify)?;
     let scheme_and_auth = seed
         .split_once("://")
         .map_or("redis://".to_owned(), |(s, rest)| {
@@ -110,7 +110,7 @@ async fn drop_on_node(url: &str, prefix: &str) -> Result<u64, EngineError> {
             .arg(1000)
             .query_async(&mut conn)
             .await
-            .map_err(crate::conn::classify)?;
+            .map_err(crate::error::classify)?;
         for key in &keys {
             // One key per call: on a cluster the keys of a batch may live in
             // different slots.
@@ -118,7 +118,7 @@ async fn drop_on_node(url: &str, prefix: &str) -> Result<u64, EngineError> {
                 .arg(key)
                 .query_async(&mut conn)
                 .await
-                .map_err(crate::conn::classify)?;
+                .map_err(crate::error::classify)?;
             deleted += n;
         }
         if next == 0 {

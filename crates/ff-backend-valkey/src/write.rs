@@ -10,7 +10,7 @@ use redis::Value;
 use ff_core::{CompletionPayload, EngineError, Execution, Millis, State};
 
 use crate::keys::Keys;
-use crate::record::{self, Stored};
+use crate::rows::{self, Stored};
 use crate::ValkeyBackend;
 
 /// One atomic write to one partition.
@@ -110,7 +110,7 @@ impl Plan {
         let key = keys.exec(p, new.id);
         let version = old.map_or(0, |s| s.version);
         self.check_version(&key, version);
-        let fields = record::changed_fields(old.map(|s| &s.fields), new)?;
+        let fields = rows::changed_fields(old.map(|s| &s.fields), new)?;
         self.put(&key, version + 1, &fields);
 
         let before = old.map(|s| keys.held(p, &s.exec)).unwrap_or_default();

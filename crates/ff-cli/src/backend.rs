@@ -10,6 +10,7 @@ use ff_backend_postgres::{PostgresBackend, PostgresConfig};
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
 use ff_backend_valkey::{ValkeyBackend, ValkeyConfig};
 use ff_core::{CompletionBackend, EngineBackend};
+use ff_engine::Instrumented;
 
 use crate::db_url::DatabaseUrl;
 
@@ -200,7 +201,7 @@ impl Backend {
         })?;
         let backend = Arc::new(backend);
         Ok(Self {
-            engine: backend.clone(),
+            engine: Instrumented::wrap(backend.clone(), "valkey"),
             completions: backend.clone(),
             kind: Kind::Valkey(
                 backend,
@@ -218,7 +219,7 @@ impl Backend {
             .with_context(|| format!("connecting to Postgres (schema {schema})"))?;
         let backend = Arc::new(backend);
         Ok(Self {
-            engine: backend.clone(),
+            engine: Instrumented::wrap(backend.clone(), "postgres"),
             completions: backend.clone(),
             kind: Kind::Postgres(backend, scratch),
         })
@@ -226,7 +227,7 @@ impl Backend {
 
     pub fn sqlite(backend: Arc<SqliteBackend>) -> Self {
         Self {
-            engine: backend.clone(),
+            engine: Instrumented::wrap(backend.clone(), "sqlite"),
             completions: backend.clone(),
             kind: Kind::Sqlite(backend),
         }

@@ -102,6 +102,20 @@ impl EngineError {
         Self::Backend(source.into())
     }
 
+    /// The same failure for another caller of one shared commit:
+    /// `Unavailable` stays retryable, anything else becomes a `Backend`
+    /// failure with the same message (a backend's source error cannot be
+    /// cloned).
+    pub fn for_another_caller(&self) -> Self {
+        match self {
+            Self::Unavailable { message } => Self::Unavailable {
+                message: message.clone(),
+            },
+            Self::Backend(source) => Self::backend(source.to_string()),
+            other => Self::backend(other.to_string()),
+        }
+    }
+
     /// The offending field of an `Invalid` error.
     pub fn field(&self) -> Option<&str> {
         match self {

@@ -56,7 +56,9 @@ pub use lease::{
 pub use lease_token::LeaseToken;
 pub use lifecycle::CancelResponse;
 pub use limits::Limits;
-pub use ops::{EngineBackend, ExecutionOps, FlowOps, LeaseOps, MaintenanceOps, ReadOps};
+pub use ops::{
+    EngineBackend, ExecutionOps, ExecutionStore, FlowOps, LeaseOps, MaintenanceOps, ReadOps, Valid,
+};
 pub use reads::{LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;
 pub use state::{Outcome, State};

@@ -97,6 +97,13 @@ impl Limits {
         json.validate_within(field, self.max_json_depth)
     }
 
+    /// A worker's result: within the size limit and one JSON value nested
+    /// at most `max_json_depth` deep.
+    pub fn check_result(&self, result: &JsonText) -> Result<(), EngineError> {
+        self.check_size("result", result.len(), self.max_result_bytes)?;
+        self.check_json("result", result)
+    }
+
     /// A worker's error text.
     pub fn check_error(&self, error: &str) -> Result<(), EngineError> {
         self.check_size("error", error.len(), self.max_error_bytes)

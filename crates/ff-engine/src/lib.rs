@@ -37,12 +37,14 @@
 //!   shared live with [`Engine::stats_handle`].
 //! - [`lag`]: the promotion-lag histogram, with its bucket bounds for
 //!   exporters and p50/p99 helpers.
+//! - [`Instrumented`]: the backend wrapper that traces every call.
 
 mod backoff;
 mod cascade;
 pub mod completion_listener;
 pub mod deadline_scanner;
 pub mod dependency_reconciler;
+mod instrumented;
 pub mod lag;
 pub mod lease_expiry;
 pub mod outbox_trim;
@@ -54,6 +56,7 @@ pub mod supervisor;
 #[cfg(test)]
 mod test_support;
 
+pub use instrumented::Instrumented;
 pub use lag::{LagSnapshot, LAG_BOUNDS_MS};
 pub use stats::{EngineStats, StatsSnapshot};
 pub use supervisor::{Engine, EngineConfig};

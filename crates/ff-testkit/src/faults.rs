@@ -6,17 +6,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use ff_core::cascade::{CascadeReport, FlowCancelResponse, NodesAdded};
-use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
-use ff_core::{
-    CancelResponse, ClaimRequest, Claimed, CompleteResponse, CompletionBackend, CompletionPayload,
-    CompletionStream, EngineBackend, EngineError, Execution, ExecutionId, ExecutionOps,
-    FailResponse, Failure, FlowId, FlowOps, JsonText, LaneStateCount, LeaseHandle, LeaseOps,
-    ListFilter, MaintenanceOps, Page, ReadOps, Renewed, SubmitRequest, Submitted,
-};
+use ff_core::ops::{BackendWrapper, Call};
+use ff_core::{CompletionBackend, CompletionPayload, CompletionStream, EngineBackend, EngineError};
 use futures::StreamExt;
 
 type DropRule = dyn Fn(&CompletionPayload) -> bool + Send + Sync;
@@ -128,132 +121,14 @@ impl fmt::Debug for CrashingBackend {
     }
 }
 
-#[async_trait]
-impl ExecutionOps for CrashingBackend {
-    async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError> {
-        self.write()?.submit(req).await
-    }
-    async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError> {
-        self.write()?.submit_batch(reqs).await
-    }
-    async fn cancel(&self, id: ExecutionId) -> Result<CancelResponse, EngineError> {
-        self.write()?.cancel(id).await
-    }
-    async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
-        self.write()?.requeue(id).await
+impl BackendWrapper for CrashingBackend {
+    fn target(&self, call: Call) -> Result<&dyn EngineBackend, EngineError> {
+        if call.writes {
+            self.write()
+        } else {
+            self.read()
+        }
     }
 }
 
-#[async_trait]
-impl LeaseOps for CrashingBackend {
-    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>, EngineError> {
-        self.write()?.claim(req).await
-    }
-    async fn claim_wait(
-        &self,
-        req: &ClaimRequest,
-        timeout: Duration,
-    ) -> Result<Vec<Claimed>, EngineError> {
-        self.write()?.claim_wait(req, timeout).await
-    }
-    async fn renew(&self, handle: &LeaseHandle) -> Result<Renewed, EngineError> {
-        self.write()?.renew(handle).await
-    }
-    async fn release(&self, handle: &LeaseHandle) -> Result<(), EngineError> {
-        self.write()?.release(handle).await
-    }
-    async fn complete(
-        &self,
-        handle: &LeaseHandle,
-        result: JsonText,
-    ) -> Result<CompleteResponse, EngineError> {
-        self.write()?.complete(handle, result).await
-    }
-    async fn fail(
-        &self,
-        handle: &LeaseHandle,
-        failure: Failure,
-    ) -> Result<FailResponse, EngineError> {
-        self.write()?.fail(handle, failure).await
-    }
-}
-
-#[async_trait]
-impl FlowOps for CrashingBackend {
-    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
-        self.write()?.create_flow(spec).await
-    }
-    async fn add_nodes(
-        &self,
-        handle: &LeaseHandle,
-        nodes: Vec<NodeSpec>,
-        edges: Vec<EdgeSpec>,
-    ) -> Result<NodesAdded, EngineError> {
-        self.write()?.add_nodes(handle, nodes, edges).await
-    }
-    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
-        self.write()?.cancel_flow(id).await
-    }
-    async fn cascade_completion(
-        &self,
-        payload: &CompletionPayload,
-    ) -> Result<CascadeReport, EngineError> {
-        self.write()?.cascade_completion(payload).await
-    }
-    async fn cascade_completions(
-        &self,
-        payloads: &[CompletionPayload],
-    ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
-        self.write()?.cascade_completions(payloads).await
-    }
-}
-
-#[async_trait]
-impl MaintenanceOps for CrashingBackend {
-    async fn expire_leases(&self, limit: u32) -> Result<u32, EngineError> {
-        self.write()?.expire_leases(limit).await
-    }
-    async fn promote_scheduled(&self, limit: u32) -> Result<u32, EngineError> {
-        self.write()?.promote_scheduled(limit).await
-    }
-    async fn expire_deadlines(&self, limit: u32) -> Result<u32, EngineError> {
-        self.write()?.expire_deadlines(limit).await
-    }
-    async fn undispatched_completions(
-        &self,
-        older_than_ms: u64,
-        limit: u32,
-    ) -> Result<Vec<CompletionPayload>, EngineError> {
-        self.read()?
-            .undispatched_completions(older_than_ms, limit)
-            .await
-    }
-    async fn reconcile_blocked(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
-        self.write()?.reconcile_blocked(older_than_ms, limit).await
-    }
-    async fn trim_outbox(&self, older_than_ms: u64, limit: u32) -> Result<u32, EngineError> {
-        self.write()?.trim_outbox(older_than_ms, limit).await
-    }
-}
-
-#[async_trait]
-impl ReadOps for CrashingBackend {
-    async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
-        self.read()?.get_execution(id).await
-    }
-    async fn list_executions(&self, filter: &ListFilter) -> Result<Page<Execution>, EngineError> {
-        self.read()?.list_executions(filter).await
-    }
-    async fn count_by_lane_and_state(
-        &self,
-        namespace: &str,
-    ) -> Result<Vec<LaneStateCount>, EngineError> {
-        self.read()?.count_by_lane_and_state(namespace).await
-    }
-    async fn get_flow(&self, id: FlowId) -> Result<FlowView, EngineError> {
-        self.read()?.get_flow(id).await
-    }
-    async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
-        self.read()?.list_flows(filter).await
-    }
-}
+ff_core::wrap_backend!(CrashingBackend);

@@ -2,16 +2,23 @@
 //! the supertrait of one focused trait per entity.
 
 mod execution_ops;
+mod execution_store;
 mod flow_ops;
 mod lease_ops;
 mod maintenance_ops;
 mod read_ops;
+mod wrapper;
 
 pub use execution_ops::ExecutionOps;
+pub use execution_store::{ExecutionStore, Valid};
 pub use flow_ops::FlowOps;
 pub use lease_ops::LeaseOps;
 pub use maintenance_ops::MaintenanceOps;
 pub use read_ops::ReadOps;
+pub use wrapper::{BackendWrapper, Call};
+
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
 
 /// Everything a backend implements; held as `Arc<dyn EngineBackend>` beside
 /// an `Arc<dyn CompletionBackend>`.

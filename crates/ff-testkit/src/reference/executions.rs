@@ -1,10 +1,13 @@
-//! `ExecutionOps` for the reference backend.
+//! `ExecutionStore` for the reference backend: `ff_core` checks the
+//! requests and derives `ExecutionOps`/`LeaseOps` from it.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use ff_core::execution::validate_batch;
+use ff_backend_support::claim_wait;
 use ff_core::{
-    lifecycle, CancelResponse, EngineError, Execution, ExecutionId, ExecutionOps, State,
-    SubmitRequest, Submitted,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
+    State, SubmitRequest, Submitted, Valid,
 };
 
 use super::{Effects, ReferenceBackend, Store};
@@ -36,34 +39,43 @@ impl Store {
 }
 
 #[async_trait]
-impl ExecutionOps for ReferenceBackend {
-    async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError> {
-        req.validate(&self.inner.limits)?;
-        let now = self.now();
-        Ok(self.with_store(|store, effects| store.insert(req, now, effects)))
+impl ExecutionStore for ReferenceBackend {
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
-    async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError> {
-        validate_batch(&reqs, &self.inner.limits)?;
+    async fn transition<T, F>(&self, id: ExecutionId, mut rule: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
+    {
+        let now = self.now();
+        self.with_store(|store, effects| store.update(id, now, effects, |exec| rule(exec, now)))
+    }
+
+    async fn claim_valid(&self, req: &Valid<ClaimRequest>) -> Result<Vec<Claimed>, EngineError> {
+        Ok(self.claim_now(req))
+    }
+
+    async fn claim_wait_valid(
+        &self,
+        req: &Valid<ClaimRequest>,
+        timeout: Duration,
+    ) -> Result<Vec<Claimed>, EngineError> {
+        let claim = || async { Ok(self.claim_now(req)) };
+        claim_wait(&self.inner.work, timeout, super::leases::RECHECK, claim).await
+    }
+
+    async fn submit_valid(
+        &self,
+        reqs: Valid<Vec<SubmitRequest>>,
+    ) -> Result<Vec<Submitted>, EngineError> {
         let now = self.now();
         Ok(self.with_store(|store, effects| {
-            reqs.into_iter()
+            reqs.into_inner()
+                .into_iter()
                 .map(|req| store.insert(req, now, effects))
                 .collect()
         }))
-    }
-
-    async fn cancel(&self, id: ExecutionId) -> Result<CancelResponse, EngineError> {
-        let now = self.now();
-        self.with_store(|store, effects| {
-            store.update(id, now, effects, |exec| lifecycle::cancel(exec, now))
-        })
-    }
-
-    async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
-        let now = self.now();
-        self.with_store(|store, effects| {
-            store.update(id, now, effects, |exec| lifecycle::requeue(exec, now))
-        })?
     }
 }

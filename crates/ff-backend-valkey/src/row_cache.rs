@@ -9,18 +9,18 @@ use std::sync::Mutex;
 
 use ff_core::{Execution, ExecutionId, State};
 
-use crate::record::Stored;
+use crate::rows::Stored;
 
 /// More entries than this and the cache starts over (a worker that never
 /// finishes its executions must not grow it without bound).
 const CAPACITY: usize = 65_536;
 
 #[derive(Debug, Default)]
-pub(crate) struct Leased {
+pub(crate) struct RowCache {
     entries: Mutex<HashMap<ExecutionId, Stored>>,
 }
 
-impl Leased {
+impl RowCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, Stored>> {
         self.entries
             .lock()
@@ -53,7 +53,7 @@ impl Leased {
         let mut fields = read.fields;
         fields.extend(written);
         fields.insert(
-            crate::record::VERSION_FIELD.to_owned(),
+            crate::rows::VERSION_FIELD.to_owned(),
             (read.version + 1).to_string(),
         );
         self.keep(Stored {

@@ -21,8 +21,8 @@ use ff_core::{CompletionPayload, Millis};
 use crate::conn::Conn;
 use crate::hints::Hints;
 use crate::keys::Keys;
-use crate::leased::Leased;
 use crate::maintenance::undispatched;
+use crate::row_cache::RowCache;
 
 /// The longest pause between reconnection attempts: completions resume
 /// within it of the server's return.
@@ -48,7 +48,7 @@ pub(crate) struct Subscriber {
     pub(crate) work: WorkSignal,
     /// Whether it is listening now.
     pub(crate) subscribed: watch::Sender<bool>,
-    pub(crate) leased: Arc<Leased>,
+    pub(crate) row_cache: Arc<RowCache>,
 }
 
 impl Subscriber {
@@ -63,7 +63,7 @@ impl Subscriber {
             }
             self.subscribed.send_replace(false);
             // The server may have restarted and lost its last writes.
-            self.leased.forget();
+            self.row_cache.forget();
             // Whatever was announced while disconnected is unknown: ask again.
             self.hints.forget();
             self.work.bump();

@@ -12,7 +12,7 @@ use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, Millis, St
 
 use crate::migrations::PARTITIONS;
 use crate::rows::{self, signed, Stored};
-use crate::{PgResult, StoreError};
+use crate::{PgResult, PostgresBackend, StoreError};
 
 /// The one outbox partition's number.
 pub(crate) const PARTITION: u32 = PARTITIONS - 1;
@@ -189,4 +189,22 @@ pub(crate) async fn save_batch<'e>(
         }
     }
     Ok(saved)
+}
+
+impl PostgresBackend {
+    /// Counts rows written, for the vacuum's threshold.
+    pub(crate) fn note_churn(&self, rows: usize) {
+        self.inner
+            .churn
+            .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Announces what a committed write did.
+    pub(crate) fn announce(&self, saved: Saved) {
+        self.note_churn(saved.written.len());
+        if saved.wake {
+            self.inner.work.bump();
+        }
+        self.inner.completions.publish_local(saved.completions);
+    }
 }

@@ -1,0 +1,243 @@
+//! Backend wrappers: a type that stands in front of a backend and sees every
+//! call (instrumentation, fault injection). [`crate::wrap_backend!`] writes
+//! the backend traits' impls for it, each method forwarding one [`Call`]
+//! through [`BackendWrapper`], so a wrapper writes only what it does around
+//! a call and a trait method added later reaches every wrapper at once.
+
+use futures::future::BoxFuture;
+
+use crate::error::EngineError;
+
+use super::EngineBackend;
+
+/// One forwarded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// The trait method, e.g. `"claim"`.
+    pub op: &'static str,
+    /// Whether the call may change what is stored (reads do not).
+    pub writes: bool,
+}
+
+/// What a wrapper does with each call [`crate::wrap_backend!`] forwards.
+pub trait BackendWrapper: Send + Sync {
+    /// The backend `call` goes to, or the error it answers with instead.
+    fn target(&self, call: Call) -> Result<&dyn EngineBackend, EngineError>;
+
+    /// Runs the forwarded call; by default just that.
+    fn around<'a, T: Send + 'a>(
+        &'a self,
+        call: Call,
+        run: BoxFuture<'a, Result<T, EngineError>>,
+    ) -> BoxFuture<'a, Result<T, EngineError>> {
+        let _ = call;
+        run
+    }
+}
+
+/// Forwards one call of a [`BackendWrapper`]: `__forward!(self, writes,
+/// Trait::method(args...))`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward {
+    ($self:ident, $writes:expr, $tr:ident :: $op:ident ( $($arg:expr),* )) => {{
+        let call = $crate::ops::Call { op: stringify!($op), writes: $writes };
+        let target = $crate::ops::BackendWrapper::target($self, call)?;
+        let run = ::std::boxed::Box::pin($crate::ops::$tr::$op(target, $($arg),*));
+        $crate::ops::BackendWrapper::around($self, call, run).await
+    }};
+}
+
+/// Implements the backend traits ([`crate::EngineBackend`]) for `$ty`, a
+/// [`BackendWrapper`], each method forwarding to its target.
+#[macro_export]
+macro_rules! wrap_backend {
+    ($ty:ty) => {
+        #[$crate::ops::__async_trait]
+        impl $crate::ops::ExecutionOps for $ty {
+            async fn submit(
+                &self,
+                req: $crate::SubmitRequest,
+            ) -> Result<$crate::Submitted, $crate::EngineError> {
+                $crate::__forward!(self, true, ExecutionOps::submit(req))
+            }
+            async fn submit_batch(
+                &self,
+                reqs: Vec<$crate::SubmitRequest>,
+            ) -> Result<Vec<$crate::Submitted>, $crate::EngineError> {
+                $crate::__forward!(self, true, ExecutionOps::submit_batch(reqs))
+            }
+            async fn cancel(
+                &self,
+                id: $crate::ExecutionId,
+            ) -> Result<$crate::CancelResponse, $crate::EngineError> {
+                $crate::__forward!(self, true, ExecutionOps::cancel(id))
+            }
+            async fn requeue(&self, id: $crate::ExecutionId) -> Result<(), $crate::EngineError> {
+                $crate::__forward!(self, true, ExecutionOps::requeue(id))
+            }
+        }
+
+        #[$crate::ops::__async_trait]
+        impl $crate::ops::LeaseOps for $ty {
+            async fn claim(
+                &self,
+                req: &$crate::lease::ClaimRequest,
+            ) -> Result<Vec<$crate::lease::Claimed>, $crate::EngineError> {
+                $crate::__forward!(self, true, LeaseOps::claim(req))
+            }
+            async fn claim_wait(
+                &self,
+                req: &$crate::lease::ClaimRequest,
+                timeout: ::std::time::Duration,
+            ) -> Result<Vec<$crate::lease::Claimed>, $crate::EngineError> {
+                $crate::__forward!(self, true, LeaseOps::claim_wait(req, timeout))
+            }
+            async fn renew(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+            ) -> Result<$crate::lease::Renewed, $crate::EngineError> {
+                $crate::__forward!(self, true, LeaseOps::renew(handle))
+            }
+            async fn release(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+            ) -> Result<(), $crate::EngineError> {
+                $crate::__forward!(self, true, LeaseOps::release(handle))
+            }
+            async fn complete(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+                result: $crate::JsonText,
+            ) -> Result<$crate::lease::CompleteResponse, $crate::EngineError> {
+                $crate::__forward!(self, true, LeaseOps::complete(handle, result))
+            }
+            async fn fail(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+                failure: $crate::lease::Failure,
+            ) -> Result<$crate::lease::FailResponse, $crate::EngineError> {
+                $crate::__forward!(self, true, LeaseOps::fail(handle, failure))
+            }
+        }
+
+        #[$crate::ops::__async_trait]
+        impl $crate::ops::FlowOps for $ty {
+            async fn create_flow(
+                &self,
+                spec: $crate::flow::FlowSpec,
+            ) -> Result<$crate::flow::FlowCreated, $crate::EngineError> {
+                $crate::__forward!(self, true, FlowOps::create_flow(spec))
+            }
+            async fn add_nodes(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+                nodes: Vec<$crate::flow::NodeSpec>,
+                edges: Vec<$crate::flow::EdgeSpec>,
+            ) -> Result<$crate::cascade::NodesAdded, $crate::EngineError> {
+                $crate::__forward!(self, true, FlowOps::add_nodes(handle, nodes, edges))
+            }
+            async fn cancel_flow(
+                &self,
+                id: $crate::FlowId,
+            ) -> Result<$crate::cascade::FlowCancelResponse, $crate::EngineError> {
+                $crate::__forward!(self, true, FlowOps::cancel_flow(id))
+            }
+            async fn cascade_completion(
+                &self,
+                payload: &$crate::CompletionPayload,
+            ) -> Result<$crate::cascade::CascadeReport, $crate::EngineError> {
+                $crate::__forward!(self, true, FlowOps::cascade_completion(payload))
+            }
+            async fn cascade_completions(
+                &self,
+                payloads: &[$crate::CompletionPayload],
+            ) -> Result<
+                Vec<Result<$crate::cascade::CascadeReport, $crate::EngineError>>,
+                $crate::EngineError,
+            > {
+                $crate::__forward!(self, true, FlowOps::cascade_completions(payloads))
+            }
+        }
+
+        #[$crate::ops::__async_trait]
+        impl $crate::ops::MaintenanceOps for $ty {
+            async fn expire_leases(&self, limit: u32) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(self, true, MaintenanceOps::expire_leases(limit))
+            }
+            async fn promote_scheduled(&self, limit: u32) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(self, true, MaintenanceOps::promote_scheduled(limit))
+            }
+            async fn expire_deadlines(&self, limit: u32) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(self, true, MaintenanceOps::expire_deadlines(limit))
+            }
+            async fn undispatched_completions(
+                &self,
+                older_than_ms: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::CompletionPayload>, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    false,
+                    MaintenanceOps::undispatched_completions(older_than_ms, limit)
+                )
+            }
+            async fn reconcile_blocked(
+                &self,
+                older_than_ms: u64,
+                limit: u32,
+            ) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    MaintenanceOps::reconcile_blocked(older_than_ms, limit)
+                )
+            }
+            async fn trim_outbox(
+                &self,
+                older_than_ms: u64,
+                limit: u32,
+            ) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    MaintenanceOps::trim_outbox(older_than_ms, limit)
+                )
+            }
+        }
+
+        #[$crate::ops::__async_trait]
+        impl $crate::ops::ReadOps for $ty {
+            async fn get_execution(
+                &self,
+                id: $crate::ExecutionId,
+            ) -> Result<$crate::Execution, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::get_execution(id))
+            }
+            async fn list_executions(
+                &self,
+                filter: &$crate::ListFilter,
+            ) -> Result<$crate::Page<$crate::Execution>, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::list_executions(filter))
+            }
+            async fn count_by_lane_and_state(
+                &self,
+                namespace: &str,
+            ) -> Result<Vec<$crate::LaneStateCount>, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::count_by_lane_and_state(namespace))
+            }
+            async fn get_flow(
+                &self,
+                id: $crate::FlowId,
+            ) -> Result<$crate::flow::FlowView, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::get_flow(id))
+            }
+            async fn list_flows(
+                &self,
+                filter: &$crate::flow::FlowFilter,
+            ) -> Result<$crate::Page<$crate::flow::FlowSummary>, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::list_flows(filter))
+            }
+        }
+    };
+}
