@@ -252,17 +252,6 @@ async fn open_pool(
         .db()
 }
 
-/// The server's version string, for reports.
-pub async fn server_version(url: &str) -> Result<String, EngineError> {
-    let pool = pool(url, "public", 1).await?;
-    let version = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&pool)
-        .await
-        .db();
-    pool.close().await;
-    version
-}
-
 /// Maps driver errors into the engine's.
 pub(crate) trait PgResult<T> {
     fn db(self) -> Result<T, EngineError>;

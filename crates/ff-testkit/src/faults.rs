@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use ff_core::cascade::{CascadeReport, FlowCancelResponse, NodesAdded};
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
 use ff_core::{
-    CancelResponse, ClaimRequest, Claimed, CompleteResponse, CompletionBackend, CompletionPayload,
-    CompletionStream, EngineBackend, EngineError, Execution, ExecutionId, ExecutionOps,
-    FailResponse, Failure, FlowId, FlowOps, JsonText, LaneStateCount, LeaseHandle, LeaseOps,
-    ListFilter, MaintenanceOps, Page, ReadOps, Renewed, SubmitRequest, Submitted,
+    BackendDescription, CancelResponse, ClaimRequest, Claimed, CompleteResponse, CompletionBackend,
+    CompletionPayload, CompletionStream, EngineBackend, EngineError, Execution, ExecutionId,
+    ExecutionOps, FailResponse, Failure, FlowId, FlowOps, JsonText, LaneStateCount, LeaseHandle,
+    LeaseOps, ListFilter, MaintenanceOps, Page, ReadOps, Renewed, SubmitRequest, Submitted,
 };
 use futures::StreamExt;
 
@@ -255,5 +255,8 @@ impl ReadOps for CrashingBackend {
     }
     async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
         self.read()?.list_flows(filter).await
+    }
+    async fn describe(&self) -> Result<BackendDescription, EngineError> {
+        self.read()?.describe().await
     }
 }
