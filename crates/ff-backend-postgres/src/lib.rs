@@ -69,7 +69,7 @@ use completions::Completions;
 use error::PgResult;
 pub(crate) use error::{classify, is_retryable, StoreError};
 use pool::open_pool;
-pub use pool::{pool, server_version};
+pub use pool::pool;
 
 /// The Postgres backend. Cheap to clone; clones share one pool.
 #[derive(Clone)]

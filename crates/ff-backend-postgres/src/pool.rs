@@ -54,17 +54,6 @@ pub(crate) async fn open_pool(
         .db()
 }
 
-/// The server's version string, for reports.
-pub async fn server_version(url: &str) -> Result<String, EngineError> {
-    let pool = pool(url, "public", 1).await?;
-    let version = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&pool)
-        .await
-        .db();
-    pool.close().await;
-    version
-}
-
 /// The server's clock, read through `pool`: every process on one database
 /// agrees on `now`.
 pub(crate) async fn server_clock(pool: &PgPool) -> Result<SharedClock, EngineError> {

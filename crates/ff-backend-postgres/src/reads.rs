@@ -5,7 +5,8 @@ use sqlx::Row;
 
 use ff_core::flow::{FlowFilter, FlowSummary, FlowView};
 use ff_core::{
-    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps, State,
+    BackendDescription, EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter,
+    Page, ReadOps, State,
 };
 
 use crate::rows::{self, select_stored};
@@ -96,5 +97,19 @@ impl ReadOps for PostgresBackend {
     async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
         let after = filter.validate(&self.inner.limits)?;
         crate::flows::flow_page(&self.inner.pool, filter, after).await
+    }
+
+    /// The server's version; every session this backend opens commits with
+    /// `synchronous_commit=on` (set at connect), so that is the durability.
+    async fn describe(&self) -> Result<BackendDescription, EngineError> {
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&self.inner.pool)
+            .await
+            .db()?;
+        Ok(BackendDescription {
+            name: "postgres".to_owned(),
+            version,
+            durability: "synchronous_commit=on".to_owned(),
+        })
     }
 }

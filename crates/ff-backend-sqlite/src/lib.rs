@@ -7,7 +7,6 @@
 //!
 //! # Layout
 //! - [`config`]: [`SqliteConfig`] and [`Synchronous`].
-//! - [`ceiling`]: the raw SQLite ceiling benchmarks compare against.
 //! - `lock`: the exclusive `<db>.lock` file that makes one process the owner.
 //! - `migrations`: forward-only schema migrations (`migrations/*.sql`) and the
 //!   `meta` table checks.
@@ -27,7 +26,6 @@
 //! the pure function with the command's `now`, and writes the row back. SQL
 //! only finds candidates (claim order, due scans) and stores results.
 
-pub mod ceiling;
 pub mod config;
 
 mod checkpointer;
@@ -74,6 +72,7 @@ pub struct SqliteBackend {
 
 struct Inner {
     path: PathBuf,
+    synchronous: Synchronous,
     limits: Limits,
     clock: SharedClock,
     writer: Writer,
@@ -131,6 +130,7 @@ impl SqliteBackend {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: config.path,
+                synchronous: config.synchronous,
                 limits: config.limits,
                 clock: config.clock,
                 writer,

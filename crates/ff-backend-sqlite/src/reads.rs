@@ -5,11 +5,12 @@ use rusqlite::params;
 
 use ff_core::flow::{FlowFilter, FlowSummary, FlowView};
 use ff_core::{
-    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps, State,
+    BackendDescription, EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter,
+    Page, ReadOps, State,
 };
 
 use crate::rows::{self, columns};
-use crate::{SqlResult, SqliteBackend};
+use crate::{SqlResult, SqliteBackend, Synchronous};
 
 /// A page of a namespace in id order after a cursor. A `NULL` filter
 /// parameter means "any"; the tag filter matches the key exactly through
@@ -121,5 +122,19 @@ impl ReadOps for SqliteBackend {
             .readers
             .read(move |conn| crate::flows::flow_page(conn, &filter, after))
             .await
+    }
+
+    /// The linked SQLite library and the `synchronous` level acknowledged
+    /// writes wait for; no I/O.
+    async fn describe(&self) -> Result<BackendDescription, EngineError> {
+        let durability = match self.inner.synchronous {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        };
+        Ok(BackendDescription {
+            name: "sqlite".to_owned(),
+            version: rusqlite::version().to_owned(),
+            durability: durability.to_owned(),
+        })
     }
 }

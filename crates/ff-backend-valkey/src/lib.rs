@@ -49,7 +49,6 @@ mod rows;
 mod transition;
 mod write;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -78,6 +77,8 @@ pub struct ValkeyBackend {
 
 struct Inner {
     conn: Conn,
+    /// The node `describe` asks about the server: a cluster's first seed.
+    first_node: String,
     keys: Keys,
     limits: Limits,
     clock: SharedClock,
@@ -147,6 +148,7 @@ impl ValkeyBackend {
         );
         let inner = Arc::new(Inner {
             conn,
+            first_node: endpoint.first_node().to_owned(),
             keys,
             limits: config.limits,
             clock,
@@ -181,57 +183,4 @@ impl ValkeyBackend {
     fn keys(&self) -> &Keys {
         &self.inner.keys
     }
-}
-
-/// What a report says of the server: its version and persistence.
-#[derive(Debug, Clone)]
-pub struct ServerInfo {
-    /// `redis 7.0.15` or `valkey 8.0.1`.
-    pub version: String,
-    /// `appendonly=yes appendfsync=everysec`, or `appendonly=no`.
-    pub persistence: String,
-}
-
-/// Asks the server at `url` (a cluster's first seed) what it runs.
-pub async fn server_info(url: &str) -> Result<ServerInfo, EngineError> {
-    let endpoint = Endpoint::parse(url)?;
-    let client = redis::Client::open(endpoint.first_node()).map_err(EngineError::backend)?;
-    let timeouts = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(config::DEFAULT_CONNECT_TIMEOUT)
-        .set_response_timeout(config::DEFAULT_RESPONSE_TIMEOUT);
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&timeouts)
-        .await
-        .map_err(error::classify)?;
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut conn)
-        .await
-        .map_err(error::classify)?;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
-            .map(|v| v.trim().to_owned())
-    };
-    let version = match field("valkey_version") {
-        Some(v) => format!("valkey {v}"),
-        None => format!("redis {}", field("redis_version").unwrap_or_default()),
-    };
-    let config: HashMap<String, String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("append*")
-        .query_async(&mut conn)
-        .await
-        .map_err(error::classify)?;
-    let persistence = match config.get("appendonly").map(String::as_str) {
-        Some("yes") => format!(
-            "appendonly=yes appendfsync={}",
-            config.get("appendfsync").map_or("?", String::as_str)
-        ),
-        _ => "appendonly=no".to_owned(),
-    };
-    Ok(ServerInfo {
-        version,
-        persistence,
-    })
 }

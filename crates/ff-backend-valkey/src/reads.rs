@@ -7,11 +7,12 @@ use async_trait::async_trait;
 
 use ff_core::flow::{FlowEdge, FlowFilter, FlowRecord, FlowState, FlowSummary, FlowView, NodeView};
 use ff_core::{
-    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps, State,
+    BackendDescription, EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter,
+    Page, ReadOps, State,
 };
 
 use crate::flow_txn::{StoredEdge, StoredNode};
-use crate::ValkeyBackend;
+use crate::{config, ValkeyBackend};
 
 /// Ids read from each partition per round.
 const CHUNK: usize = 256;
@@ -123,6 +124,53 @@ impl ReadOps for ValkeyBackend {
                 None => return Ok(Page::from_overfetch(items, filter.limit)),
             }
         }
+    }
+
+    /// Asks one node (a cluster's first seed) on a connection of its own:
+    /// `INFO` and `CONFIG` are per node, and the backend's cluster
+    /// connection would fan them out to every node.
+    async fn describe(&self) -> Result<BackendDescription, EngineError> {
+        let client =
+            redis::Client::open(self.inner.first_node.as_str()).map_err(EngineError::backend)?;
+        let timeouts = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(config::DEFAULT_CONNECT_TIMEOUT)
+            .set_response_timeout(config::DEFAULT_RESPONSE_TIMEOUT);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&timeouts)
+            .await
+            .map_err(crate::error::classify)?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(crate::error::classify)?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+                .map(|v| v.trim().to_owned())
+        };
+        let version = match field("valkey_version") {
+            Some(v) => format!("valkey {v}"),
+            None => format!("redis {}", field("redis_version").unwrap_or_default()),
+        };
+        let settings: HashMap<String, String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("append*")
+            .query_async(&mut conn)
+            .await
+            .map_err(crate::error::classify)?;
+        let durability = match settings.get("appendonly").map(String::as_str) {
+            Some("yes") => format!(
+                "appendonly=yes appendfsync={}",
+                settings.get("appendfsync").map_or("?", String::as_str)
+            ),
+            _ => "appendonly=no".to_owned(),
+        };
+        Ok(BackendDescription {
+            name: "valkey".to_owned(),
+            version,
+            durability,
+        })
     }
 }
 

@@ -167,13 +167,7 @@ impl Backend {
         placement: &Placement,
     ) -> anyhow::Result<Self> {
         match DatabaseUrl::parse(url)? {
-            DatabaseUrl::Sqlite(path) => {
-                let config = SqliteConfig::new(&path).synchronous(synchronous.into());
-                let backend = SqliteBackend::open(config)
-                    .await
-                    .with_context(|| format!("opening {}", path.display()))?;
-                Ok(Self::sqlite(Arc::new(backend)))
-            }
+            DatabaseUrl::Sqlite(path) => Self::sqlite_file(&path, synchronous).await,
             DatabaseUrl::Postgres(url) => {
                 Self::postgres(&url, &placement.postgres_schema, false).await
             }
@@ -181,6 +175,18 @@ impl Backend {
                 Self::valkey(&url, &placement.redis_prefix, placement.partitions, false).await
             }
         }
+    }
+
+    /// Opens (creating when missing) the SQLite file at `path`.
+    pub async fn sqlite_file(
+        path: &std::path::Path,
+        synchronous: SyncMode,
+    ) -> anyhow::Result<Self> {
+        let config = SqliteConfig::new(path).synchronous(synchronous.into());
+        let backend = SqliteBackend::open(config)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self::sqlite(Arc::new(backend)))
     }
 
     /// Connects to Valkey/Redis at `url`, under `prefix`; `scratch` makes

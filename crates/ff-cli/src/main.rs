@@ -5,12 +5,13 @@
 //! - `signals`: Ctrl-C / SIGTERM as a shutdown trigger.
 //! - `demo`: `ff demo`, the embedded engine with in-process workers.
 //! - `serve`: `ff serve`, the HTTP API and the engine.
-//! - `bench`: `ff bench`, the benchmark harness and its report.
+//! - `bench_opener`: `ff bench`, the `ff-bench` harness given this tool's
+//!   way of opening backends.
 //! - `client_cmds`: `submit`, `flow submit`, `ls`, `show`, `cancel`, `retry`,
 //!   `stats` and `worker -- CMD`, HTTP clients of `ff serve` through `ff-sdk`.
 
 mod backend;
-mod bench;
+mod bench_opener;
 mod client_cmds;
 mod db_url;
 mod demo;
@@ -52,7 +53,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure throughput, latency and promotion lag, optionally against
     /// the raw SQLite ceiling.
-    Bench(bench::BenchArgs),
+    Bench(ff_bench::BenchArgs),
     #[command(flatten)]
     Client(client_cmds::ClientCommand),
 }
@@ -70,7 +71,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => ff_bench::run(args, &bench_opener::BenchOpener).await,
         Command::Client(command) => Ok(client_cmds::run(command).await),
     };
     match result {

@@ -19,7 +19,7 @@
 //! - [`completion`]: the outbox payload and the [`CompletionBackend`] subscription.
 //! - [`completion_batch`]: a batch of completions split into solo executions,
 //!   flow members and repeats, cascaded and answered in payload order.
-//! - [`reads`]: list filters, cursors, counts.
+//! - [`reads`]: list filters, cursors, counts, the backend's description.
 //! - [`ops`]: the backend traits, joined by [`EngineBackend`].
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
 //!   [`wire`]: errors as they cross HTTP.
@@ -59,7 +59,7 @@ pub use limits::Limits;
 pub use ops::{
     EngineBackend, ExecutionOps, ExecutionStore, FlowOps, LeaseOps, MaintenanceOps, ReadOps, Valid,
 };
-pub use reads::{LaneStateCount, ListFilter, Page};
+pub use reads::{BackendDescription, LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;
 pub use state::{Outcome, State};
 pub use wire::WireError;

@@ -1,4 +1,5 @@
-//! Read models: list filters, cursors and counts.
+//! Read models: list filters, cursors and counts, and what a backend
+//! says it runs on.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +8,19 @@ use crate::execution::{Execution, DEFAULT_NAMESPACE};
 use crate::ids::ExecutionId;
 use crate::limits::Limits;
 use crate::state::State;
+
+/// What a backend runs on, as [`crate::ReadOps::describe`] answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendDescription {
+    /// `sqlite`, `postgres`, `valkey`, ...
+    pub name: String,
+    /// The server's or the linked library's version, e.g. `3.46.0`,
+    /// `17.2` or `valkey 8.0.1`.
+    pub version: String,
+    /// The durability writes are committed with, in the backend's own
+    /// terms, e.g. `full` or `appendonly=yes appendfsync=everysec`.
+    pub durability: String,
+}
 
 /// The page size when a list names none.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

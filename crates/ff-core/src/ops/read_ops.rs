@@ -6,7 +6,7 @@ use crate::error::EngineError;
 use crate::execution::Execution;
 use crate::flow::{FlowFilter, FlowSummary, FlowView};
 use crate::ids::{ExecutionId, FlowId};
-use crate::reads::{LaneStateCount, ListFilter, Page};
+use crate::reads::{BackendDescription, LaneStateCount, ListFilter, Page};
 
 #[async_trait]
 pub trait ReadOps: Send + Sync {
@@ -28,4 +28,8 @@ pub trait ReadOps: Send + Sync {
 
     /// A page of flows matching `filter`, in id order.
     async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError>;
+
+    /// What the backend runs on (its server or library version and the
+    /// durability writes are committed with), for reports and logs.
+    async fn describe(&self) -> Result<BackendDescription, EngineError>;
 }

@@ -238,6 +238,9 @@ macro_rules! wrap_backend {
             ) -> Result<$crate::Page<$crate::flow::FlowSummary>, $crate::EngineError> {
                 $crate::__forward!(self, false, ReadOps::list_flows(filter))
             }
+            async fn describe(&self) -> Result<$crate::BackendDescription, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::describe())
+            }
         }
     };
 }

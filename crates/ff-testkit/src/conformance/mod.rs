@@ -84,6 +84,7 @@ macro_rules! __conformance_list {
             reads::list_filters_and_paginates,
             reads::list_pages_through_everything_once,
             reads::counts_per_lane_and_state,
+            reads::describe_names_the_backend,
             completions::completion_recorded_for_every_terminal_transition,
             completions::two_completion_streams_are_independent,
             completions::completion_payload_describes_transition,

@@ -26,6 +26,14 @@ pub async fn get_unknown_is_not_found(f: &dyn BackendFactory) {
     expect_err(b.engine.renew(&handle).await, ErrorKind::NotFound);
 }
 
+pub async fn describe_names_the_backend(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let described = b.engine.describe().await.expect("describe");
+    assert!(!described.name.is_empty(), "{described:?}");
+    assert!(!described.version.trim().is_empty(), "{described:?}");
+    assert!(!described.durability.is_empty(), "{described:?}");
+}
+
 pub async fn list_pages_through_everything_once(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let reqs = (0..600)

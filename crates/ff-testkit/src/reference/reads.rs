@@ -6,7 +6,8 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use ff_core::flow::{FlowFilter, FlowSummary, FlowView};
 use ff_core::{
-    EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter, Page, ReadOps,
+    BackendDescription, EngineError, Execution, ExecutionId, FlowId, LaneStateCount, ListFilter,
+    Page, ReadOps,
 };
 
 use super::ReferenceBackend;
@@ -67,5 +68,14 @@ impl ReadOps for ReferenceBackend {
 
     async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError> {
         self.flow_page(filter)
+    }
+
+    /// In memory: nothing is durable.
+    async fn describe(&self) -> Result<BackendDescription, EngineError> {
+        Ok(BackendDescription {
+            name: "reference".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            durability: "none (in memory)".to_owned(),
+        })
     }
 }

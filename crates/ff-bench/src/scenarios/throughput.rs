@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{submit_all, submit_many, warm_up, Measured, Sizes, STALL};
-use crate::bench::ceiling::CeilingKind::Batched;
-use crate::bench::harness::Bed;
-use crate::bench::stats::per_sec;
-use crate::bench::worker::Pool;
+use crate::ceiling::CeilingKind::Batched;
+use crate::harness::Bed;
+use crate::stats::per_sec;
+use crate::worker::Pool;
 
 /// Submits `count`, then starts the workers and waits until all completed.
 pub async fn submit_then_drain(bed: &Bed, sizes: &Sizes) -> anyhow::Result<Measured> {

@@ -10,10 +10,10 @@ use ff_core::flow::{EdgeSpec, FlowSpec, Join, NodeSpec};
 
 use super::chain::create_many;
 use super::{noop, warm_up, Measured, Sizes, STALL};
-use crate::bench::ceiling::CeilingKind::Batched;
-use crate::bench::harness::Bed;
-use crate::bench::stats::{per_sec, Dist, Latencies};
-use crate::bench::worker::Pool;
+use crate::ceiling::CeilingKind::Batched;
+use crate::harness::Bed;
+use crate::stats::{per_sec, Dist, Latencies};
+use crate::worker::Pool;
 
 const ROOT: &str = "root";
 const SINK: &str = "sink";

@@ -7,10 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::ceiling::{Ceiling, CeilingKind};
-use super::machine::{Build, Machine};
-use super::scenarios::{Measured, Sizes, Variant};
-use super::stats::{median, Dist};
+use crate::ceiling::{Ceiling, CeilingKind};
+use crate::machine::{Build, Machine};
+use crate::scenarios::{Measured, Sizes, Variant};
+use crate::stats::{median, Dist};
 
 /// Everything one `ff bench` invocation measured.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +33,7 @@ pub struct Report {
 /// The backend the figures are for.
 #[derive(Debug, Clone, Serialize)]
 pub struct Backend {
-    pub name: &'static str,
+    pub name: String,
     pub version: String,
     pub database: String,
     /// The durability setting the figures were measured with.

@@ -15,9 +15,9 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use super::{noop, Measured, Sizes, STALL};
-use crate::bench::harness::Bed;
-use crate::bench::stats::{per_sec, Dist, Latencies};
-use crate::bench::worker::{ClaimObserver, Pool};
+use crate::harness::Bed;
+use crate::stats::{per_sec, Dist, Latencies};
+use crate::worker::{ClaimObserver, Pool};
 
 /// Submitting at the rate before measuring, results discarded.
 const WARM_UP: Duration = Duration::from_millis(500);

@@ -18,10 +18,10 @@ use ff_core::FlowOps;
 use futures::StreamExt;
 
 use super::{noop, warm_up, Measured, Sizes, STALL};
-use crate::bench::ceiling::CeilingKind::{Batched, Single};
-use crate::bench::harness::Bed;
-use crate::bench::stats::{lag_between, per_sec, Dist, Latencies};
-use crate::bench::worker::Pool;
+use crate::ceiling::CeilingKind::{Batched, Single};
+use crate::harness::Bed;
+use crate::stats::{lag_between, per_sec, Dist, Latencies};
+use crate::worker::Pool;
 
 /// Flows run one at a time before the measured window.
 const WARM_UP_FLOWS: u32 = 3;

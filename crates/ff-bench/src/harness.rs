@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
 use ff_core::EngineBackend;
 use ff_engine::{Engine, EngineConfig};
 
-use crate::backend::{Backend, SyncMode};
-use crate::db_url::DatabaseUrl;
+use crate::opener::{Database, Opened, Opener, Store, Synchronous};
 
 /// The handler name of every benchmark execution.
 pub const KIND: &str = "bench.noop";
@@ -22,20 +20,42 @@ pub const KIND: &str = "bench.noop";
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `None`: a fresh temp file per run. A Postgres URL: a fresh schema
-    /// per run, dropped after it.
-    pub database_url: Option<String>,
-    pub synchronous: SyncMode,
+    /// per run, dropped after it; a Valkey URL: a fresh key prefix.
+    pub database: Option<Database>,
+    /// How the report names the database (passwords hidden).
+    pub shown: String,
+    pub synchronous: Synchronous,
     /// Valkey partitions of each run's fresh prefix.
     pub partitions: Option<u32>,
 }
 
 impl Target {
-    /// How the report names the database.
-    pub fn describe(&self) -> String {
-        match &self.database_url {
-            Some(url) => crate::db_url::redacted(url),
+    /// Parses `--database-url` (`None`: a fresh temp file per run).
+    pub fn new(
+        opener: &dyn Opener,
+        database_url: Option<&str>,
+        synchronous: Synchronous,
+        partitions: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let database = database_url.map(|url| opener.resolve(url)).transpose()?;
+        let shown = match database_url {
+            Some(url) => opener.redact(url),
             None => "a fresh temp SQLite file per run".to_owned(),
-        }
+        };
+        Ok(Self {
+            database,
+            shown,
+            synchronous,
+            partitions,
+        })
+    }
+
+    /// Whether runs go to a server rather than a SQLite file.
+    pub fn is_server(&self) -> bool {
+        matches!(
+            self.database,
+            Some(Database::Postgres(_) | Database::Valkey(_))
+        )
     }
 }
 
@@ -82,38 +102,49 @@ pub struct Bed {
     pub backend: Arc<dyn EngineBackend>,
     pub engine: Engine,
     pub lane: String,
-    opened: Backend,
+    opened: Opened,
     _scratch: Option<Scratch>,
 }
 
 impl Bed {
     /// Opens the target's database (a new temp file unless a URL is given;
     /// a new schema on Postgres, a new key prefix on Valkey) and starts the engine on it.
-    pub async fn open(target: &Target, scenario: &str) -> anyhow::Result<Self> {
-        let parsed = target
-            .database_url
-            .as_deref()
-            .map(DatabaseUrl::parse)
-            .transpose()?;
-        let (opened, scratch) = match parsed {
-            Some(DatabaseUrl::Postgres(url)) => {
+    pub async fn open(
+        opener: &dyn Opener,
+        target: &Target,
+        scenario: &str,
+    ) -> anyhow::Result<Self> {
+        let synchronous = target.synchronous;
+        let (opened, scratch) = match &target.database {
+            Some(Database::Postgres(url)) => {
                 let schema = format!("ff_bench_{}", unique().replace('-', "_"));
-                (Backend::postgres(&url, &schema, true).await?, None)
+                let store = Store::PostgresSchema {
+                    url,
+                    schema: &schema,
+                };
+                (opener.open(store).await?, None)
             }
-            Some(DatabaseUrl::Valkey(url)) => {
+            Some(Database::Valkey(url)) => {
                 let prefix = format!("ff-bench-{}", unique());
-                (
-                    Backend::valkey(&url, &prefix, target.partitions, true).await?,
-                    None,
-                )
+                let store = Store::ValkeyPrefix {
+                    url,
+                    prefix: &prefix,
+                    partitions: target.partitions,
+                };
+                (opener.open(store).await?, None)
             }
-            Some(DatabaseUrl::Sqlite(path)) => {
-                (open_sqlite(&path, target.synchronous).await?, None)
+            Some(Database::Sqlite(path)) => {
+                let store = Store::Sqlite { path, synchronous };
+                (opener.open(store).await?, None)
             }
             None => {
                 let scratch = Scratch::new(scenario)?;
                 let path = scratch.path().join("ff.db");
-                (open_sqlite(&path, target.synchronous).await?, Some(scratch))
+                let store = Store::Sqlite {
+                    path: &path,
+                    synchronous,
+                };
+                (opener.open(store).await?, Some(scratch))
             }
         };
         let engine = Engine::start(
@@ -136,12 +167,4 @@ impl Bed {
         self.engine.shutdown().await;
         self.opened.close().await;
     }
-}
-
-async fn open_sqlite(path: &Path, synchronous: SyncMode) -> anyhow::Result<Backend> {
-    let config = SqliteConfig::new(path).synchronous(synchronous.into());
-    let backend = SqliteBackend::open(config)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok(Backend::sqlite(Arc::new(backend)))
 }

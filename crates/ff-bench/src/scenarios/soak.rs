@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::{submit_all, warm_up, Measured, Sizes, STALL};
-use crate::bench::ceiling::CeilingKind::Batched;
-use crate::bench::harness::Bed;
-use crate::bench::stats::{per_sec, Dist, Latencies};
-use crate::bench::worker::{ClaimObserver, Pool};
+use crate::ceiling::CeilingKind::Batched;
+use crate::harness::Bed;
+use crate::stats::{per_sec, Dist, Latencies};
+use crate::worker::{ClaimObserver, Pool};
 
 pub async fn run(bed: &Bed, sizes: &Sizes) -> anyhow::Result<Measured> {
     warm_up(bed, sizes).await?;

@@ -1,18 +1,21 @@
 //! `--ceiling`: the raw SQLite ceiling measured in the same run, with the
-//! same durability, by `ff_backend_sqlite::ceiling` on a scratch file.
+//! same durability, by `raw_sqlite` on a scratch file.
 //!
 //! A shared disk's speed drifts from minute to minute (a virtual disk's
 //! fsync can vary tenfold), so the ceiling is measured right before every
 //! measured run and each figure is divided by its own run's ceiling; the
 //! report keeps the median of those fractions.
 
+mod raw_sqlite;
+
 use anyhow::Context;
-use ff_backend_sqlite::ceiling::{self, CeilingCounts, CeilingRates};
 use serde::Serialize;
 
-use super::harness::Scratch;
-use super::stats::median;
-use crate::backend::SyncMode;
+use crate::harness::Scratch;
+use crate::opener::Synchronous;
+use crate::stats::median;
+pub use raw_sqlite::CeilingCounts;
+use raw_sqlite::CeilingRates;
 
 /// Which ceiling a figure is a fraction of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,24 +62,17 @@ impl Ceiling {
     }
 }
 
-pub fn sync_label(mode: SyncMode) -> &'static str {
-    match mode {
-        SyncMode::Full => "full",
-        SyncMode::Normal => "normal",
-    }
-}
-
 /// Measures the ceiling once, on a new scratch file.
-pub async fn measure(synchronous: SyncMode, counts: CeilingCounts) -> anyhow::Result<Ceiling> {
+pub async fn measure(synchronous: Synchronous, counts: CeilingCounts) -> anyhow::Result<Ceiling> {
     let scratch = Scratch::new("ceiling")?;
     let path = scratch.path().join("ceiling.db");
     let rates: CeilingRates =
-        tokio::task::spawn_blocking(move || ceiling::measure(&path, synchronous.into(), counts))
+        tokio::task::spawn_blocking(move || raw_sqlite::measure(&path, synchronous, counts))
             .await
             .context("the ceiling task failed")?
             .context("measuring the SQLite ceiling")?;
     Ok(Ceiling {
-        synchronous: sync_label(synchronous),
+        synchronous: synchronous.label(),
         single_txns: counts.single_txns,
         batched_txns: counts.batched_txns,
         batch_size: counts.batch_size,

@@ -18,12 +18,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use rusqlite::{params, Connection};
 
-use ff_core::EngineError;
+use crate::opener::Synchronous;
 
-use crate::config::Synchronous;
-use crate::{SqlResult, BUSY_TIMEOUT};
+/// The SQLite backend's settings for its connections, repeated here
+/// because the ceiling must open its file the way the backend does: how
+/// long a connection waits on another's lock, and the writer's page cache.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const CACHE_KIB: i64 = 8_192;
 
 /// How much work each half of the ceiling does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +65,6 @@ pub struct CeilingRates {
     pub single_commit_p99: Duration,
 }
 
-/// The SQLite library version linked into this build, e.g. `3.46.0`.
-pub fn sqlite_version() -> &'static str {
-    rusqlite::version()
-}
-
 /// Measures the ceiling on a new database at `path` (which must not exist;
 /// its `-wal` and `-shm` companions are created beside it). Blocking: run it
 /// on a blocking thread. The caller deletes the files afterwards.
@@ -73,12 +72,9 @@ pub fn measure(
     path: &Path,
     synchronous: Synchronous,
     counts: CeilingCounts,
-) -> Result<CeilingRates, EngineError> {
+) -> anyhow::Result<CeilingRates> {
     if path.exists() {
-        return Err(EngineError::invalid(
-            "path",
-            format!("{} exists; the ceiling needs a new file", path.display()),
-        ));
+        bail!("{} exists; the ceiling needs a new file", path.display());
     }
     let mut conn = open(path, synchronous)?;
     let mut next_id = 0i64;
@@ -127,26 +123,24 @@ pub fn measure(
 /// its syncer thread for `Full`; a WAL commit under `synchronous=FULL` does
 /// the same fsync inline.) Auto-checkpointing stays on, since no checkpointer
 /// thread runs here.
-fn open(path: &Path, synchronous: Synchronous) -> Result<Connection, EngineError> {
-    let conn = Connection::open(path).db()?;
-    conn.busy_timeout(BUSY_TIMEOUT).db()?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .db()?;
+fn open(path: &Path, synchronous: Synchronous) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(EngineError::backend(format!(
+        bail!(
             "could not switch {} to WAL (journal_mode is {mode})",
             path.display()
-        )));
+        );
     }
     let level = match synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    conn.pragma_update(None, "synchronous", level).db()?;
-    conn.pragma_update(None, "temp_store", "MEMORY").db()?;
-    conn.pragma_update(None, "cache_size", -crate::writer::CACHE_KIB)
-        .db()?;
+    conn.pragma_update(None, "synchronous", level)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     // A job row's typical columns: enough text that the page work is real.
     conn.execute_batch(
         "CREATE TABLE jobs (
@@ -157,33 +151,28 @@ fn open(path: &Path, synchronous: Synchronous) -> Result<Connection, EngineError
              attempt    INTEGER NOT NULL,
              updated_at INTEGER NOT NULL
          );",
-    )
-    .db()?;
+    )?;
     Ok(conn)
 }
 
 /// One transaction: rows `first..first + n` inserted as ready, then each
 /// updated to completed.
-fn pairs(conn: &mut Connection, first: i64, n: i64) -> Result<(), EngineError> {
-    let tx = conn.transaction().db()?;
+fn pairs(conn: &mut Connection, first: i64, n: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
     {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO jobs (id, lane, payload, state, attempt, updated_at)
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO jobs (id, lane, payload, state, attempt, updated_at)
                  VALUES (?1, 'bench', '{\"i\":0}', 'ready', 0, ?2)",
-            )
-            .db()?;
-        let mut update = tx
-            .prepare_cached(
-                "UPDATE jobs SET state = 'completed', attempt = 1, updated_at = ?2 WHERE id = ?1",
-            )
-            .db()?;
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE jobs SET state = 'completed', attempt = 1, updated_at = ?2 WHERE id = ?1",
+        )?;
         for id in first..first + n {
-            insert.execute(params![id, id]).db()?;
-            update.execute(params![id, id + 1]).db()?;
+            insert.execute(params![id, id])?;
+            update.execute(params![id, id + 1])?;
         }
     }
-    tx.commit().db()
+    tx.commit()
 }
 
 fn per_sec(n: u64, elapsed: Duration) -> f64 {
@@ -205,7 +194,7 @@ mod tests {
 
     #[test]
     fn measures_positive_rates_on_a_new_file() {
-        let dir = ff_testkit::TempDir::new("sqlite-ceiling");
+        let dir = crate::harness::Scratch::new("sqlite-ceiling").expect("scratch dir");
         let path = dir.path().join("ceiling.db");
         let counts = CeilingCounts {
             single_txns: 20,
@@ -216,7 +205,7 @@ mod tests {
         assert!(rates.single_per_sec > 0.0 && rates.batched_rows_per_sec > 0.0);
         assert!(rates.single_commit_p50 <= rates.single_commit_p99);
         let err = measure(&path, Synchronous::Normal, counts).expect_err("file exists");
-        assert_eq!(err.kind(), ff_core::ErrorKind::Invalid);
+        assert!(err.to_string().contains("needs a new file"), "{err:#}");
     }
 
     #[test]
@@ -225,6 +214,5 @@ mod tests {
         assert_eq!(percentile(&ms, 0.5), Duration::from_millis(50));
         assert_eq!(percentile(&ms, 0.99), Duration::from_millis(99));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-        assert!(!sqlite_version().is_empty());
     }
 }
