@@ -16,6 +16,9 @@ use ff_core::ErrorKind;
 
 const COUNT: usize = 300;
 
+/// Executions the demo makes fail on purpose: they never complete.
+const FAILING: usize = 1;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_demo_resumes_and_finishes_every_execution_once() {
     let scratch = Scratch::new("demo-restart");
@@ -54,8 +57,13 @@ async fn a_killed_demo_resumes_and_finishes_every_execution_once() {
 
     first.kill().expect("SIGKILL the demo");
     first.wait().expect("reap the demo");
-    let killed = Journal::read(&journal_path).unfinished();
+    let at_kill = Journal::read(&journal_path);
+    let killed = at_kill.unfinished();
     eprintln!("{} attempts killed", killed.len());
+    assert!(
+        at_kill.accepted_completes().len() < COUNT - FAILING,
+        "the kill landed while work remained"
+    );
 
     let second = spawn_demo(&scratch, "second", &args);
     let stdout = wait_success(second, &scratch, "second", Duration::from_secs(45));

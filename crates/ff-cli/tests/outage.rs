@@ -33,46 +33,58 @@ const OUTAGE: Duration = Duration::from_secs(3);
 
 const JOBS: usize = 30;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_outage_answers_503_then_resumes() {
-    if ff_testkit::harness::server_url("FF_TEST_REDIS_URL").is_none() {
-        return;
+mod valkey {
+    use super::{outage, Down, Redis};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outage_answers_503_then_resumes() {
+        if ff_testkit::harness::server_url("FF_TEST_REDIS_URL").is_none() {
+            return;
+        }
+        let mut redis = Redis::start();
+        outage(&mut redis, "redis", Down::Wholly).await;
     }
-    let mut redis = Redis::start();
-    outage(&mut redis, "redis", Down::Wholly).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_outage_answers_503_then_resumes() {
-    if ff_testkit::harness::server_url("FF_TEST_REDIS_CLUSTER_URL").is_none() {
-        return;
+mod valkey_cluster {
+    use super::{outage, Down, OneNode, RedisCluster};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outage_answers_503_then_resumes() {
+        if ff_testkit::harness::server_url("FF_TEST_REDIS_CLUSTER_URL").is_none() {
+            return;
+        }
+        let mut cluster = RedisCluster::start();
+        outage(&mut cluster, "redis cluster", Down::Wholly).await;
     }
-    let mut cluster = RedisCluster::start();
-    outage(&mut cluster, "redis cluster", Down::Wholly).await;
+
+    /// With one master of three away, what its partitions hold answers 503
+    /// and the rest is served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_outage_answers_503_then_resumes() {
+        if ff_testkit::harness::server_url("FF_TEST_REDIS_CLUSTER_URL").is_none() {
+            return;
+        }
+        let mut cluster = RedisCluster::start();
+        let mut node = OneNode {
+            cluster: &mut cluster,
+            node: 1,
+        };
+        outage(&mut node, "redis cluster node", Down::Partly).await;
+    }
 }
 
-/// With one master of three away, what its partitions hold answers 503
-/// and the rest is served.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_node_outage_answers_503_then_resumes() {
-    if ff_testkit::harness::server_url("FF_TEST_REDIS_CLUSTER_URL").is_none() {
-        return;
-    }
-    let mut cluster = RedisCluster::start();
-    let mut node = OneNode {
-        cluster: &mut cluster,
-        node: 1,
-    };
-    outage(&mut node, "redis cluster node", Down::Partly).await;
-}
+mod postgres {
+    use super::{outage, Down, Postgres};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_answers_503_then_resumes() {
-    if ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL").is_none() {
-        return;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outage_answers_503_then_resumes() {
+        if ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL").is_none() {
+            return;
+        }
+        let mut pg = Postgres::start();
+        outage(&mut pg, "postgres", Down::Wholly).await;
     }
-    let mut pg = Postgres::start();
-    outage(&mut pg, "postgres", Down::Wholly).await;
 }
 
 /// `ff serve` and `ff demo` on a port nothing listens on exit with an

@@ -5,8 +5,9 @@
 //! engine expires the dead process's leases and finishes everything. The
 //! journals of both and the database then show every execution with one
 //! terminal state and one accepted `complete`, none lost, none run twice to
-//! completion. Skipped (loudly) without `FF_TEST_POSTGRES_URL` /
-//! `FF_TEST_REDIS_URL`.
+//! completion. As `postgres::*`, `valkey::*` and `valkey_cluster::*`, each
+//! skipped (loudly) without `FF_TEST_POSTGRES_URL`, `FF_TEST_REDIS_URL` or
+//! `FF_TEST_REDIS_CLUSTER_URL`.
 
 mod common;
 
@@ -16,30 +17,51 @@ use common::{
     check_final_state, demo_executions, spawn_demo_with_env, wait_for_journal, wait_success,
     AttemptKey, Journal, Scratch,
 };
-use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
 use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
 
 const COUNT: usize = 300;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_engines_share_a_workload_and_survive_a_kill() {
-    let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let scratch_schema = ScratchSchema::new(&url);
-    let schema = scratch_schema.name().to_owned();
-    let (journal, killed) = share_and_kill(&url, &[("FF_POSTGRES_SCHEMA", &schema)]);
-    let backend = PostgresBackend::connect(PostgresConfig::new(&url).schema(&schema))
-        .await
-        .expect("connect");
-    let execs = demo_executions(&backend).await;
-    backend.close().await;
-    check_final_state(&execs, &journal, &killed, COUNT);
+/// Executions the demo makes fail on purpose: they never complete.
+const FAILING: usize = 1;
+
+mod postgres {
+    use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_engines_share_a_workload_and_survive_a_kill() {
+        let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let scratch_schema = ScratchSchema::new(&url);
+        let schema = scratch_schema.name().to_owned();
+        let (journal, killed) = super::share_and_kill(&url, &[("FF_POSTGRES_SCHEMA", &schema)]);
+        let backend = PostgresBackend::connect(PostgresConfig::new(&url).schema(&schema))
+            .await
+            .expect("connect");
+        let execs = super::demo_executions(&backend).await;
+        backend.close().await;
+        super::check_final_state(&execs, &journal, &killed, super::COUNT);
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_two_engines_share_a_workload_and_survive_a_kill() {
-    let Some(url) = ff_testkit::harness::server_url("FF_TEST_REDIS_URL") else {
+mod valkey {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_engines_share_a_workload_and_survive_a_kill() {
+        super::on_valkey("FF_TEST_REDIS_URL").await;
+    }
+}
+
+mod valkey_cluster {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_engines_share_a_workload_and_survive_a_kill() {
+        super::on_valkey("FF_TEST_REDIS_CLUSTER_URL").await;
+    }
+}
+
+/// The Valkey body, on the server (or cluster) that `var` names, under a
+/// key prefix of its own.
+async fn on_valkey(var: &str) {
+    let Some(url) = ff_testkit::harness::server_url(var) else {
         return;
     };
     let scratch_prefix = ScratchPrefix::new(&url);
@@ -92,6 +114,11 @@ fn share_and_kill(url: &str, env: &[(&str, &str)]) -> (Journal, Vec<AttemptKey>)
     first.wait().expect("reap the first demo");
     let killed = Journal::read(&journal_a).unfinished();
     eprintln!("{} attempts killed", killed.len());
+    let at_kill = Journal::merge([Journal::read(&journal_a), Journal::read(&journal_b)]);
+    assert!(
+        at_kill.accepted_completes().len() < COUNT - FAILING,
+        "the kill landed while work remained"
+    );
 
     wait_success(second, &scratch, "b", Duration::from_secs(90));
 

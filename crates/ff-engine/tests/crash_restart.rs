@@ -6,8 +6,7 @@
 //! Work that was claimed but not completed when the crash hit comes back
 //! once its lease expires; a completion whose cascade never committed stays
 //! undispatched in the outbox until the new engine's reconciler takes it.
-//! On SQLite, on Postgres when `FF_TEST_POSTGRES_URL` is set, and on Valkey
-//! when `FF_TEST_REDIS_URL` is set.
+//! On every backend (the server ones when their URL variable is set).
 
 mod support;
 
@@ -22,9 +21,27 @@ use ff_engine::{dependency_reconciler, Engine, EngineConfig};
 use ff_testkit::faults::CrashingBackend;
 
 use support::{
-    assert_completed, engine_config, node, wait_for_flow, Entry, Event, Journal, Kind, Store,
-    Workers,
+    assert_completed, engine_config, for_each_backend, node, wait_for_flow, Entry, Event, Journal,
+    Kind, Store, Workers,
 };
+
+for_each_backend!(
+    crash_early_in_the_fan_out,
+    crash_around_the_fan_in,
+    crash_in_the_chain,
+);
+
+async fn crash_early_in_the_fan_out(kind: Kind) {
+    crash_after(12, kind).await;
+}
+
+async fn crash_around_the_fan_in(kind: Kind) {
+    crash_after(26, kind).await;
+}
+
+async fn crash_in_the_chain(kind: Kind) {
+    crash_after(40, kind).await;
+}
 
 const WORKERS: usize = 3;
 
@@ -81,6 +98,11 @@ async fn crash_after(writes: u64, kind: Kind) {
         journal.entries().len()
     );
     assert!(!view.state.is_terminal(), "the crash hit mid-flow");
+    let at_crash = journal.entries().len();
+    assert!(
+        journal.entries().iter().any(|e| e.event == Event::Claimed),
+        "the crash hit after the workers had started"
+    );
     opened.close().await;
     drop((crashing, backend, opened));
 
@@ -92,6 +114,14 @@ async fn crash_after(writes: u64, kind: Kind) {
     let view = wait_for_flow(&*backend, flow.flow_id, Duration::from_secs(15)).await;
     assert_completed(&view);
     workers.stop().await;
+    let claimed_after = journal.entries()[at_crash..]
+        .iter()
+        .filter(|e| e.event == Event::Claimed)
+        .count();
+    assert!(
+        claimed_after >= 1,
+        "the restarted workers ran what the crash left"
+    );
     drain_outbox(&*backend).await;
     let after = engine.shutdown().await;
     eprintln!("after restart: {after:?}");
@@ -185,49 +215,4 @@ async fn check_journal(backend: &dyn EngineBackend, flow: FlowId, journal: &[Ent
         }
     }
     eprintln!("{reclaimed} node(s) re-claimed after the crash");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_early_in_the_fan_out() {
-    crash_after(12, Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_around_the_fan_in() {
-    crash_after(26, Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_in_the_chain() {
-    crash_after(40, Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_crash_early_in_the_fan_out() {
-    crash_after(12, Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_crash_around_the_fan_in() {
-    crash_after(26, Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_crash_in_the_chain() {
-    crash_after(40, Kind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_crash_early_in_the_fan_out() {
-    crash_after(12, Kind::Valkey).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_crash_around_the_fan_in() {
-    crash_after(26, Kind::Valkey).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_crash_in_the_chain() {
-    crash_after(40, Kind::Valkey).await;
 }

@@ -1,8 +1,7 @@
 //! The reconciler is the guarantee: with every completion event dropped on
 //! its way to the engine, a flow still runs to its end, each child promoted
-//! within one reconciler interval after the grace period. On SQLite, on
-//! Postgres when `FF_TEST_POSTGRES_URL` is set, and on Valkey when
-//! `FF_TEST_REDIS_URL` is set.
+//! within one reconciler interval after the grace period. On every backend
+//! (the server ones when their URL variable is set).
 
 mod support;
 
@@ -15,20 +14,13 @@ use ff_engine::{dependency_reconciler, Engine};
 use ff_testkit::faults::DroppingCompletions;
 
 use support::{
-    assert_completed, engine_config, node, wait_for_flow, Journal, Kind, Store, Workers,
+    assert_completed, engine_config, for_each_backend, node, wait_for_flow, Journal, Kind, Store,
+    Workers,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    promoted_by_the_reconciler(Kind::Sqlite).await;
-}
+for_each_backend!(every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    promoted_by_the_reconciler(Kind::Postgres).await;
-}
-
-async fn promoted_by_the_reconciler(kind: Kind) {
+async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything(kind: Kind) {
     let Some(store) = Store::new(kind) else {
         return;
     };
@@ -105,9 +97,4 @@ async fn promoted_by_the_reconciler(kind: Kind) {
         "{stats:?}"
     );
     opened.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everything() {
-    promoted_by_the_reconciler(Kind::Valkey).await;
 }

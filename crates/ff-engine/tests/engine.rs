@@ -1,18 +1,27 @@
-//! The engine against the in-memory reference backend: its services expire
-//! a dead lease, promote the retry once its backoff has passed and fail an
-//! execution past its deadline, with no worker involved. The backend's
-//! clock is moved by hand; the services run on short real intervals.
+//! The engine's services on every backend (the server ones when their URL
+//! variable is set): they expire a dead lease, promote the retry once its
+//! backoff has passed and fail an execution past its deadline, with no
+//! worker involved. The backend's clock is moved by hand; the services run
+//! on short real intervals.
+
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ff_core::execution::AttemptEnd;
 use ff_core::{
-    ClaimRequest, Clock, EngineBackend, ExecutionId, ExecutionOps, JsonText, LeaseOps, ManualClock,
-    ReadOps, RetryPolicy, State, SubmitRequest,
+    ClaimRequest, Clock, EngineBackend, ExecutionId, JsonText, ManualClock, RetryPolicy, State,
+    SubmitRequest,
 };
 use ff_engine::{deadline_scanner, lease_expiry, scheduled_promoter, Engine, EngineConfig};
-use ff_testkit::reference::ReferenceBackend;
+
+use support::{for_each_backend, Kind, Store};
+
+for_each_backend!(
+    services_expire_leases_promote_retries_and_enforce_deadlines,
+    shutdown_returns_promptly_while_services_idle,
+);
 
 fn fast_config() -> EngineConfig {
     let interval = Duration::from_millis(5);
@@ -45,11 +54,14 @@ async fn wait_for_state(backend: &dyn EngineBackend, id: ExecutionId, state: Sta
     panic!("{id} never reached {state}");
 }
 
-#[tokio::test]
-async fn services_expire_leases_promote_retries_and_enforce_deadlines() {
+async fn services_expire_leases_promote_retries_and_enforce_deadlines(kind: Kind) {
     let clock = ManualClock::default();
-    let backend = Arc::new(ReferenceBackend::new(Arc::new(clock.clone())));
-    let engine = Engine::start(backend.clone(), backend.clone(), fast_config());
+    let Some(store) = Store::with_clock(kind, Arc::new(clock.clone())) else {
+        return;
+    };
+    let opened = store.open().await;
+    let backend = opened.engine();
+    let engine = Engine::start(backend.clone(), opened.completions(), fast_config());
 
     let retry = RetryPolicy {
         max_attempts: 2,
@@ -98,14 +110,22 @@ async fn services_expire_leases_promote_retries_and_enforce_deadlines() {
     assert!(stats.scheduled_promoted >= 1, "{stats:?}");
     assert!(stats.deadlines_expired >= 1, "{stats:?}");
     assert_eq!(stats.service_errors, 0, "{stats:?}");
+    opened.close().await;
 }
 
-#[tokio::test]
-async fn shutdown_returns_promptly_while_services_idle() {
-    let backend = Arc::new(ReferenceBackend::new(Arc::new(ManualClock::default())));
-    let engine = Engine::start(backend.clone(), backend, EngineConfig::default());
+async fn shutdown_returns_promptly_while_services_idle(kind: Kind) {
+    let Some(store) = Store::with_clock(kind, Arc::new(ManualClock::default())) else {
+        return;
+    };
+    let opened = store.open().await;
+    let engine = Engine::start(
+        opened.engine(),
+        opened.completions(),
+        EngineConfig::default(),
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     tokio::time::timeout(Duration::from_secs(2), engine.shutdown())
         .await
         .expect("shutdown does not wait out the services' intervals");
+    opened.close().await;
 }

@@ -1,7 +1,7 @@
-//! Flows run end to end on the engine and SQLite (and Postgres or Valkey,
-//! when `FF_TEST_POSTGRES_URL` or `FF_TEST_REDIS_URL` is set): in-test
-//! workers claim and complete nodes, and the completion listener promotes each child as its
-//! parents finish — at push speed, which the lag histogram shows.
+//! Flows run end to end on the engine and every backend (the server ones
+//! when their URL variable is set): in-test workers claim and complete
+//! nodes, and the completion listener promotes each child as its parents
+//! finish — at push speed, which the lag histogram shows.
 
 mod support;
 
@@ -12,8 +12,14 @@ use ff_core::flow::{EdgeSpec, FlowSpec, FlowView};
 use ff_engine::{dependency_reconciler, Engine, StatsSnapshot};
 
 use support::{
-    assert_completed, engine_config, node, wait_for_flow, Journal, Kind, Store, Workers,
+    assert_completed, engine_config, for_each_backend, node, wait_for_flow, Journal, Kind, Store,
+    Workers,
 };
+
+for_each_backend!(
+    a_chain_of_ten_runs_to_completion,
+    a_fan_out_and_fan_in_runs_to_completion,
+);
 
 /// Runs `spec` to its end with `workers` workers on the backend `kind`;
 /// returns the flow's final view and the engine's stats, or `None` when a
@@ -64,17 +70,7 @@ fn assert_push_speed(label: &str, stats: &StatsSnapshot, promotions: u64) {
     assert_eq!(stats.cascade_errors, 0, "{stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_of_ten_runs_to_completion() {
-    chain_of_ten(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_a_chain_of_ten_runs_to_completion() {
-    chain_of_ten(Kind::Postgres).await;
-}
-
-async fn chain_of_ten(kind: Kind) {
+async fn a_chain_of_ten_runs_to_completion(kind: Kind) {
     let keys: Vec<String> = (0..10).map(|i| format!("step-{i}")).collect();
     let nodes = keys.iter().map(|k| node(k)).collect();
     let edges = keys
@@ -91,17 +87,7 @@ async fn chain_of_ten(kind: Kind) {
     assert_push_speed("chain of 10", &stats, 9);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fan_out_and_fan_in_runs_to_completion() {
-    fan_out_and_in(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_a_fan_out_and_fan_in_runs_to_completion() {
-    fan_out_and_in(Kind::Postgres).await;
-}
-
-async fn fan_out_and_in(kind: Kind) {
+async fn a_fan_out_and_fan_in_runs_to_completion(kind: Kind) {
     let leaves: Vec<String> = (0..8).map(|i| format!("leaf-{i}")).collect();
     let mut nodes = vec![node("root"), node("join")];
     nodes.extend(leaves.iter().map(|k| node(k)));
@@ -117,14 +103,4 @@ async fn fan_out_and_in(kind: Kind) {
     assert_eq!(view.nodes.len(), 10);
     // One cascade promotes all eight leaves; the last leaf's promotes the join.
     assert_push_speed("fan-out 8, fan-in", &stats, 9);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_a_chain_of_ten_runs_to_completion() {
-    chain_of_ten(Kind::Valkey).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_valkey_a_fan_out_and_fan_in_runs_to_completion() {
-    fan_out_and_in(Kind::Valkey).await;
 }

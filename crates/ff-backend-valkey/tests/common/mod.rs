@@ -1,7 +1,7 @@
 //! Opening a Valkey backend per test: its own key prefix, deleted
 //! afterwards.
 
-// Each test binary uses one of the two server variables.
+// Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
 use std::sync::Arc;

@@ -1,128 +1,31 @@
-//! What the flow tests share: a SQLite backend in a temporary directory, a
-//! Postgres schema or a Valkey key prefix, in-test workers that journal every step, and bounded
+//! What the engine tests share: the backends and [`for_each_backend!`]
+//! (in `backends`), in-test workers that journal every step, and bounded
 //! waits.
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+mod backends;
+
+pub(crate) use backends::{backend_tests, for_each_backend};
+pub use backends::{Kind, Store};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
-use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
-use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
 use ff_core::flow::{FlowState, FlowView, NodeSpec};
 use ff_core::{
-    ClaimRequest, CompletionBackend, EngineBackend, ErrorKind, ExecutionId, FlowId, JsonText,
-    RetryPolicy, SubmitRequest,
+    ClaimRequest, EngineBackend, ErrorKind, ExecutionId, FlowId, JsonText, RetryPolicy,
+    SubmitRequest,
 };
 use ff_engine::shutdown::{self, Signal, Trigger};
 use ff_engine::{
     deadline_scanner, dependency_reconciler, lease_expiry, scheduled_promoter, EngineConfig,
 };
-use ff_testkit::TempDir;
 use tokio::task::JoinHandle;
 
 /// The lane every test node runs on.
 pub const LANE: &str = "flow";
-
-/// Opens the database `ff.db` in `dir`, on the system clock.
-pub async fn open_sqlite(dir: &TempDir) -> Arc<SqliteBackend> {
-    let config = SqliteConfig::new(dir.path().join("ff.db"));
-    Arc::new(SqliteBackend::open(config).await.expect("open SQLite"))
-}
-
-/// Which backend a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sqlite,
-    Postgres,
-    Valkey,
-}
-
-/// Where a test's state lives: SQLite in a temporary directory, a Postgres
-/// schema or a Valkey key prefix of its own; it can be opened again after
-/// a crash.
-pub enum Store {
-    Sqlite(TempDir),
-    Postgres(String, ScratchSchema),
-    Valkey(String, ScratchPrefix),
-}
-
-/// One opening of a [`Store`].
-#[derive(Clone)]
-pub enum Opened {
-    Sqlite(Arc<SqliteBackend>),
-    Postgres(Arc<PostgresBackend>),
-    Valkey(Arc<ValkeyBackend>),
-}
-
-impl Store {
-    /// SQLite in a new directory; Postgres in a new schema or Valkey under a
-    /// new prefix, or `None` (the test skips, loudly) without
-    /// `FF_TEST_POSTGRES_URL` / `FF_TEST_REDIS_URL`.
-    pub fn new(kind: Kind) -> Option<Self> {
-        match kind {
-            Kind::Sqlite => Some(Self::Sqlite(TempDir::new("engine"))),
-            Kind::Postgres => {
-                let url = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL")?;
-                let schema = ScratchSchema::new(&url);
-                Some(Self::Postgres(url, schema))
-            }
-            Kind::Valkey => {
-                let url = ff_testkit::harness::server_url("FF_TEST_REDIS_URL")?;
-                let prefix = ScratchPrefix::new(&url);
-                Some(Self::Valkey(url, prefix))
-            }
-        }
-    }
-
-    pub async fn open(&self) -> Opened {
-        match self {
-            Self::Sqlite(dir) => Opened::Sqlite(open_sqlite(dir).await),
-            Self::Postgres(url, schema) => {
-                let config = PostgresConfig::new(url)
-                    .schema(schema.name())
-                    .max_connections(4);
-                Opened::Postgres(Arc::new(
-                    PostgresBackend::connect(config).await.expect("connect"),
-                ))
-            }
-            Self::Valkey(url, prefix) => {
-                let config = ValkeyConfig::new(url).prefix(prefix.name());
-                Opened::Valkey(Arc::new(
-                    ValkeyBackend::connect(config).await.expect("connect"),
-                ))
-            }
-        }
-    }
-}
-
-impl Opened {
-    pub fn engine(&self) -> Arc<dyn EngineBackend> {
-        match self {
-            Self::Sqlite(b) => b.clone(),
-            Self::Postgres(b) => b.clone(),
-            Self::Valkey(b) => b.clone(),
-        }
-    }
-
-    pub fn completions(&self) -> Arc<dyn CompletionBackend> {
-        match self {
-            Self::Sqlite(b) => b.clone(),
-            Self::Postgres(b) => b.clone(),
-            Self::Valkey(b) => b.clone(),
-        }
-    }
-
-    pub async fn close(&self) {
-        match self {
-            Self::Sqlite(b) => b.close().await,
-            Self::Postgres(b) => b.close().await,
-            Self::Valkey(b) => b.close().await,
-        }
-    }
-}
 
 /// Short service intervals, so expiry and retries take milliseconds; the
 /// reconciler as given.
