@@ -30,7 +30,7 @@
 //! operations lock the flow's row first, then its members.
 
 pub mod config;
-mod scratch;
+mod throwaway;
 
 mod completions;
 mod dispatch;
@@ -63,7 +63,7 @@ use ff_core::{EngineError, Limits, Millis, SharedClock};
 
 pub use config::{PostgresConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_SCHEMA};
 pub use migrations::drop_schema;
-pub use scratch::ScratchSchema;
+pub use throwaway::ThrowawaySchema;
 
 use completions::Completions;
 use error::PgResult;

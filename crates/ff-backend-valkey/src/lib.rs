@@ -23,12 +23,12 @@
 //!   leases on, as it last wrote them
 //! - `listener`: completion events and wake-ups from pub/sub, fed to
 //!   `completions`, the broadcast behind `subscribe_completions`;
-//!   `scratch`: throwaway prefixes for tests and benchmarks.
+//!   `throwaway`: throwaway prefixes for tests and benchmarks.
 //! - `executions`, `leases`, `flows` (with `flow_txn`), `maintenance`,
 //!   `reads`: one file per `ff_core` trait.
 
 pub mod config;
-mod scratch;
+mod throwaway;
 
 mod completions;
 mod conn;
@@ -60,7 +60,7 @@ use ff_core::{EngineError, Limits, Millis, SharedClock};
 
 pub use config::{Endpoint, ValkeyConfig, DEFAULT_PREFIX};
 pub use migrations::SCHEMA_VERSION;
-pub use scratch::{drop_prefix, ScratchPrefix};
+pub use throwaway::{drop_prefix, ThrowawayPrefix};
 
 use conn::Conn;
 use hints::Hints;

@@ -4,7 +4,7 @@
 //! call. Each test under its own key prefix; skipped (loudly) without
 //! `FF_TEST_REDIS_URL`.
 
-use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig, SCHEMA_VERSION};
+use ff_backend_valkey::{ThrowawayPrefix, ValkeyBackend, ValkeyConfig, SCHEMA_VERSION};
 use ff_core::{ErrorKind, ExecutionOps, JsonText, ReadOps, SubmitRequest};
 
 fn url() -> Option<String> {
@@ -23,7 +23,7 @@ async fn command<T: redis::FromRedisValue>(url: &str, cmd: &redis::Cmd) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_partition_count_is_fixed_at_first_use() {
     let Some(url) = url() else { return };
-    let prefix = ScratchPrefix::new(&url);
+    let prefix = ThrowawayPrefix::new(&url);
     let config = ValkeyConfig::new(&url).prefix(prefix.name());
     let first = ValkeyBackend::connect(config.clone().partitions(4))
         .await
@@ -43,7 +43,7 @@ async fn the_partition_count_is_fixed_at_first_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_layout_is_refused() {
     let Some(url) = url() else { return };
-    let prefix = ScratchPrefix::new(&url);
+    let prefix = ThrowawayPrefix::new(&url);
     let meta = format!("{}:meta", prefix.name());
     let _: () = command(
         &url,
@@ -65,7 +65,7 @@ async fn a_newer_layout_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_library_is_loaded_again() {
     let Some(url) = url() else { return };
-    let prefix = ScratchPrefix::new(&url);
+    let prefix = ThrowawayPrefix::new(&url);
     let backend = ValkeyBackend::connect(ValkeyConfig::new(&url).prefix(prefix.name()))
         .await
         .expect("connect");

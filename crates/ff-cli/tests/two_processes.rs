@@ -17,7 +17,7 @@ use common::{
     check_final_state, demo_executions, spawn_demo_with_env, wait_for_journal, wait_success,
     AttemptKey, Journal, Scratch,
 };
-use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
+use ff_backend_valkey::{ThrowawayPrefix, ValkeyBackend, ValkeyConfig};
 
 const COUNT: usize = 300;
 
@@ -25,14 +25,14 @@ const COUNT: usize = 300;
 const FAILING: usize = 1;
 
 mod postgres {
-    use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
+    use ff_backend_postgres::{PostgresBackend, PostgresConfig, ThrowawaySchema};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_engines_share_a_workload_and_survive_a_kill() {
         let Some(url) = ff_testkit::harness::server_url("FF_TEST_POSTGRES_URL") else {
             return;
         };
-        let scratch_schema = ScratchSchema::new(&url);
+        let scratch_schema = ThrowawaySchema::new(&url);
         let schema = scratch_schema.name().to_owned();
         let (journal, killed) = super::share_and_kill(&url, &[("FF_POSTGRES_SCHEMA", &schema)]);
         let backend = PostgresBackend::connect(PostgresConfig::new(&url).schema(&schema))
@@ -64,7 +64,7 @@ async fn on_valkey(var: &str) {
     let Some(url) = ff_testkit::harness::server_url(var) else {
         return;
     };
-    let scratch_prefix = ScratchPrefix::new(&url);
+    let scratch_prefix = ThrowawayPrefix::new(&url);
     let prefix = scratch_prefix.name().to_owned();
     let (journal, killed) = share_and_kill(&url, &[("FF_REDIS_PREFIX", &prefix)]);
     let backend = ValkeyBackend::connect(ValkeyConfig::new(&url).prefix(&prefix))

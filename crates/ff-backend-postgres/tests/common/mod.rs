@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
+use ff_backend_postgres::{PostgresBackend, PostgresConfig, ThrowawaySchema};
 use ff_core::ManualClock;
 use ff_testkit::{BackendFactory, TestBackend};
 
@@ -15,7 +15,7 @@ pub struct Postgres;
 impl BackendFactory for Postgres {
     async fn open(&self, clock: ManualClock) -> TestBackend {
         let url = ff_testkit::harness::server_url(URL_VAR).expect("checked before the scenario");
-        let schema = ScratchSchema::new(&url);
+        let schema = ThrowawaySchema::new(&url);
         let config = PostgresConfig::new(&url)
             .schema(schema.name())
             .max_connections(4)

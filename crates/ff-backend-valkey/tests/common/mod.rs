@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
+use ff_backend_valkey::{ThrowawayPrefix, ValkeyBackend, ValkeyConfig};
 use ff_core::ManualClock;
 use ff_testkit::{BackendFactory, TestBackend};
 
@@ -32,7 +32,7 @@ pub struct Valkey {
 impl Valkey {
     pub async fn open_with(&self, clock: ManualClock, partitions: u32) -> TestBackend {
         let url = ff_testkit::harness::server_url(self.var).expect("checked before the scenario");
-        let prefix = ScratchPrefix::new(&url);
+        let prefix = ThrowawayPrefix::new(&url);
         let config = ValkeyConfig::new(&url)
             .prefix(prefix.name())
             .partitions(partitions)

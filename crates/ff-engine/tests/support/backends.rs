@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use ff_backend_postgres::{PostgresBackend, PostgresConfig, ScratchSchema};
+use ff_backend_postgres::{PostgresBackend, PostgresConfig, ThrowawaySchema};
 use ff_backend_sqlite::{SqliteBackend, SqliteConfig};
-use ff_backend_valkey::{ScratchPrefix, ValkeyBackend, ValkeyConfig};
+use ff_backend_valkey::{ThrowawayPrefix, ValkeyBackend, ValkeyConfig};
 use ff_core::{CompletionBackend, EngineBackend, SharedClock, SystemClock};
 use ff_testkit::reference::ReferenceBackend;
 use ff_testkit::TempDir;
@@ -77,10 +77,10 @@ enum Place {
     /// durable storage looks like.
     Reference(ReferenceBackend),
     Sqlite(TempDir),
-    Postgres(String, ScratchSchema),
+    Postgres(String, ThrowawaySchema),
     Valkey {
         url: String,
-        prefix: ScratchPrefix,
+        prefix: ThrowawayPrefix,
         partitions: Option<u32>,
     },
 }
@@ -115,7 +115,7 @@ impl Store {
             Kind::Sqlite => Place::Sqlite(TempDir::new("engine")),
             Kind::Postgres => {
                 let url = ff_testkit::harness::server_url(POSTGRES_VAR)?;
-                let schema = ScratchSchema::new(&url);
+                let schema = ThrowawaySchema::new(&url);
                 Place::Postgres(url, schema)
             }
             Kind::Valkey => valkey(STANDALONE_VAR, None)?,
@@ -170,7 +170,7 @@ impl Store {
 
 fn valkey(var: &str, partitions: Option<u32>) -> Option<Place> {
     let url = ff_testkit::harness::server_url(var)?;
-    let prefix = ScratchPrefix::new(&url);
+    let prefix = ThrowawayPrefix::new(&url);
     Some(Place::Valkey {
         url,
         prefix,

@@ -1,4 +1,4 @@
-//! [`ScratchPrefix`]: a key prefix of its own for a test or a benchmark
+//! [`ThrowawayPrefix`]: a key prefix of its own for a test or a benchmark
 //! run, its keys deleted when the guard drops; and [`drop_prefix`], the
 //! admin tool that deletes a deployment's keys.
 
@@ -9,12 +9,12 @@ use crate::config::Endpoint;
 /// A fresh prefix on the server at `url`; dropping the guard deletes every
 /// key under it, however the test ends.
 #[derive(Debug)]
-pub struct ScratchPrefix {
+pub struct ThrowawayPrefix {
     url: String,
     name: String,
 }
 
-impl ScratchPrefix {
+impl ThrowawayPrefix {
     /// A new, unique `fft-...` prefix.
     pub fn new(url: &str) -> Self {
         Self {
@@ -28,7 +28,7 @@ impl ScratchPrefix {
     }
 }
 
-impl Drop for ScratchPrefix {
+impl Drop for ThrowawayPrefix {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
         let dropped = ff_backend_support::block_on_own_thread(move || async move {

@@ -1,15 +1,15 @@
-//! [`ScratchSchema`]: a schema of its own for a test or a benchmark run,
+//! [`ThrowawaySchema`]: a schema of its own for a test or a benchmark run,
 //! dropped when the guard is.
 
 /// A fresh schema name on the server at `url`; dropping the guard drops the
 /// schema and everything in it, however the test ends.
 #[derive(Debug)]
-pub struct ScratchSchema {
+pub struct ThrowawaySchema {
     url: String,
     name: String,
 }
 
-impl ScratchSchema {
+impl ThrowawaySchema {
     /// A new, unique `ff_test_...` name (the schema itself is created by
     /// the first backend that connects to it).
     pub fn new(url: &str) -> Self {
@@ -24,7 +24,7 @@ impl ScratchSchema {
     }
 }
 
-impl Drop for ScratchSchema {
+impl Drop for ThrowawaySchema {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
         let dropped = ff_backend_support::block_on_own_thread(move || async move {
