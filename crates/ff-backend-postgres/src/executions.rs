@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use ff_core::{
-    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Rule,
     State, SubmitRequest, Submitted, Valid,
 };
 
@@ -21,11 +21,11 @@ impl ExecutionStore for PostgresBackend {
         &self.inner.limits
     }
 
-    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
-    {
+    async fn transition<T: Send + 'static, R: Rule<T>>(
+        &self,
+        id: ExecutionId,
+        rule: R,
+    ) -> Result<T, EngineError> {
         transition::transition(self, id, rule).await
     }
 

@@ -1,4 +1,4 @@
-//! `FlowOps`, the flow reads, and the flow scan of maintenance: the
+//! `FlowCommands` (from which `ff_core` derives `FlowOps`), the flow reads, and the flow scan of maintenance: the
 //! `ff_core::cascade` algorithms over [`FlowTxn`], one transaction per
 //! command, retried whole when it raced another writer.
 
@@ -7,14 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{PgPool, Row};
 
-use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::cascade::{self, CascadeReport};
 use ff_core::completion_batch;
-use ff_core::flow::{
-    EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowState, FlowSummary, FlowView, NodeSpec,
-    NodeView,
-};
+use ff_core::flow::{FlowFilter, FlowState, FlowSummary, FlowView, NodeView};
 use ff_core::{
-    CompletionPayload, EngineError, ExecutionId, FlowId, FlowOps, LeaseHandle, Millis, Page,
+    CompletionPayload, EngineError, ExecutionId, FlowCommand, FlowCommands, FlowId, FlowScope,
+    Millis, Page,
 };
 
 use crate::flow_txn::{read_edge, read_flow, FlowTxn, EDGES, FLOW_COLUMNS};
@@ -35,7 +33,7 @@ enum FlowLock {
 impl PostgresBackend {
     /// Runs a flow algorithm in one transaction on a blocking thread, and
     /// announces what it wrote once committed.
-    async fn flow_command<T, F>(&self, lock: FlowLock, f: F) -> Result<T, EngineError>
+    async fn locked_command<T, F>(&self, lock: FlowLock, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
         F: Fn(&mut FlowTxn, Millis) -> Result<T, EngineError> + Send + Sync + 'static,
@@ -174,7 +172,7 @@ impl PostgresBackend {
         let mut decided = 0;
         for (flow, key) in stuck {
             let report = self
-                .flow_command(FlowLock::Flow(flow), move |txn, now| {
+                .locked_command(FlowLock::Flow(flow), move |txn, now| {
                     cascade::reconcile_node(txn, flow, &key, now)
                 })
                 .await?;
@@ -311,8 +309,23 @@ pub(crate) async fn flow_page(
 }
 
 #[async_trait]
-impl FlowOps for PostgresBackend {
-    async fn cascade_completions(
+impl FlowCommands for PostgresBackend {
+    /// Locks the flow's row first (none for a new flow).
+    async fn flow_command<T: Send + 'static, C: FlowCommand<T>>(
+        &self,
+        scope: FlowScope,
+        command: C,
+    ) -> Result<T, EngineError> {
+        let lock = match scope {
+            FlowScope::New { .. } => FlowLock::None,
+            FlowScope::OfExecution(id) => FlowLock::OfExecution(id),
+            FlowScope::Flow(id) => FlowLock::Flow(id),
+        };
+        self.locked_command(lock, move |txn, now| command(txn, now))
+            .await
+    }
+
+    async fn cascade_many(
         &self,
         payloads: &[CompletionPayload],
     ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
@@ -327,62 +340,26 @@ impl FlowOps for PostgresBackend {
             |members| async move {
                 match members.as_slice() {
                     [] => Ok(Vec::new()),
-                    [one] => Ok(vec![self.cascade_completion(one).await]),
+                    [one] => Ok(vec![self.cascade_one(one).await]),
                     _ => {
                         self.cascade_flow_batch(members.into_iter().cloned().collect())
                             .await
                     }
                 }
             },
-            |payload| self.cascade_completion(payload),
+            |payload| self.cascade_one(payload),
         )
         .await
     }
 
-    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
-        spec.validate(&self.inner.limits)?;
-        let limits = self.inner.limits.clone();
-        self.flow_command(FlowLock::None, move |txn, now| {
-            cascade::create_flow(txn, spec.clone(), &limits, now)
-        })
-        .await
-    }
-
-    async fn add_nodes(
-        &self,
-        handle: &LeaseHandle,
-        nodes: Vec<NodeSpec>,
-        edges: Vec<EdgeSpec>,
-    ) -> Result<NodesAdded, EngineError> {
-        let limits = self.inner.limits.clone();
-        let handle = handle.clone();
-        self.flow_command(
-            FlowLock::OfExecution(handle.execution_id),
-            move |txn, now| {
-                cascade::add_nodes(txn, &handle, nodes.clone(), edges.clone(), &limits, now)
-            },
-        )
-        .await?
-    }
-
-    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
-        self.flow_command(FlowLock::Flow(id), move |txn, now| {
-            cascade::cancel_flow(txn, id, now)
-        })
-        .await
-    }
-
-    async fn cascade_completion(
-        &self,
-        payload: &CompletionPayload,
-    ) -> Result<CascadeReport, EngineError> {
+    async fn cascade_one(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError> {
         let Some(flow) = payload.flow_id else {
             // A solo execution has nothing to cascade into: claiming its
             // entry is the whole cascade, one statement.
             return self.dispatch_solo(payload).await;
         };
         let payload = payload.clone();
-        self.flow_command(FlowLock::Flow(flow), move |txn, now| {
+        self.locked_command(FlowLock::Flow(flow), move |txn, now| {
             cascade::cascade(txn, &payload, now)
         })
         .await

@@ -5,12 +5,9 @@
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
-use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
-use ff_core::flow::{
-    EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowState, FlowSummary, FlowView, NodeSpec,
-    NodeView,
-};
-use ff_core::{CompletionPayload, EngineError, FlowId, FlowOps, LeaseHandle, Page};
+use ff_core::cascade::{self, CascadeReport};
+use ff_core::flow::{FlowFilter, FlowState, FlowSummary, FlowView, NodeView};
+use ff_core::{CompletionPayload, EngineError, FlowCommand, FlowCommands, FlowId, FlowScope, Page};
 
 use crate::command::WriteCtx;
 use crate::flow_txn::{from_json, load_flow, query_edges, FlowTxn, EDGES};
@@ -18,21 +15,6 @@ use crate::rows;
 use crate::{SqlResult, SqliteBackend};
 
 impl SqliteBackend {
-    /// Runs a flow algorithm in one write command.
-    async fn flow_command<T, F>(&self, f: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut FlowTxn<'_, '_>, ff_core::Millis) -> Result<T, EngineError> + Send + 'static,
-    {
-        self.inner
-            .writer
-            .write(move |ctx| {
-                let now = ctx.now;
-                f(&mut FlowTxn::new(ctx), now)
-            })
-            .await
-    }
-
     /// Runs a cascade: ahead of the writer's queue when it is `urgent` (it
     /// cascades a flow member, whose children wait on it: that wait is
     /// promotion lag), in turn otherwise (a solo execution's entry only
@@ -56,16 +38,20 @@ impl SqliteBackend {
         age: ff_core::Millis,
         limit: u32,
     ) -> Result<u32, EngineError> {
-        self.flow_command(move |txn, now| {
-            let stuck = stuck_blocked(txn.conn(), now.saturating_sub(age), limit)?;
-            let mut decided = 0;
-            for (flow, key) in stuck {
-                let report = cascade::reconcile_node(txn, flow, &key, now)?;
-                decided += (report.promoted.len() + report.skipped.len()) as u32;
-            }
-            Ok(decided)
-        })
-        .await
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let now = ctx.now;
+                let txn = &mut FlowTxn::new(ctx);
+                let stuck = stuck_blocked(txn.conn(), now.saturating_sub(age), limit)?;
+                let mut decided = 0;
+                for (flow, key) in stuck {
+                    let report = cascade::reconcile_node(txn, flow, &key, now)?;
+                    decided += (report.promoted.len() + report.skipped.len()) as u32;
+                }
+                Ok(decided)
+            })
+            .await
     }
 }
 
@@ -178,38 +164,23 @@ pub(crate) fn flow_page(
 }
 
 #[async_trait]
-impl FlowOps for SqliteBackend {
-    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
-        // Validate before queueing, so bad input never takes a writer slot.
-        spec.validate(&self.inner.limits)?;
-        let limits = self.inner.limits.clone();
-        self.flow_command(move |txn, now| cascade::create_flow(txn, spec, &limits, now))
+impl FlowCommands for SqliteBackend {
+    /// One write command; the writer runs a command once.
+    async fn flow_command<T: Send + 'static, C: FlowCommand<T>>(
+        &self,
+        _scope: FlowScope,
+        command: C,
+    ) -> Result<T, EngineError> {
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let now = ctx.now;
+                command(&mut FlowTxn::new(ctx), now)
+            })
             .await
     }
 
-    async fn add_nodes(
-        &self,
-        handle: &LeaseHandle,
-        nodes: Vec<NodeSpec>,
-        edges: Vec<EdgeSpec>,
-    ) -> Result<NodesAdded, EngineError> {
-        let limits = self.inner.limits.clone();
-        let handle = handle.clone();
-        self.flow_command(move |txn, now| {
-            cascade::add_nodes(txn, &handle, nodes, edges, &limits, now)
-        })
-        .await?
-    }
-
-    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
-        self.flow_command(move |txn, now| cascade::cancel_flow(txn, id, now))
-            .await
-    }
-
-    async fn cascade_completion(
-        &self,
-        payload: &CompletionPayload,
-    ) -> Result<CascadeReport, EngineError> {
+    async fn cascade_one(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError> {
         let payload = payload.clone();
         let urgent = payload.flow_id.is_some();
         self.cascade_command(urgent, move |ctx| {
@@ -222,7 +193,7 @@ impl FlowOps for SqliteBackend {
     /// One write command for the whole batch, each cascade in a savepoint of
     /// its own: the burst takes one turn of the writer instead of a queue
     /// position per payload, and one failing cascade undoes only itself.
-    async fn cascade_completions(
+    async fn cascade_many(
         &self,
         payloads: &[CompletionPayload],
     ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {

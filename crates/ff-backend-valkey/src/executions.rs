@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use ff_core::{
-    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
-    ReadOps, SubmitRequest, Submitted, Valid,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, ReadOps,
+    Rule, SubmitRequest, Submitted, Valid,
 };
 
 use crate::write::{Outcome, Plan};
@@ -22,11 +22,11 @@ impl ExecutionStore for ValkeyBackend {
         &self.inner.limits
     }
 
-    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
-    {
+    async fn transition<T: Send + 'static, R: Rule<T>>(
+        &self,
+        id: ExecutionId,
+        rule: R,
+    ) -> Result<T, EngineError> {
         transition::transition(self, id, rule).await
     }
 

@@ -1,4 +1,5 @@
-//! `FlowOps` and the flow scan of maintenance: the `ff_core::cascade`
+//! `FlowCommands` (from which `ff_core` derives `FlowOps`) and the flow
+//! scan of maintenance: the `ff_core::cascade`
 //! algorithms over [`FlowTxn`], each one `ff_v2_apply` on the flow's
 //! partition, retried whole when it raced another writer.
 
@@ -6,10 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, NodesAdded};
+use ff_core::cascade::{self, CascadeReport};
 use ff_core::completion_batch;
-use ff_core::flow::{EdgeSpec, FlowCreated, FlowSpec, NodeSpec};
-use ff_core::{CompletionPayload, EngineError, FlowId, FlowOps, LeaseHandle, Millis, State};
+use ff_core::{
+    CompletionPayload, EngineError, FlowCommand, FlowCommands, FlowId, FlowScope, Millis, State,
+};
 
 use crate::flow_txn::FlowTxn;
 use crate::write::{Outcome, Plan};
@@ -18,7 +20,7 @@ use crate::{ValkeyBackend, MAX_ATTEMPTS};
 impl ValkeyBackend {
     /// Runs a flow algorithm over partition `p` on a blocking thread (its
     /// reads block on the server) and commits what it wrote as one call.
-    pub(crate) async fn flow_command<T, F>(&self, p: u32, f: F) -> Result<T, EngineError>
+    pub(crate) async fn partition_command<T, F>(&self, p: u32, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
         F: Fn(&mut FlowTxn, Millis) -> Result<T, EngineError> + Send + Sync + 'static,
@@ -134,7 +136,7 @@ impl ValkeyBackend {
                 let id: ff_core::ExecutionId = id.parse()?;
                 let unsettled = ended_here.clone();
                 let report = self
-                    .flow_command(p, move |txn, now| {
+                    .partition_command(p, move |txn, now| {
                         use ff_core::cascade::FlowStore;
                         let Some(exec) = txn.execution(id)? else {
                             return Ok(CascadeReport::default());
@@ -171,8 +173,34 @@ impl ValkeyBackend {
 }
 
 #[async_trait]
-impl FlowOps for ValkeyBackend {
-    async fn cascade_completions(
+impl FlowCommands for ValkeyBackend {
+    /// Runs in the partition holding the flow. Growing a flow checks every
+    /// execution it read, as it runs while the flow's members move on.
+    async fn flow_command<T: Send + 'static, C: FlowCommand<T>>(
+        &self,
+        scope: FlowScope,
+        command: C,
+    ) -> Result<T, EngineError> {
+        let keys = self.keys();
+        let (p, check_reads) = match &scope {
+            FlowScope::New {
+                namespace,
+                idempotency_key: Some(key),
+            } => (keys.key_partition(namespace, key), false),
+            FlowScope::New { .. } => (keys.flow_partition(FlowId::new()), false),
+            FlowScope::OfExecution(id) => (keys.exec_partition(*id), true),
+            FlowScope::Flow(id) => (keys.flow_partition(*id), false),
+        };
+        self.partition_command(p, move |txn, now| {
+            if check_reads {
+                txn.check_reads();
+            }
+            command(txn, now)
+        })
+        .await
+    }
+
+    async fn cascade_many(
         &self,
         payloads: &[CompletionPayload],
     ) -> Result<Vec<Result<CascadeReport, EngineError>>, EngineError> {
@@ -180,56 +208,17 @@ impl FlowOps for ValkeyBackend {
             payloads,
             |solo| async move { self.dispatch_solo(&solo).await },
             |members| async move {
-                Ok(futures::future::join_all(
-                    members.into_iter().map(|p| self.cascade_completion(p)),
+                Ok(
+                    futures::future::join_all(members.into_iter().map(|p| self.cascade_one(p)))
+                        .await,
                 )
-                .await)
             },
-            |payload| self.cascade_completion(payload),
+            |payload| self.cascade_one(payload),
         )
         .await
     }
 
-    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
-        spec.validate(&self.inner.limits)?;
-        let keys = self.keys();
-        let p = match &spec.idempotency_key {
-            Some(key) => keys.key_partition(spec.resolved_namespace(), key),
-            None => keys.flow_partition(FlowId::new()),
-        };
-        let limits = self.inner.limits.clone();
-        self.flow_command(p, move |txn, now| {
-            cascade::create_flow(txn, spec.clone(), &limits, now)
-        })
-        .await
-    }
-
-    async fn add_nodes(
-        &self,
-        handle: &LeaseHandle,
-        nodes: Vec<NodeSpec>,
-        edges: Vec<EdgeSpec>,
-    ) -> Result<NodesAdded, EngineError> {
-        let limits = self.inner.limits.clone();
-        let handle = handle.clone();
-        let p = self.keys().exec_partition(handle.execution_id);
-        self.flow_command(p, move |txn, now| {
-            txn.check_reads();
-            cascade::add_nodes(txn, &handle, nodes.clone(), edges.clone(), &limits, now)
-        })
-        .await?
-    }
-
-    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
-        let p = self.keys().flow_partition(id);
-        self.flow_command(p, move |txn, now| cascade::cancel_flow(txn, id, now))
-            .await
-    }
-
-    async fn cascade_completion(
-        &self,
-        payload: &CompletionPayload,
-    ) -> Result<CascadeReport, EngineError> {
+    async fn cascade_one(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError> {
         if payload.partition >= self.keys().partitions() {
             return Err(EngineError::invalid(
                 "partition",
@@ -244,7 +233,7 @@ impl FlowOps for ValkeyBackend {
         }
         let p = payload.partition;
         let payload = payload.clone();
-        self.flow_command(p, move |txn, now| {
+        self.partition_command(p, move |txn, now| {
             txn.prefetch_cascade(&payload)?;
             cascade::cascade(txn, &payload, now)
         })

@@ -57,7 +57,8 @@ pub use lease_token::LeaseToken;
 pub use lifecycle::CancelResponse;
 pub use limits::Limits;
 pub use ops::{
-    EngineBackend, ExecutionOps, ExecutionStore, FlowOps, LeaseOps, MaintenanceOps, ReadOps, Valid,
+    EngineBackend, ExecutionOps, ExecutionStore, FlowCommand, FlowCommands, FlowOps, FlowScope,
+    LeaseOps, MaintenanceOps, ReadOps, Rule, Valid,
 };
 pub use reads::{BackendDescription, LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;

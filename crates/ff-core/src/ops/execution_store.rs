@@ -43,6 +43,11 @@ impl<T> Deref for Valid<T> {
     }
 }
 
+/// A rule [`ExecutionStore::transition`] runs on one execution at `now`.
+pub trait Rule<T>: FnMut(&mut Execution, Millis) -> T + Send + 'static {}
+
+impl<T, F> Rule<T> for F where F: FnMut(&mut Execution, Millis) -> T + Send + 'static {}
+
 /// The storage side of the execution operations. Implementing it gives a
 /// backend [`LeaseOps`] and [`ExecutionOps`].
 #[async_trait]
@@ -55,10 +60,11 @@ pub trait ExecutionStore: Send + Sync {
     /// answers with an error, as after a lease expiry the rule applied
     /// itself. A store may run the rule again on a fresher copy when a
     /// concurrent writer got there first; only the last run's answer counts.
-    async fn transition<T, F>(&self, id: ExecutionId, rule: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Execution, Millis) -> T + Send + 'static;
+    async fn transition<T: Send + 'static, R: Rule<T>>(
+        &self,
+        id: ExecutionId,
+        rule: R,
+    ) -> Result<T, EngineError>;
 
     /// Claims up to `req.n` executions in claim order, through
     /// [`lease::claim`].
@@ -72,9 +78,10 @@ pub trait ExecutionStore: Send + Sync {
         timeout: Duration,
     ) -> Result<Vec<Claimed>, EngineError>;
 
-    /// Stores the requests atomically, in order: a request whose idempotency
-    /// key is taken in its namespace (also by an earlier request of the same
-    /// batch) answers with that execution instead.
+    /// Stores the requests in order, all or none (a partitioned store: all
+    /// or none per partition). A request whose idempotency key is taken in
+    /// its namespace, also by an earlier request of the same batch, answers
+    /// with that execution instead.
     async fn submit_valid(
         &self,
         reqs: Valid<Vec<SubmitRequest>>,

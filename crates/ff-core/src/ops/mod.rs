@@ -3,6 +3,7 @@
 
 mod execution_ops;
 mod execution_store;
+mod flow_commands;
 mod flow_ops;
 mod lease_ops;
 mod maintenance_ops;
@@ -10,7 +11,8 @@ mod read_ops;
 mod wrapper;
 
 pub use execution_ops::ExecutionOps;
-pub use execution_store::{ExecutionStore, Valid};
+pub use execution_store::{ExecutionStore, Rule, Valid};
+pub use flow_commands::{FlowCommand, FlowCommands, FlowScope};
 pub use flow_ops::FlowOps;
 pub use lease_ops::LeaseOps;
 pub use maintenance_ops::MaintenanceOps;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ff_backend_support::claim_wait;
 use ff_core::{
-    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Millis,
+    ClaimRequest, Claimed, EngineError, Execution, ExecutionId, ExecutionStore, Limits, Rule,
     State, SubmitRequest, Submitted, Valid,
 };
 
@@ -44,11 +44,11 @@ impl ExecutionStore for ReferenceBackend {
         &self.inner.limits
     }
 
-    async fn transition<T, F>(&self, id: ExecutionId, mut rule: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Execution, Millis) -> T + Send + 'static,
-    {
+    async fn transition<T: Send + 'static, R: Rule<T>>(
+        &self,
+        id: ExecutionId,
+        mut rule: R,
+    ) -> Result<T, EngineError> {
         let now = self.now();
         self.with_store(|store, effects| store.update(id, now, effects, |exec| rule(exec, now)))
     }

@@ -1,15 +1,13 @@
-//! `FlowOps` and the flow reads for the reference backend: the `ff-core`
+//! `FlowCommands` (from which `ff_core` derives `FlowOps`) and the flow
+//! reads for the reference backend: the `ff-core`
 //! flow algorithms over the in-memory store.
 
 use async_trait::async_trait;
-use ff_core::cascade::{self, CascadeReport, FlowCancelResponse, FlowStore, NodesAdded};
-use ff_core::flow::{
-    EdgeSpec, FlowCreated, FlowEdge, FlowFilter, FlowNode, FlowRecord, FlowSpec, FlowSummary,
-    FlowView, NodeSpec, NodeView,
-};
+use ff_core::cascade::{self, CascadeReport, FlowStore};
+use ff_core::flow::{FlowEdge, FlowFilter, FlowNode, FlowRecord, FlowSummary, FlowView, NodeView};
 use ff_core::{
-    CompletionPayload, EngineError, Execution, ExecutionId, FlowId, FlowOps, LeaseHandle, Millis,
-    Page, State,
+    CompletionPayload, EngineError, Execution, ExecutionId, FlowCommand, FlowCommands, FlowId,
+    FlowScope, Millis, Page, State,
 };
 
 use super::{Effects, ReferenceBackend, Store};
@@ -214,39 +212,19 @@ impl ReferenceBackend {
 }
 
 #[async_trait]
-impl FlowOps for ReferenceBackend {
-    async fn create_flow(&self, spec: FlowSpec) -> Result<FlowCreated, EngineError> {
-        let limits = self.inner.limits.clone();
+impl FlowCommands for ReferenceBackend {
+    async fn flow_command<T: Send + 'static, C: FlowCommand<T>>(
+        &self,
+        _scope: FlowScope,
+        command: C,
+    ) -> Result<T, EngineError> {
         self.flow_txn(|txn| {
             let now = txn.now;
-            cascade::create_flow(txn, spec, &limits, now)
+            command(txn, now)
         })
     }
 
-    async fn add_nodes(
-        &self,
-        handle: &LeaseHandle,
-        nodes: Vec<NodeSpec>,
-        edges: Vec<EdgeSpec>,
-    ) -> Result<NodesAdded, EngineError> {
-        let limits = self.inner.limits.clone();
-        self.flow_txn(|txn| {
-            let now = txn.now;
-            cascade::add_nodes(txn, handle, nodes, edges, &limits, now)
-        })?
-    }
-
-    async fn cancel_flow(&self, id: FlowId) -> Result<FlowCancelResponse, EngineError> {
-        self.flow_txn(|txn| {
-            let now = txn.now;
-            cascade::cancel_flow(txn, id, now)
-        })
-    }
-
-    async fn cascade_completion(
-        &self,
-        payload: &CompletionPayload,
-    ) -> Result<CascadeReport, EngineError> {
+    async fn cascade_one(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError> {
         self.flow_txn(|txn| {
             let now = txn.now;
             cascade::cascade(txn, payload, now)
