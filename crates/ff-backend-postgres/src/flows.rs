@@ -1,6 +1,7 @@
-//! `FlowCommands` (from which `ff_core` derives `FlowOps`), the flow reads, and the flow scan of maintenance: the
-//! `ff_core::cascade` algorithms over [`FlowTxn`], one transaction per
-//! command, retried whole when it raced another writer.
+//! `FlowCommands` (from which `ff_core` derives `FlowOps`), the flow reads
+//! and the flow scan of maintenance: the `ff_core::cascade` algorithms over
+//! [`FlowTxn`], one transaction per command, retried whole when it raced
+//! another writer.
 
 use std::sync::Arc;
 

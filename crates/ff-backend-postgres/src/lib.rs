@@ -18,10 +18,13 @@
 //! - `transition`, `dispatch`: the group commits of single-execution
 //!   transitions and of solo completions' dispatch.
 //! - `flow_txn`: the flow algorithms' `FlowStore`, one transaction.
-//! - `error`: driver errors in the engine's terms; `pool`: connection pools.
+//! - `error`: driver errors in the engine's terms; `pool`: connection pools;
+//!   `queue`: the queue group-committing tasks share; `throwaway`: a
+//!   schema of its own for a test or a benchmark run.
 //! - `vacuum`: keeps the hot tables' indexes free of dead entries.
-//! - `executions` (the `ExecutionStore`), `leases` (claims), `flows`,
-//!   `maintenance`, `reads`: one file per `ff_core` trait.
+//! - `executions` (the `ExecutionStore`: transition, claim, submit),
+//!   `leases` (claims), `flows` (the `FlowCommands`), `maintenance`,
+//!   `reads`: the `ff_core` traits.
 //!
 //! Every rule lives in `ff_core`: an operation reads the rows, calls the pure
 //! function with the clock's `now`, and writes back what changed with a

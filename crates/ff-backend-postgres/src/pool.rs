@@ -29,9 +29,9 @@ pub(crate) async fn open_pool(
         .map_err(|e| EngineError::invalid("database_url", e.to_string()))?
         .application_name("flowfabric")
         .options([("search_path", schema), ("synchronous_commit", "on")])
-        // Statements are traced by this crate's own spans; the driver's
-        // per-statement and slow-statement logs (a deliberate VACUUM is
-        // slow) would only repeat them.
+        // Backend calls are traced by `ff_engine::Instrumented`; the
+        // driver's per-statement and slow-statement logs (a deliberate
+        // VACUUM is slow) would only repeat them.
         .disable_statement_logging();
     // One connection first, so an unreachable server or a wrong database
     // is reported as the server said it, at once, not as a pool timeout.

@@ -34,7 +34,7 @@ impl Drop for ThrowawaySchema {
             dropped
         });
         if let Err(dropped) = dropped {
-            eprintln!("could not drop scratch schema {}: {dropped:?}", self.name);
+            eprintln!("could not drop throwaway schema {}: {dropped:?}", self.name);
         }
     }
 }

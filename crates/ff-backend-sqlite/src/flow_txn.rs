@@ -34,7 +34,7 @@ impl<'a, 'c> FlowTxn<'a, 'c> {
     }
 }
 
-pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<String, EngineError> {
+fn json<T: serde::Serialize>(value: &T) -> Result<String, EngineError> {
     serde_json::to_string(value).map_err(EngineError::backend)
 }
 

@@ -1,6 +1,7 @@
-//! `FlowOps`, the flow reads, and the flow scans of maintenance: the
-//! `ff_core::cascade` algorithms over [`FlowTxn`] (in `flow_txn`), inside
-//! one write command (one transaction).
+//! `FlowCommands` (from which `ff_core` derives `FlowOps`), the flow reads
+//! and the flow scans of maintenance: the `ff_core::cascade` algorithms
+//! over [`FlowTxn`] (in `flow_txn`), inside one write command (one
+//! transaction).
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};

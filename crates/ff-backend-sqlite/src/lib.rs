@@ -18,9 +18,14 @@
 //! - `readers`: the pool of read-only connections.
 //! - `rows`: the one mapping between `Execution` and its row.
 //! - `row_cache`: running executions the writer wrote, kept decoded.
-//! - `executions`, `leases`, `flows`, `maintenance`, `reads`, `completions`: one file
-//!   per `ff_core` trait, each calling the `ff_core` rules inside a write
-//!   command and persisting what they changed.
+//! - `error`: driver errors in the engine's terms.
+//! - `transition`: one execution loaded, changed by a rule and saved, in
+//!   one write command.
+//! - `executions` (the `ExecutionStore`: transition, claim, submit),
+//!   `leases` (claims), `flows` (the `FlowCommands`) with `flow_txn` (the
+//!   `FlowStore` of one command), `maintenance`, `reads`, `completions`:
+//!   each calls the `ff_core` rules inside a write command and persists
+//!   what they changed.
 //!
 //! Every rule lives in `ff_core`: a write command loads the execution, calls
 //! the pure function with the command's `now`, and writes the row back. SQL

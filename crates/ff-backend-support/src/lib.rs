@@ -6,7 +6,7 @@
 //! - [`WorkSignal`] and [`claim_wait`]: "work may be claimable now", and
 //!   the waiting claim built on it.
 //! - [`OffsetClock`]: the process clock corrected to a server's.
-//! - [`block_on_own_thread`]: async cleanup from a `Drop` (scratch schemas
+//! - [`block_on_own_thread`]: async cleanup from a `Drop` (throwaway schemas
 //!   and prefixes of tests and benchmarks).
 //!
 //! Backends depend on this crate and `ff-core` only; nothing here names a

@@ -1,4 +1,4 @@
-//! `subscribe_completions`: a stream of the broadcast the subscriber (see
+//! `subscribe_completions`: a stream of the broadcast the listener (see
 //! `listener`) feeds.
 
 use std::time::Duration;
@@ -7,13 +7,13 @@ use ff_core::{CompletionBackend, CompletionStream, EngineError};
 
 use crate::ValkeyBackend;
 
-/// How long a new subscription waits for the subscriber to be listening.
+/// How long a new subscription waits for the listener to be listening.
 const LISTENING: Duration = Duration::from_secs(5);
 
 #[async_trait::async_trait]
 impl CompletionBackend for ValkeyBackend {
     /// The stream carries what commits after it is opened, once the
-    /// subscriber is listening: this waits for that, briefly, so a
+    /// listener is listening: this waits for that, briefly, so a
     /// completion right after subscribing is not missed at connect.
     async fn subscribe_completions(&self) -> Result<CompletionStream, EngineError> {
         let stream = self.inner.completions.subscribe();

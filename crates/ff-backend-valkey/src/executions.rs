@@ -3,7 +3,6 @@
 //! submits are one `ff_v2_apply` per partition a batch touches.
 
 use std::collections::{BTreeMap, HashMap};
-
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -1,7 +1,7 @@
 //! `FlowCommands` (from which `ff_core` derives `FlowOps`) and the flow
-//! scan of maintenance: the `ff_core::cascade`
-//! algorithms over [`FlowTxn`], each one `ff_v2_apply` on the flow's
-//! partition, retried whole when it raced another writer.
+//! scan of maintenance: the `ff_core::cascade` algorithms over [`FlowTxn`],
+//! each one `ff_v2_apply` on the flow's partition, retried whole when it
+//! raced another writer.
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use crate::rows;
 use crate::ValkeyBackend;
 
 /// A waiting claim looks again at least this often, so work announced while
-/// the subscriber was reconnecting is still found (a partition hint lasts no
+/// the listener was reconnecting is still found (a partition hint lasts no
 /// longer either).
 pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 

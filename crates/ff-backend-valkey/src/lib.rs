@@ -24,8 +24,12 @@
 //! - `listener`: completion events and wake-ups from pub/sub, fed to
 //!   `completions`, the broadcast behind `subscribe_completions`;
 //!   `throwaway`: throwaway prefixes for tests and benchmarks.
-//! - `executions`, `leases`, `flows` (with `flow_txn`), `maintenance`,
-//!   `reads`: one file per `ff_core` trait.
+//! - `error`: driver errors in the engine's terms; `migrations`: the
+//!   deployment's settings record; `transition`: one execution read,
+//!   changed by a rule and written.
+//! - `executions` (the `ExecutionStore`: transition, claim, submit),
+//!   `leases` (claims), `flows` (the `FlowCommands`) with `flow_txn`,
+//!   `maintenance`, `reads`: the `ff_core` traits.
 
 pub mod config;
 mod throwaway;
@@ -89,14 +93,14 @@ struct Inner {
     /// Where each partition's blocked-member scan goes on from.
     reconcile_from: flows::Cursors,
     work: WorkSignal,
-    /// Whether the subscriber is listening now.
+    /// Whether the listener is listening now.
     subscribed: watch::Sender<bool>,
-    subscriber: tokio::task::JoinHandle<()>,
+    listener: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.subscriber.abort();
+        self.listener.abort();
     }
 }
 
@@ -132,8 +136,8 @@ impl ValkeyBackend {
         let hints = Arc::new(Hints::new(partitions));
         let subscribed = watch::channel(false).0;
         let row_cache = Arc::new(row_cache::RowCache::default());
-        let subscriber = tokio::spawn(
-            listener::Subscriber {
+        let listener = tokio::spawn(
+            listener::Listener {
                 nodes: endpoint.nodes(),
                 connect_timeout: config.connect_timeout,
                 conn: conn.clone(),
@@ -158,7 +162,7 @@ impl ValkeyBackend {
             reconcile_from: flows::Cursors::default(),
             work,
             subscribed,
-            subscriber,
+            listener,
         });
         tracing::debug!(partitions, "valkey backend connected");
         Ok(Self { inner })
@@ -169,11 +173,11 @@ impl ValkeyBackend {
         self.inner.keys.partitions()
     }
 
-    /// Stops the subscriber; the connection closes when the last clone
+    /// Stops the listener; the connection closes when the last clone
     /// drops. Async like the other backends' `close`, so callers treat
     /// them alike.
     pub async fn close(&self) {
-        self.inner.subscriber.abort();
+        self.inner.listener.abort();
     }
 
     fn now(&self) -> Millis {

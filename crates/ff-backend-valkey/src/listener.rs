@@ -34,8 +34,8 @@ const CATCH_UP: u32 = 10_000;
 /// Tries at reading them back.
 const READ_BACK_ATTEMPTS: u32 = 5;
 
-/// What the subscriber feeds and reads.
-pub(crate) struct Subscriber {
+/// What the listener feeds and reads.
+pub(crate) struct Listener {
     /// Seed nodes, tried in turn.
     pub(crate) nodes: Vec<String>,
     /// The longest connecting and subscribing may take.
@@ -51,15 +51,15 @@ pub(crate) struct Subscriber {
     pub(crate) row_cache: Arc<RowCache>,
 }
 
-impl Subscriber {
+impl Listener {
     /// Listens until the task is aborted, reconnecting after every loss.
     pub(crate) async fn run(self) {
         let mut backoff = Duration::from_millis(50);
         for url in self.nodes.iter().cycle() {
             let started = tokio::time::Instant::now();
             match self.listen(url).await {
-                Ok(()) => tracing::debug!("subscriber connection closed; reconnecting"),
-                Err(error) => tracing::warn!(%error, "subscriber connection failed; reconnecting"),
+                Ok(()) => tracing::debug!("listener connection closed; reconnecting"),
+                Err(error) => tracing::warn!(%error, "listener connection failed; reconnecting"),
             }
             self.subscribed.send_replace(false);
             // The server may have restarted and lost its last writes.
@@ -80,7 +80,7 @@ impl Subscriber {
         let done = self.keys.done_channel();
         let client = redis::Client::open(url)?;
         // A node that accepts nothing (rather than refusing) must not hold
-        // the subscriber past the connect timeout.
+        // the listener past the connect timeout.
         let setup = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&done).await?;

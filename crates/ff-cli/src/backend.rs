@@ -146,9 +146,9 @@ pub struct Backend {
 #[derive(Clone)]
 enum Kind {
     Sqlite(Arc<SqliteBackend>),
-    /// With whether `close` drops the schema (a scratch schema).
+    /// With whether `close` drops the schema (a throwaway schema).
     Postgres(Arc<PostgresBackend>, bool),
-    /// With the URL and prefix when `close` deletes the keys (a scratch
+    /// With the URL and prefix when `close` deletes the keys (a throwaway
     /// prefix).
     Valkey(Arc<ValkeyBackend>, Option<(String, String)>),
 }
@@ -189,13 +189,13 @@ impl Backend {
         Ok(Self::sqlite(Arc::new(backend)))
     }
 
-    /// Connects to Valkey/Redis at `url`, under `prefix`; `scratch` makes
+    /// Connects to Valkey/Redis at `url`, under `prefix`; `throwaway` makes
     /// `close` delete the prefix's keys.
     pub async fn valkey(
         url: &str,
         prefix: &str,
         partitions: Option<u32>,
-        scratch: bool,
+        throwaway: bool,
     ) -> anyhow::Result<Self> {
         let mut config = ValkeyConfig::new(url).prefix(prefix);
         config.partitions = partitions;
@@ -211,14 +211,14 @@ impl Backend {
             completions: backend.clone(),
             kind: Kind::Valkey(
                 backend,
-                scratch.then(|| (url.to_owned(), prefix.to_owned())),
+                throwaway.then(|| (url.to_owned(), prefix.to_owned())),
             ),
         })
     }
 
-    /// Connects to Postgres at `url`, in `schema`; `scratch` makes `close`
+    /// Connects to Postgres at `url`, in `schema`; `throwaway` makes `close`
     /// drop the schema.
-    pub async fn postgres(url: &str, schema: &str, scratch: bool) -> anyhow::Result<Self> {
+    pub async fn postgres(url: &str, schema: &str, throwaway: bool) -> anyhow::Result<Self> {
         let config = PostgresConfig::new(url).schema(schema);
         let backend = PostgresBackend::connect(config)
             .await
@@ -227,7 +227,7 @@ impl Backend {
         Ok(Self {
             engine: Instrumented::wrap(backend.clone(), "postgres"),
             completions: backend.clone(),
-            kind: Kind::Postgres(backend, scratch),
+            kind: Kind::Postgres(backend, throwaway),
         })
     }
 
@@ -244,21 +244,21 @@ impl Backend {
     pub async fn close(&self) {
         match &self.kind {
             Kind::Sqlite(backend) => backend.close().await,
-            Kind::Postgres(backend, scratch) => {
-                if *scratch {
+            Kind::Postgres(backend, throwaway) => {
+                if *throwaway {
                     let dropped =
                         ff_backend_postgres::drop_schema(backend.pool(), backend.schema()).await;
                     if let Err(error) = dropped {
-                        tracing::warn!(%error, schema = backend.schema(), "could not drop the scratch schema");
+                        tracing::warn!(%error, schema = backend.schema(), "could not drop the throwaway schema");
                     }
                 }
                 backend.close().await;
             }
-            Kind::Valkey(backend, scratch) => {
+            Kind::Valkey(backend, throwaway) => {
                 backend.close().await;
-                if let Some((url, prefix)) = scratch {
+                if let Some((url, prefix)) = throwaway {
                     if let Err(error) = ff_backend_valkey::drop_prefix(url, prefix).await {
-                        tracing::warn!(%error, prefix, "could not delete the scratch prefix's keys");
+                        tracing::warn!(%error, prefix, "could not delete the throwaway prefix's keys");
                     }
                 }
             }

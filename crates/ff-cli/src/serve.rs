@@ -33,6 +33,15 @@ pub struct ServeArgs {
     /// API token, when one is set).
     #[arg(long, env = "FF_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// The longest a long-poll claim waits for work, in milliseconds
+    /// (a request's `wait_ms` is cut to it).
+    #[arg(
+        long,
+        env = "FF_MAX_CLAIM_WAIT_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..=300_000)
+    )]
+    max_claim_wait_ms: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -52,6 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let config = ServerConfig {
         api_token: args.api_token.filter(|t| !t.is_empty()),
         metrics_token: args.metrics_token.filter(|t| !t.is_empty()),
+        max_claim_wait: std::time::Duration::from_millis(args.max_claim_wait_ms),
         ..ServerConfig::default()
     };
     let served = ff_server::serve(

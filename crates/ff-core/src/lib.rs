@@ -20,7 +20,10 @@
 //! - [`completion_batch`]: a batch of completions split into solo executions,
 //!   flow members and repeats, cascaded and answered in payload order.
 //! - [`reads`]: list filters, cursors, counts, the backend's description.
-//! - [`ops`]: the backend traits, joined by [`EngineBackend`].
+//! - [`ops`]: the backend traits, joined by [`EngineBackend`]; the storage
+//!   side backends implement ([`ExecutionStore`], [`FlowCommands`]), from
+//!   which the execution, lease and flow operations follow; and
+//!   [`wrap_backend!`] for wrappers ([`ops::BackendWrapper`]).
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
 //!   [`wire`]: errors as they cross HTTP.
 

@@ -1,6 +1,7 @@
 //! [`Instrumented`]: the one place backend calls are traced. Every call
-//! through it runs in an `ff.backend` span naming the operation and the
-//! backend, and an error is logged with its kind, so no backend carries
+//! through it runs in an `ff.backend` span naming the operation, the
+//! backend and the execution or flow the call names, and an error is
+//! logged with its kind, so no backend carries
 //! instrumentation of its own and the metrics to come have one place to
 //! grow.
 
@@ -36,6 +37,7 @@ impl fmt::Debug for Instrumented {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumented")
             .field("inner", &self.inner)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -54,8 +56,16 @@ impl BackendWrapper for Instrumented {
             "ff.backend",
             op = call.op,
             backend = self.backend,
-            writes = call.writes
+            writes = call.writes,
+            execution = tracing::field::Empty,
+            flow = tracing::field::Empty,
         );
+        if let Some(id) = call.execution {
+            span.record("execution", tracing::field::display(id));
+        }
+        if let Some(id) = call.flow {
+            span.record("flow", tracing::field::display(id));
+        }
         run.map(move |answer| {
             if let Err(err) = &answer {
                 tracing::debug!(op = call.op, kind = ?err.kind(), error = %err, "backend call failed");

@@ -13,8 +13,9 @@ pub trait ExecutionOps: Send + Sync {
     /// idempotency key (`created: false`).
     async fn submit(&self, req: SubmitRequest) -> Result<Submitted, EngineError>;
 
-    /// Stores a batch atomically: all or nothing, answers in request order.
-    /// Items sharing an idempotency key resolve to the first.
+    /// Stores a batch: all or nothing (on a partitioned backend, per
+    /// partition), answers in request order. Items sharing an idempotency
+    /// key resolve to the first.
     async fn submit_batch(&self, reqs: Vec<SubmitRequest>) -> Result<Vec<Submitted>, EngineError>;
 
     /// Cancels a non-terminal execution; a terminal one reports its outcome.

@@ -30,6 +30,7 @@ use super::{ExecutionOps, LeaseOps};
 pub struct Valid<T>(T);
 
 impl<T> Valid<T> {
+    /// The checked request.
     pub fn into_inner(self) -> T {
         self.0
     }

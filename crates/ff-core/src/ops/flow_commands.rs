@@ -61,8 +61,8 @@ pub trait FlowCommands: ExecutionStore {
     async fn cascade_one(&self, payload: &CompletionPayload) -> Result<CascadeReport, EngineError>;
 
     /// Cascades several, each its own atomic step
-    /// (`FlowOps::cascade_completions`); by default one at a time, all at
-    /// once.
+    /// (`FlowOps::cascade_completions`); by default each on its own,
+    /// concurrently.
     async fn cascade_many(
         &self,
         payloads: &[CompletionPayload],

@@ -1,5 +1,9 @@
 //! The backend traits. [`EngineBackend`] is the write surface and the reads,
-//! the supertrait of one focused trait per entity.
+//! the supertrait of one focused trait per entity. A backend implements the
+//! storage side, [`ExecutionStore`] and [`FlowCommands`], and gets
+//! [`ExecutionOps`], [`LeaseOps`] and [`FlowOps`] from it; `wrapper` holds
+//! [`BackendWrapper`] and the `wrap_backend!` macro for types that stand in
+//! front of a backend.
 
 mod execution_ops;
 mod execution_store;

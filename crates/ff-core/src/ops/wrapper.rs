@@ -2,11 +2,14 @@
 //! call (instrumentation, fault injection). [`crate::wrap_backend!`] writes
 //! the backend traits' impls for it, each method forwarding one [`Call`]
 //! through [`BackendWrapper`], so a wrapper writes only what it does around
-//! a call and a trait method added later reaches every wrapper at once.
+//! a call. A trait method added later must be added to the macro too: a
+//! required one fails the build until it is, but one with a default body
+//! would silently run the default instead of the inner backend's.
 
 use futures::future::BoxFuture;
 
 use crate::error::EngineError;
+use crate::ids::{ExecutionId, FlowId};
 
 use super::EngineBackend;
 
@@ -17,6 +20,10 @@ pub struct Call {
     pub op: &'static str,
     /// Whether the call may change what is stored (reads do not).
     pub writes: bool,
+    /// The execution the call is about, when it names one.
+    pub execution: Option<ExecutionId>,
+    /// The flow the call is about, when it names one.
+    pub flow: Option<FlowId>,
 }
 
 /// What a wrapper does with each call [`crate::wrap_backend!`] forwards.
@@ -36,12 +43,22 @@ pub trait BackendWrapper: Send + Sync {
 }
 
 /// Forwards one call of a [`BackendWrapper`]: `__forward!(self, writes,
-/// Trait::method(args...))`.
+/// Trait::method(args...))`, optionally followed by `, execution, flow`
+/// (the `Option`s the call names).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __forward {
-    ($self:ident, $writes:expr, $tr:ident :: $op:ident ( $($arg:expr),* )) => {{
-        let call = $crate::ops::Call { op: stringify!($op), writes: $writes };
+    ($self:ident, $writes:expr, $tr:ident :: $op:ident ( $($arg:expr),* )) => {
+        $crate::__forward!($self, $writes, $tr::$op($($arg),*), None, None)
+    };
+    ($self:ident, $writes:expr, $tr:ident :: $op:ident ( $($arg:expr),* ),
+     $execution:expr, $flow:expr) => {{
+        let call = $crate::ops::Call {
+            op: stringify!($op),
+            writes: $writes,
+            execution: $execution,
+            flow: $flow,
+        };
         let target = $crate::ops::BackendWrapper::target($self, call)?;
         let run = ::std::boxed::Box::pin($crate::ops::$tr::$op(target, $($arg),*));
         $crate::ops::BackendWrapper::around($self, call, run).await
@@ -71,10 +88,10 @@ macro_rules! wrap_backend {
                 &self,
                 id: $crate::ExecutionId,
             ) -> Result<$crate::CancelResponse, $crate::EngineError> {
-                $crate::__forward!(self, true, ExecutionOps::cancel(id))
+                $crate::__forward!(self, true, ExecutionOps::cancel(id), Some(id), None)
             }
             async fn requeue(&self, id: $crate::ExecutionId) -> Result<(), $crate::EngineError> {
-                $crate::__forward!(self, true, ExecutionOps::requeue(id))
+                $crate::__forward!(self, true, ExecutionOps::requeue(id), Some(id), None)
             }
         }
 
@@ -97,27 +114,51 @@ macro_rules! wrap_backend {
                 &self,
                 handle: &$crate::lease::LeaseHandle,
             ) -> Result<$crate::lease::Renewed, $crate::EngineError> {
-                $crate::__forward!(self, true, LeaseOps::renew(handle))
+                $crate::__forward!(
+                    self,
+                    true,
+                    LeaseOps::renew(handle),
+                    Some(handle.execution_id),
+                    None
+                )
             }
             async fn release(
                 &self,
                 handle: &$crate::lease::LeaseHandle,
             ) -> Result<(), $crate::EngineError> {
-                $crate::__forward!(self, true, LeaseOps::release(handle))
+                $crate::__forward!(
+                    self,
+                    true,
+                    LeaseOps::release(handle),
+                    Some(handle.execution_id),
+                    None
+                )
             }
             async fn complete(
                 &self,
                 handle: &$crate::lease::LeaseHandle,
                 result: $crate::JsonText,
             ) -> Result<$crate::lease::CompleteResponse, $crate::EngineError> {
-                $crate::__forward!(self, true, LeaseOps::complete(handle, result))
+                $crate::__forward!(
+                    self,
+                    true,
+                    LeaseOps::complete(handle, result),
+                    Some(handle.execution_id),
+                    None
+                )
             }
             async fn fail(
                 &self,
                 handle: &$crate::lease::LeaseHandle,
                 failure: $crate::lease::Failure,
             ) -> Result<$crate::lease::FailResponse, $crate::EngineError> {
-                $crate::__forward!(self, true, LeaseOps::fail(handle, failure))
+                $crate::__forward!(
+                    self,
+                    true,
+                    LeaseOps::fail(handle, failure),
+                    Some(handle.execution_id),
+                    None
+                )
             }
         }
 
@@ -135,19 +176,31 @@ macro_rules! wrap_backend {
                 nodes: Vec<$crate::flow::NodeSpec>,
                 edges: Vec<$crate::flow::EdgeSpec>,
             ) -> Result<$crate::cascade::NodesAdded, $crate::EngineError> {
-                $crate::__forward!(self, true, FlowOps::add_nodes(handle, nodes, edges))
+                $crate::__forward!(
+                    self,
+                    true,
+                    FlowOps::add_nodes(handle, nodes, edges),
+                    Some(handle.execution_id),
+                    None
+                )
             }
             async fn cancel_flow(
                 &self,
                 id: $crate::FlowId,
             ) -> Result<$crate::cascade::FlowCancelResponse, $crate::EngineError> {
-                $crate::__forward!(self, true, FlowOps::cancel_flow(id))
+                $crate::__forward!(self, true, FlowOps::cancel_flow(id), None, Some(id))
             }
             async fn cascade_completion(
                 &self,
                 payload: &$crate::CompletionPayload,
             ) -> Result<$crate::cascade::CascadeReport, $crate::EngineError> {
-                $crate::__forward!(self, true, FlowOps::cascade_completion(payload))
+                $crate::__forward!(
+                    self,
+                    true,
+                    FlowOps::cascade_completion(payload),
+                    Some(payload.execution_id),
+                    payload.flow_id
+                )
             }
             async fn cascade_completions(
                 &self,
@@ -212,7 +265,7 @@ macro_rules! wrap_backend {
                 &self,
                 id: $crate::ExecutionId,
             ) -> Result<$crate::Execution, $crate::EngineError> {
-                $crate::__forward!(self, false, ReadOps::get_execution(id))
+                $crate::__forward!(self, false, ReadOps::get_execution(id), Some(id), None)
             }
             async fn list_executions(
                 &self,
@@ -230,7 +283,7 @@ macro_rules! wrap_backend {
                 &self,
                 id: $crate::FlowId,
             ) -> Result<$crate::flow::FlowView, $crate::EngineError> {
-                $crate::__forward!(self, false, ReadOps::get_flow(id))
+                $crate::__forward!(self, false, ReadOps::get_flow(id), None, Some(id))
             }
             async fn list_flows(
                 &self,

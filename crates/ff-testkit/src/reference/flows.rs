@@ -1,6 +1,6 @@
 //! `FlowCommands` (from which `ff_core` derives `FlowOps`) and the flow
-//! reads for the reference backend: the `ff-core`
-//! flow algorithms over the in-memory store.
+//! reads for the reference backend: the `ff-core` flow algorithms over the
+//! in-memory store.
 
 use async_trait::async_trait;
 use ff_core::cascade::{self, CascadeReport, FlowStore};
