@@ -24,6 +24,8 @@
 //!   side backends implement ([`ExecutionStore`], [`FlowCommands`]), from
 //!   which the execution, lease and flow operations follow; and
 //!   [`wrap_backend!`] for wrappers ([`ops::BackendWrapper`]).
+//! - [`suspension`]: resume conditions, when a suspended execution's
+//!   signals are enough to resume it.
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
 //!   [`wire`]: errors as they cross HTTP.
 
@@ -45,6 +47,7 @@ pub mod ops;
 pub mod reads;
 pub mod retry;
 pub mod state;
+pub mod suspension;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
