@@ -48,6 +48,7 @@ mod readers;
 mod reads;
 mod row_cache;
 mod rows;
+mod signals;
 mod syncer;
 mod transition;
 mod writer;
@@ -84,6 +85,7 @@ struct Inner {
     readers: Readers,
     completions: Completions,
     work: WorkSignal,
+    keyring: ff_core::suspension::KeyringCache,
 }
 
 impl fmt::Debug for Inner {
@@ -142,6 +144,7 @@ impl SqliteBackend {
                 readers,
                 completions,
                 work,
+                keyring: Default::default(),
             }),
         })
     }

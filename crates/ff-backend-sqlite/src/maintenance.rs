@@ -94,7 +94,7 @@ impl MaintenanceOps for SqliteBackend {
 
 /// Loads up to `limit` executions with `sql` (`?1` = now, `?2` = limit),
 /// applies `rule` to each and saves those it changed; returns how many.
-async fn scan<F>(
+pub(crate) async fn scan<F>(
     backend: &SqliteBackend,
     sql: &'static str,
     limit: u32,

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_flows.sql")),
     (4, include_str!("../migrations/0004_lease_token.sql")),
+    (5, include_str!("../migrations/0005_signals.sql")),
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use ff_core::clock::Millis;
 use ff_core::execution::FlowMembership;
+use ff_core::suspension::rules;
 use ff_core::{EngineError, Execution, ExecutionId, FlowId, JsonText, State};
 
 use crate::SqlResult;
@@ -19,7 +20,7 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts, inputs, lease_token"
+         error, attempts, inputs, lease_token, wait, suspend_timeout_at"
     };
 }
 pub(crate) use columns;
@@ -41,7 +42,7 @@ pub(crate) use select_stored;
 /// stamp a later [`update_execution`] needs.
 pub(crate) fn read_stored(row: &Row<'_>) -> Result<(Execution, Stamp), EngineError> {
     let exec = read_execution(row)?;
-    let stamp = Stamp::new(row.get(34).db()?, &exec);
+    let stamp = Stamp::new(row.get(36).db()?, &exec);
     Ok((exec, stamp))
 }
 
@@ -101,6 +102,11 @@ pub(crate) fn read_execution(row: &Row<'_>) -> Result<Execution, EngineError> {
             .get::<_, Option<String>>(33)
             .db()?
             .map(|text| text.parse().map_err(corrupt))
+            .transpose()?,
+        wait: row
+            .get::<_, Option<String>>(34)
+            .db()?
+            .map(|text| serde_json::from_str(&text).map_err(EngineError::backend))
             .transpose()?,
     })
 }
@@ -171,7 +177,8 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             "INSERT INTO executions (",
             columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)"
+             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, \
+             ?35, ?36)"
         ))
         .db()?;
     let rowid = stmt
@@ -210,6 +217,8 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             to_json(&e.attempts)?,
             e.inputs.as_ref().map(to_json).transpose()?,
             e.lease_token.map(|t| t.to_string()),
+            e.wait.as_ref().map(to_json).transpose()?,
+            rules::timeout_at(e),
         ])
         .db()?;
     Ok(Stamp::new(rowid, e))
@@ -229,7 +238,7 @@ pub(crate) fn update_execution(
              attempts_allowed = ?5, releases = ?6, reuse_attempt = ?7, lease_until = ?8, \
              attempt_deadline = ?9, worker_id = ?10, ready_at = ?11, updated_at = ?12, \
              finished_at = ?13, result = ?14, error = ?15, attempts = ?16, inputs = ?17, \
-             lease_token = ?18 WHERE rowid = ?1",
+             lease_token = ?18, wait = ?19, suspend_timeout_at = ?20 WHERE rowid = ?1",
         )
         .db()?;
     let changed = stmt
@@ -252,6 +261,8 @@ pub(crate) fn update_execution(
             to_json(&e.attempts)?,
             e.inputs.as_ref().map(to_json).transpose()?,
             e.lease_token.map(|t| t.to_string()),
+            e.wait.as_ref().map(to_json).transpose()?,
+            rules::timeout_at(e),
         ])
         .db()?;
     if changed != 1 {
@@ -264,7 +275,9 @@ pub(crate) fn update_execution(
 }
 
 /// Where a loaded execution is stored and what every `ff_core` transition
-/// moves: the state, or (renew) the lease and `updated_at`. Comparing the
+/// moves: the state, or (renew) the lease and `updated_at`, or (a
+/// waitpoint or signal, maybe in the same millisecond) the length of the
+/// wait lists. Comparing the
 /// stamp taken at load with the execution after a rule tells whether the row
 /// must be written, without cloning the execution and its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +286,7 @@ pub(crate) struct Stamp {
     state: State,
     updated_at: Millis,
     lease_until: Option<Millis>,
+    wait: (usize, usize, usize),
 }
 
 impl Stamp {
@@ -282,6 +296,9 @@ impl Stamp {
             state: e.state,
             updated_at: e.updated_at,
             lease_until: e.lease_until,
+            wait: e.wait.as_ref().map_or((0, 0, 0), |w| {
+                (w.waitpoints.len(), w.signals.len(), w.suspensions.len())
+            }),
         }
     }
 

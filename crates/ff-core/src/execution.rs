@@ -14,6 +14,7 @@ use crate::lease_token::LeaseToken;
 use crate::limits::Limits;
 use crate::retry::RetryPolicy;
 use crate::state::{Outcome, State};
+use crate::suspension::WaitState;
 
 /// The namespace used when a request names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -238,6 +239,8 @@ pub enum AttemptEnd {
     LeaseExpired,
     AttemptTimeout,
     Released,
+    /// The attempt suspended; a resume continues it under a new lease.
+    Suspended,
     Cancelled,
     Deadline,
 }
@@ -305,6 +308,9 @@ pub struct Execution {
     pub attempts: Vec<AttemptRecord>,
     /// For a flow node: what its parents ended with, fixed when it became ready.
     pub inputs: Option<Inputs>,
+    /// Waitpoints, signals and suspensions, once the handler used any.
+    #[serde(default)]
+    pub wait: Option<WaitState>,
 }
 
 impl Execution {
@@ -354,6 +360,7 @@ impl Execution {
             error: None,
             attempts: Vec::new(),
             inputs: None,
+            wait: None,
         }
     }
 

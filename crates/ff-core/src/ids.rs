@@ -108,6 +108,11 @@ uuid_id!(
     FlowId,
     "flow_id"
 );
+uuid_id!(
+    /// Identifies one signal delivered to a waitpoint.
+    SignalId,
+    "signal_id"
+);
 
 #[cfg(test)]
 mod tests {

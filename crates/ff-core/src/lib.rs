@@ -24,8 +24,8 @@
 //!   side backends implement ([`ExecutionStore`], [`FlowCommands`]), from
 //!   which the execution, lease and flow operations follow; and
 //!   [`wrap_backend!`] for wrappers ([`ops::BackendWrapper`]).
-//! - [`suspension`]: resume conditions, when a suspended execution's
-//!   signals are enough to resume it.
+//! - [`suspension`]: waitpoints, signals, suspend and resume rules, and
+//!   the signed waitpoint tokens.
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
 //!   [`wire`]: errors as they cross HTTP.
 
@@ -54,7 +54,7 @@ pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use completion::{CompletionBackend, CompletionPayload, CompletionStream};
 pub use error::{EngineError, ErrorKind};
 pub use execution::{Execution, SubmitRequest, Submitted, DEFAULT_NAMESPACE};
-pub use ids::{ExecutionId, FlowId};
+pub use ids::{ExecutionId, FlowId, SignalId};
 pub use json::JsonText;
 pub use lease::{
     ClaimRequest, Claimed, CompleteResponse, FailResponse, Failure, LeaseHandle, Renewed,
@@ -64,7 +64,7 @@ pub use lifecycle::CancelResponse;
 pub use limits::Limits;
 pub use ops::{
     EngineBackend, ExecutionOps, ExecutionStore, FlowCommand, FlowCommands, FlowOps, FlowScope,
-    LeaseOps, MaintenanceOps, ReadOps, Rule, Valid,
+    LeaseOps, MaintenanceOps, ReadOps, Rule, SignalOps, SignalStore, Valid,
 };
 pub use reads::{BackendDescription, LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;

@@ -53,7 +53,7 @@ pub fn expire_deadline(exec: &mut Execution, now: Millis) -> bool {
     true
 }
 
-fn finish_without_worker(
+pub(crate) fn finish_without_worker(
     exec: &mut Execution,
     state: State,
     end: AttemptEnd,
@@ -63,6 +63,7 @@ fn finish_without_worker(
     if exec.state == State::Running {
         end_attempt(exec, end, error.clone(), now);
     }
+    crate::suspension::rules::end_on_finish(exec, now);
     if error.is_some() {
         exec.error = error;
     }

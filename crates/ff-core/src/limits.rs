@@ -21,6 +21,13 @@ pub struct Limits {
     pub max_lease_ms: u64,
     /// How deeply arrays and objects may nest in a payload or result.
     pub max_json_depth: usize,
+    /// A signal's payload.
+    pub max_signal_payload_bytes: usize,
+    /// Signals one execution may receive in its life (the timeout's
+    /// synthetic signal included).
+    pub max_signals: usize,
+    /// Waitpoints one execution may create in its life.
+    pub max_waitpoints: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +44,9 @@ impl Default for Limits {
             max_flow_nodes: 10_000,
             max_lease_ms: 24 * 60 * 60 * 1000,
             max_json_depth: crate::json::DEFAULT_MAX_JSON_DEPTH,
+            max_signal_payload_bytes: 64 * 1024,
+            max_signals: 100,
+            max_waitpoints: 32,
         }
     }
 }

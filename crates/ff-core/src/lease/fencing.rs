@@ -20,6 +20,9 @@ pub enum WorkerOp {
     Fail,
     /// Dynamic fan-out: adding nodes to the flow.
     AddNodes,
+    /// Creating a waitpoint before suspending.
+    Waitpoint,
+    Suspend,
 }
 
 /// What the fencing checks decided.
@@ -62,7 +65,12 @@ pub fn fence(exec: &mut Execution, handle: &LeaseHandle, op: WorkerOp, now: Mill
         return Fence::Refuse(match (exec.outcome(), end) {
             (
                 _,
-                Some(AttemptEnd::LeaseExpired | AttemptEnd::AttemptTimeout | AttemptEnd::Released),
+                Some(
+                    AttemptEnd::LeaseExpired
+                    | AttemptEnd::AttemptTimeout
+                    | AttemptEnd::Released
+                    | AttemptEnd::Suspended,
+                ),
             ) => EngineError::LeaseLost,
             (Some(outcome), _) => EngineError::NotActive { outcome },
             (None, _) => EngineError::LeaseLost,

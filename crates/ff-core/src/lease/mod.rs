@@ -19,6 +19,7 @@ use crate::json::JsonText;
 use crate::lease_token::LeaseToken;
 use crate::limits::Limits;
 use crate::state::State;
+use crate::suspension::Signal;
 
 pub mod fencing;
 pub mod transitions;
@@ -144,6 +145,9 @@ pub struct Claimed {
     pub node_key: Option<String>,
     /// For a flow node: its parents' outcomes and results.
     pub inputs: Option<Inputs>,
+    /// After a resume: the signals that satisfied the suspension.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Signal>,
 }
 
 /// The answer to renew.

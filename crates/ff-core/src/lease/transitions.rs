@@ -71,6 +71,7 @@ fn handed_out(exec: &Execution, lease_token: LeaseToken) -> Claimed {
         flow_id: exec.flow.as_ref().map(|f| f.flow_id),
         node_key: exec.flow.as_ref().map(|f| f.node_key.clone()),
         inputs: exec.inputs.clone(),
+        signals: crate::suspension::rules::resumed_signals(exec),
     }
 }
 

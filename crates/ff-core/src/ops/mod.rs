@@ -1,7 +1,8 @@
 //! The backend traits. [`EngineBackend`] is the write surface and the reads,
 //! the supertrait of one focused trait per entity. A backend implements the
 //! storage side, [`ExecutionStore`] and [`FlowCommands`], and gets
-//! [`ExecutionOps`], [`LeaseOps`] and [`FlowOps`] from it; `wrapper` holds
+//! [`ExecutionOps`], [`LeaseOps`] and [`FlowOps`] from it, and
+//! [`SignalStore`] for [`SignalOps`]; `wrapper` holds
 //! [`BackendWrapper`] and the `wrap_backend!` macro for types that stand in
 //! front of a backend.
 
@@ -12,6 +13,7 @@ mod flow_ops;
 mod lease_ops;
 mod maintenance_ops;
 mod read_ops;
+mod signal_ops;
 mod wrapper;
 
 pub use execution_ops::ExecutionOps;
@@ -21,6 +23,7 @@ pub use flow_ops::FlowOps;
 pub use lease_ops::LeaseOps;
 pub use maintenance_ops::MaintenanceOps;
 pub use read_ops::ReadOps;
+pub use signal_ops::{SignalOps, SignalStore};
 pub use wrapper::{BackendWrapper, Call};
 
 #[doc(hidden)]
@@ -29,12 +32,19 @@ pub use async_trait::async_trait as __async_trait;
 /// Everything a backend implements; held as `Arc<dyn EngineBackend>` beside
 /// an `Arc<dyn CompletionBackend>`.
 pub trait EngineBackend:
-    ExecutionOps + LeaseOps + FlowOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static
+    ExecutionOps + LeaseOps + FlowOps + SignalOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static
 {
 }
 
 impl<T> EngineBackend for T where
-    T: ExecutionOps + LeaseOps + FlowOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static
+    T: ExecutionOps
+        + LeaseOps
+        + FlowOps
+        + SignalOps
+        + MaintenanceOps
+        + ReadOps
+        + std::fmt::Debug
+        + 'static
 {
 }
 

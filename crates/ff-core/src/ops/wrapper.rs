@@ -163,6 +163,87 @@ macro_rules! wrap_backend {
         }
 
         #[$crate::ops::__async_trait]
+        impl $crate::ops::SignalOps for $ty {
+            async fn create_waitpoint(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+                req: &$crate::suspension::WaitpointRequest,
+            ) -> Result<$crate::suspension::WaitpointGrant, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    SignalOps::create_waitpoint(handle, req),
+                    Some(handle.execution_id),
+                    None
+                )
+            }
+            async fn suspend(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+                req: &$crate::suspension::SuspendRequest,
+            ) -> Result<$crate::suspension::SuspendResponse, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    SignalOps::suspend(handle, req),
+                    Some(handle.execution_id),
+                    None
+                )
+            }
+            async fn signal_by_token(
+                &self,
+                token: &str,
+                req: &$crate::suspension::SignalRequest,
+            ) -> Result<$crate::suspension::SignalResponse, $crate::EngineError> {
+                $crate::__forward!(self, true, SignalOps::signal_by_token(token, req))
+            }
+            async fn signal(
+                &self,
+                namespace: &str,
+                id: $crate::ExecutionId,
+                waitpoint: &str,
+                req: &$crate::suspension::SignalRequest,
+            ) -> Result<$crate::suspension::SignalResponse, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    SignalOps::signal(namespace, id, waitpoint, req),
+                    Some(id),
+                    None
+                )
+            }
+            async fn expire_suspensions(&self, limit: u32) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(self, true, SignalOps::expire_suspensions(limit))
+            }
+            async fn rotate_waitpoint_key(
+                &self,
+                secret: Option<$crate::suspension::WaitpointSecret>,
+                grace_ms: u64,
+            ) -> Result<String, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    SignalOps::rotate_waitpoint_key(secret, grace_ms)
+                )
+            }
+            async fn waitpoint_token(
+                &self,
+                namespace: &str,
+                id: $crate::ExecutionId,
+                waitpoint: &str,
+                expires_at: $crate::Millis,
+            ) -> Result<String, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    false,
+                    SignalOps::waitpoint_token(namespace, id, waitpoint, expires_at),
+                    Some(id),
+                    None
+                )
+            }
+        }
+
+        #[$crate::ops::__async_trait]
         impl $crate::ops::FlowOps for $ty {
             async fn create_flow(
                 &self,

@@ -13,6 +13,7 @@ pub mod leases;
 pub mod pipeline;
 pub mod reads;
 pub mod retries;
+pub mod signals;
 
 mod flow_support;
 mod support;
@@ -122,6 +123,34 @@ macro_rules! __conformance_list {
             pipeline::completions_for_solo_executions,
             pipeline::reconciler_promotes_stuck_blocked_node,
             pipeline::outbox_trim_deletes_only_dispatched,
+            signals::suspend_releases_lease_and_keeps_attempt,
+            signals::signal_resumes_any,
+            signals::all_needs_every_waitpoint,
+            signals::count_n_distinct,
+            signals::signal_before_suspend_is_buffered,
+            signals::already_satisfied_keeps_lease,
+            signals::suspend_replay_returns_first_answer,
+            signals::duplicate_signal_idempotency_key,
+            signals::concurrent_signals_resume_once,
+            signals::timeout_fail,
+            signals::timeout_cancel,
+            signals::timeout_resume_with_timeout_signal,
+            signals::cancel_suspended,
+            signals::deadline_fails_suspended,
+            signals::cancel_flow_with_suspended_member,
+            signals::suspended_member_blocks_children_until_resumed,
+            signals::resumed_attempt_receives_signals,
+            signals::forged_token_rejected_nothing_stored,
+            signals::expired_token_rejected,
+            signals::rotated_kid_still_verifies_in_grace,
+            signals::token_for_other_waitpoint_rejected,
+            signals::signal_to_terminal_is_not_active,
+            signals::signals_cap_enforced,
+            signals::stale_handle_cannot_suspend,
+            signals::resume_wakes_waiting_claim,
+            signals::token_is_the_same_on_every_backend,
+            signals::operator_signal_is_namespaced,
+            signals::invalid_suspend_rejected_nothing_stored,
         );
     };
 }

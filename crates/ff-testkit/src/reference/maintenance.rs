@@ -22,7 +22,7 @@ impl Store {
 
 impl ReferenceBackend {
     /// Applies `apply` to each execution `due` selects; counts the changes.
-    fn scan(
+    pub(super) fn scan(
         &self,
         limit: u32,
         due: impl Fn(&Execution, Millis) -> bool,

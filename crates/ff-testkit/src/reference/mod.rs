@@ -7,6 +7,7 @@ mod flows;
 mod leases;
 mod maintenance;
 mod reads;
+mod signals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,7 @@ struct Inner {
     limits: Limits,
     work: WorkSignal,
     completions: CompletionBroadcast,
+    keyring: ff_core::suspension::KeyringCache,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -42,6 +44,7 @@ struct Store {
     outbox: Vec<Option<OutboxEntry>>,
     flows: BTreeMap<FlowId, StoredFlow>,
     flow_keys: HashMap<(String, String), FlowId>,
+    waitpoint_keys: Vec<ff_core::suspension::WaitpointKey>,
 }
 
 /// A flow with its nodes (in creation order) and edges.
@@ -90,6 +93,7 @@ impl ReferenceBackend {
                 limits,
                 work: WorkSignal::new(),
                 completions: CompletionBroadcast::new(),
+                keyring: Default::default(),
             }),
         }
     }
