@@ -49,6 +49,7 @@ mod pool;
 mod queue;
 mod reads;
 mod rows;
+mod signals;
 mod transition;
 mod vacuum;
 mod write;
@@ -94,6 +95,7 @@ struct Inner {
     dispatches: mpsc::UnboundedSender<dispatch::Job>,
     /// Execution rows written since the last vacuum (see `vacuum`).
     churn: AtomicU64,
+    keyring: ff_core::suspension::KeyringCache,
 }
 
 impl Drop for Inner {
@@ -149,6 +151,7 @@ impl PostgresBackend {
             jobs,
             dispatches,
             churn: AtomicU64::new(0),
+            keyring: Default::default(),
         });
         tokio::spawn(vacuum::run(Arc::downgrade(&inner)));
         // The committers hold the backend weakly: dropping the last handle

@@ -104,7 +104,12 @@ impl PostgresBackend {
 
     /// Locks up to `limit` executions with `sql` (`$1` = now, `$2` = limit),
     /// applies `rule` to each and writes those it changed; returns how many.
-    async fn scan<F>(&self, sql: &'static str, limit: u32, rule: F) -> Result<u32, EngineError>
+    pub(crate) async fn scan<F>(
+        &self,
+        sql: &'static str,
+        limit: u32,
+        rule: F,
+    ) -> Result<u32, EngineError>
     where
         F: Fn(&mut Execution, Millis) -> bool + Send,
     {

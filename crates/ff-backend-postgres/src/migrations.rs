@@ -16,6 +16,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_flows.sql")),
     (3, include_str!("../migrations/0003_completion_ranges.sql")),
     (4, include_str!("../migrations/0004_lease_token.sql")),
+    (5, include_str!("../migrations/0005_signals.sql")),
 ];
 
 /// The schema version this build writes.

@@ -19,7 +19,7 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts, inputs, lease_token, version"
+         error, attempts, inputs, lease_token, wait, version"
     };
 }
 pub(crate) use columns;
@@ -43,11 +43,11 @@ pub(crate) struct Stored {
 pub(crate) fn read_stored(row: &PgRow) -> Result<Stored, EngineError> {
     Ok(Stored {
         exec: read_execution(row)?,
-        version: row.try_get(34).db()?,
+        version: row.try_get(35).db()?,
     })
 }
 
-/// Decodes the first 33 columns of a row selected with [`columns!`].
+/// Decodes the first 35 columns of a row selected with [`columns!`].
 pub(crate) fn read_execution(row: &PgRow) -> Result<Execution, EngineError> {
     let flow_id: Option<uuid::Uuid> = row.try_get(14).db()?;
     let node_key: Option<String> = row.try_get(15).db()?;
@@ -107,6 +107,11 @@ pub(crate) fn read_execution(row: &PgRow) -> Result<Execution, EngineError> {
             .try_get::<Option<&str>, _>(33)
             .db()?
             .map(|text| text.parse().map_err(corrupt))
+            .transpose()?,
+        wait: row
+            .try_get::<Option<&str>, _>(34)
+            .db()?
+            .map(|text| serde_json::from_str(text).map_err(EngineError::backend))
             .transpose()?,
     })
 }
@@ -171,7 +176,7 @@ macro_rules! insert_sql {
          idempotency_key, retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, \
          node_key, state, attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, \
          lease_until, attempt_deadline, worker_id, ready_at, created_at, updated_at, \
-         finished_at, result, error, attempts, inputs, NULL, 0 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         finished_at, result, error, attempts, inputs, NULL, NULL, 0 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
          $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], \
          $12::bigint[], $13::bigint[], $14::bigint[], $15::uuid[], $16::text[], $17::text[], \
          $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bool[], \

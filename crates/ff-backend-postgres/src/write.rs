@@ -62,10 +62,10 @@ WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
         $6::bigint[], $7::bigint[], $8::bool[], $9::bigint[], $10::bigint[], $11::text[],
         $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[], $17::text[],
-        $18::text[], $19::text[])
+        $18::text[], $19::text[], $20::text[], $21::bigint[])
     AS t(id, version, state, attempt, lease_epoch, attempts_allowed, releases, reuse_attempt,
         lease_until, attempt_deadline, worker_id, ready_at, updated_at, finished_at, result,
-        error, attempts, inputs, outcome)
+        error, attempts, inputs, outcome, wait, suspend_timeout_at)
 ), locked AS (
     -- Rows another transaction holds are skipped, never waited for: this
     -- statement cannot join a deadlock, and what it skips goes round again.
@@ -77,12 +77,13 @@ WITH input AS (
         reuse_attempt = i.reuse_attempt, lease_until = i.lease_until,
         attempt_deadline = i.attempt_deadline, worker_id = i.worker_id, ready_at = i.ready_at,
         updated_at = i.updated_at, finished_at = i.finished_at, result = i.result,
-        error = i.error, attempts = i.attempts, inputs = i.inputs, version = e.version + 1
+        error = i.error, attempts = i.attempts, inputs = i.inputs, wait = i.wait,
+        suspend_timeout_at = i.suspend_timeout_at, version = e.version + 1
     FROM input i JOIN locked l ON l.id = i.id WHERE e.id = i.id
     RETURNING e.id, e.namespace, e.flow_id, e.node_key, i.outcome, e.attempt
 ), recorded AS (
     INSERT INTO outbox (execution_id, namespace, flow_id, node_key, outcome, attempt, committed_at)
-    SELECT id, namespace, flow_id, node_key, outcome, attempt, $20
+    SELECT id, namespace, flow_id, node_key, outcome, attempt, $22
     FROM updated WHERE outcome IS NOT NULL
     RETURNING execution_id, seq
 )
@@ -120,6 +121,8 @@ pub(crate) async fn save_batch<'e>(
     let mut attempts = Vec::with_capacity(n);
     let mut inputs = Vec::with_capacity(n);
     let mut outcome = Vec::with_capacity(n);
+    let mut wait = Vec::with_capacity(n);
+    let mut suspend_timeout_at = Vec::with_capacity(n);
     for c in changes {
         let e = &c.exec;
         id.push(*e.id.as_uuid());
@@ -145,6 +148,8 @@ pub(crate) async fn save_batch<'e>(
                 .then(|| e.outcome().map(|o| o.as_str()))
                 .flatten(),
         );
+        wait.push(e.wait.as_ref().map(rows::to_json).transpose()?);
+        suspend_timeout_at.push(ff_core::suspension::rules::timeout_at(e));
     }
     let written = sqlx::query(SAVE)
         .bind(id)
@@ -166,6 +171,8 @@ pub(crate) async fn save_batch<'e>(
         .bind(attempts)
         .bind(inputs)
         .bind(outcome)
+        .bind(wait)
+        .bind(suspend_timeout_at)
         .bind(now)
         .fetch_all(conn)
         .await?;

@@ -104,6 +104,16 @@ impl Keys {
         format!("{}:run", self.base(p))
     }
 
+    /// Suspended executions with a timeout, by when it passes.
+    pub(crate) fn suspended(&self, p: u32) -> String {
+        format!("{}:susp", self.base(p))
+    }
+
+    /// The waitpoint keyring: one hash field per key id.
+    pub(crate) fn waitpoint_keys(&self) -> String {
+        format!("{}:wpkeys", self.prefix)
+    }
+
     pub(crate) fn deadlines(&self, p: u32) -> String {
         format!("{}:dl", self.base(p))
     }
@@ -183,6 +193,11 @@ impl Keys {
                 out.push(IndexEntry::new(self.running(p), expires as f64, &id));
             }
             State::Blocked => out.push(IndexEntry::new(self.blocked(p), 0.0, &id)),
+            State::Suspended => {
+                if let Some(at) = ff_core::suspension::rules::timeout_at(exec) {
+                    out.push(IndexEntry::new(self.suspended(p), at as f64, &id));
+                }
+            }
             _ => {}
         }
         if let Some(deadline) = exec.deadline.filter(|_| !exec.state.is_terminal()) {

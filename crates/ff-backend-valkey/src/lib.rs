@@ -50,6 +50,7 @@ mod migrations;
 mod reads;
 mod row_cache;
 mod rows;
+mod signals;
 mod transition;
 mod write;
 
@@ -96,6 +97,7 @@ struct Inner {
     /// Whether the listener is listening now.
     subscribed: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
+    keyring: ff_core::suspension::KeyringCache,
 }
 
 impl Drop for Inner {
@@ -163,6 +165,7 @@ impl ValkeyBackend {
             work,
             subscribed,
             listener,
+            keyring: Default::default(),
         });
         tracing::debug!(partitions, "valkey backend connected");
         Ok(Self { inner })

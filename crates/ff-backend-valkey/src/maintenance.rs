@@ -105,7 +105,7 @@ impl ValkeyBackend {
 
     /// Applies `rule` to up to `limit` executions whose score in the index
     /// `index(keys, p)` is due, partition by partition.
-    async fn scan<I, F>(&self, index: I, limit: u32, rule: F) -> Result<u32, EngineError>
+    pub(crate) async fn scan<I, F>(&self, index: I, limit: u32, rule: F) -> Result<u32, EngineError>
     where
         I: Fn(&crate::keys::Keys, u32) -> String + Send + Sync,
         F: Fn(&mut Execution, Millis) -> bool + Send + Sync + Copy,
