@@ -5,6 +5,8 @@
 
 use async_trait::async_trait;
 
+use ff_core::suspension::rules;
+
 use ff_core::{
     lease, lifecycle, CompletionPayload, EngineError, Execution, MaintenanceOps, Millis,
 };
@@ -41,6 +43,14 @@ const PAST_DEADLINE: &str = concat!(
        AND deadline <= $1 ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED"
 );
 
+/// Suspended executions whose suspension timeout has passed, earliest first.
+const TIMED_OUT: &str = concat!(
+    select_stored!(),
+    " WHERE state = 'suspended' AND suspend_timeout_at IS NOT NULL \
+       AND suspend_timeout_at <= $1 ORDER BY suspend_timeout_at LIMIT $2 \
+     FOR UPDATE SKIP LOCKED"
+);
+
 #[async_trait]
 impl MaintenanceOps for PostgresBackend {
     async fn expire_leases(&self, limit: u32) -> Result<u32, EngineError> {
@@ -55,6 +65,10 @@ impl MaintenanceOps for PostgresBackend {
     async fn expire_deadlines(&self, limit: u32) -> Result<u32, EngineError> {
         self.scan(PAST_DEADLINE, limit, lifecycle::expire_deadline)
             .await
+    }
+
+    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError> {
+        self.scan(TIMED_OUT, limit, rules::time_out).await
     }
 
     async fn undispatched_completions(
@@ -104,12 +118,7 @@ impl PostgresBackend {
 
     /// Locks up to `limit` executions with `sql` (`$1` = now, `$2` = limit),
     /// applies `rule` to each and writes those it changed; returns how many.
-    pub(crate) async fn scan<F>(
-        &self,
-        sql: &'static str,
-        limit: u32,
-        rule: F,
-    ) -> Result<u32, EngineError>
+    async fn scan<F>(&self, sql: &'static str, limit: u32, rule: F) -> Result<u32, EngineError>
     where
         F: Fn(&mut Execution, Millis) -> bool + Send,
     {

@@ -5,6 +5,8 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
+use ff_core::suspension::rules;
+
 use ff_core::{
     lease, lifecycle, CompletionPayload, EngineError, Execution, MaintenanceOps, Millis,
 };
@@ -40,6 +42,13 @@ const PAST_DEADLINE: &str = concat!(
        AND deadline <= ?1 ORDER BY deadline LIMIT ?2"
 );
 
+/// Suspended executions whose suspension timeout has passed, earliest first.
+const TIMED_OUT: &str = concat!(
+    select_stored!(),
+    " WHERE state = 'suspended' AND suspend_timeout_at IS NOT NULL \
+       AND suspend_timeout_at <= ?1 ORDER BY suspend_timeout_at LIMIT ?2"
+);
+
 #[async_trait]
 impl MaintenanceOps for SqliteBackend {
     async fn expire_leases(&self, limit: u32) -> Result<u32, EngineError> {
@@ -52,6 +61,10 @@ impl MaintenanceOps for SqliteBackend {
 
     async fn expire_deadlines(&self, limit: u32) -> Result<u32, EngineError> {
         scan(self, PAST_DEADLINE, limit, lifecycle::expire_deadline).await
+    }
+
+    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError> {
+        scan(self, TIMED_OUT, limit, rules::time_out).await
     }
 
     async fn undispatched_completions(
@@ -94,7 +107,7 @@ impl MaintenanceOps for SqliteBackend {
 
 /// Loads up to `limit` executions with `sql` (`?1` = now, `?2` = limit),
 /// applies `rule` to each and saves those it changed; returns how many.
-pub(crate) async fn scan<F>(
+async fn scan<F>(
     backend: &SqliteBackend,
     sql: &'static str,
     limit: u32,

@@ -1,22 +1,12 @@
-//! `SignalStore`: the keyring in `waitpoint_keys`, and the suspension
-//! timeout scan through its partial index.
+//! `SignalStore`: the keyring in `waitpoint_keys`.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
-use ff_core::suspension::{rules, KeyringCache, WaitpointKey, WaitpointSecret};
+use ff_core::suspension::{KeyringCache, WaitpointKey, WaitpointSecret};
 use ff_core::{EngineError, Millis, SignalStore};
 
-use crate::maintenance::scan;
-use crate::rows::select_stored;
 use crate::{SqlResult, SqliteBackend};
-
-/// Suspended executions whose timeout has passed, earliest first.
-const TIMED_OUT: &str = concat!(
-    select_stored!(),
-    " WHERE state = 'suspended' AND suspend_timeout_at IS NOT NULL \
-       AND suspend_timeout_at <= ?1 ORDER BY suspend_timeout_at LIMIT ?2"
-);
 
 #[async_trait]
 impl SignalStore for SqliteBackend {
@@ -78,10 +68,6 @@ impl SignalStore for SqliteBackend {
 
     fn now_ms(&self) -> Millis {
         self.inner.clock.now_ms()
-    }
-
-    async fn expire_suspensions_due(&self, limit: u32) -> Result<u32, EngineError> {
-        scan(self, TIMED_OUT, limit, rules::time_out).await
     }
 }
 

@@ -4,6 +4,8 @@
 
 use async_trait::async_trait;
 
+use ff_core::suspension::rules;
+
 use ff_core::{
     lease, lifecycle, CompletionPayload, EngineError, Execution, ExecutionId, MaintenanceOps,
     Millis,
@@ -27,6 +29,11 @@ impl MaintenanceOps for ValkeyBackend {
 
     async fn expire_deadlines(&self, limit: u32) -> Result<u32, EngineError> {
         self.scan(|k, p| k.deadlines(p), limit, lifecycle::expire_deadline)
+            .await
+    }
+
+    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError> {
+        self.scan(|k, p| k.suspended(p), limit, rules::time_out)
             .await
     }
 
@@ -105,7 +112,7 @@ impl ValkeyBackend {
 
     /// Applies `rule` to up to `limit` executions whose score in the index
     /// `index(keys, p)` is due, partition by partition.
-    pub(crate) async fn scan<I, F>(&self, index: I, limit: u32, rule: F) -> Result<u32, EngineError>
+    async fn scan<I, F>(&self, index: I, limit: u32, rule: F) -> Result<u32, EngineError>
     where
         I: Fn(&crate::keys::Keys, u32) -> String + Send + Sync,
         F: Fn(&mut Execution, Millis) -> bool + Send + Sync + Copy,

@@ -1,13 +1,12 @@
 //! `SignalStore`: the keyring in one hash (a field per key id, holding
-//! `{secret, created_at, verify_until}`), and the suspension timeout scan
-//! over each partition's `susp` index.
+//! `{secret, created_at, verify_until}`).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use ff_core::suspension::{rules, KeyringCache, WaitpointKey, WaitpointSecret};
+use ff_core::suspension::{KeyringCache, WaitpointKey, WaitpointSecret};
 use ff_core::{EngineError, Millis, SignalStore};
 
 use crate::ValkeyBackend;
@@ -136,10 +135,5 @@ impl SignalStore for ValkeyBackend {
 
     fn now_ms(&self) -> Millis {
         self.now()
-    }
-
-    async fn expire_suspensions_due(&self, limit: u32) -> Result<u32, EngineError> {
-        self.scan(|k, p| k.suspended(p), limit, rules::time_out)
-            .await
     }
 }

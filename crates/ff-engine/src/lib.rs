@@ -23,6 +23,7 @@
 //!   - [`lease_expiry`]: `MaintenanceOps::expire_leases`, every 200 ms.
 //!   - [`scheduled_promoter`]: `MaintenanceOps::promote_scheduled`, every 100 ms.
 //!   - [`deadline_scanner`]: `MaintenanceOps::expire_deadlines`, every second.
+//!   - [`suspension_timeout`]: `MaintenanceOps::expire_suspensions`, every second.
 //!   - [`completion_listener`]: cascades each payload of
 //!     `CompletionBackend::subscribe_completions`, those waiting together in
 //!     one call, 128 calls at a time.
@@ -53,6 +54,7 @@ pub mod scheduled_promoter;
 pub mod shutdown;
 pub mod stats;
 pub mod supervisor;
+pub mod suspension_timeout;
 #[cfg(test)]
 mod test_support;
 

@@ -14,6 +14,7 @@ pub struct EngineStats {
     leases_expired: AtomicU64,
     scheduled_promoted: AtomicU64,
     deadlines_expired: AtomicU64,
+    suspensions_timed_out: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
     cancelled: AtomicU64,
@@ -39,6 +40,8 @@ pub struct StatsSnapshot {
     pub scheduled_promoted: u64,
     /// Executions failed by the deadline scan.
     pub deadlines_expired: u64,
+    /// Suspensions whose timeout policy the timeout scan applied.
+    pub suspensions_timed_out: u64,
     /// Completion events heard, by outcome.
     pub completed: u64,
     pub failed: u64,
@@ -86,6 +89,7 @@ impl EngineStats {
             leases_expired: get(&self.leases_expired),
             scheduled_promoted: get(&self.scheduled_promoted),
             deadlines_expired: get(&self.deadlines_expired),
+            suspensions_timed_out: get(&self.suspensions_timed_out),
             completed: get(&self.completed),
             failed: get(&self.failed),
             cancelled: get(&self.cancelled),
@@ -113,6 +117,10 @@ impl EngineStats {
 
     pub(crate) fn add_deadlines_expired(&self, n: u32) {
         add(&self.deadlines_expired, n.into());
+    }
+
+    pub(crate) fn add_suspensions_timed_out(&self, n: u32) {
+        add(&self.suspensions_timed_out, n.into());
     }
 
     pub(crate) fn add_completion(&self, outcome: Outcome) {

@@ -18,7 +18,7 @@ use crate::shutdown::{self, Signal, Trigger};
 use crate::stats::{EngineStats, StatsSnapshot};
 use crate::{
     completion_listener, deadline_scanner, dependency_reconciler, lease_expiry, outbox_trim,
-    scheduled_promoter,
+    scheduled_promoter, suspension_timeout,
 };
 
 /// Every service's configuration; `Default` gives production values.
@@ -27,6 +27,7 @@ pub struct EngineConfig {
     pub lease_expiry: lease_expiry::Config,
     pub scheduled_promoter: scheduled_promoter::Config,
     pub deadline_scanner: deadline_scanner::Config,
+    pub suspension_timeout: suspension_timeout::Config,
     pub completion_listener: completion_listener::Config,
     pub dependency_reconciler: dependency_reconciler::Config,
     pub outbox_trim: outbox_trim::Config,
@@ -89,6 +90,18 @@ impl Engine {
                 Box::pin(deadline_scanner::run(
                     ops.clone(),
                     config.deadline_scanner,
+                    st.clone(),
+                    signal,
+                ))
+            }),
+        );
+        let (ops, st) = (maintenance.clone(), stats.clone());
+        spawn(
+            "suspension_timeout",
+            Box::new(move |signal| {
+                Box::pin(suspension_timeout::run(
+                    ops.clone(),
+                    config.suspension_timeout,
                     st.clone(),
                     signal,
                 ))

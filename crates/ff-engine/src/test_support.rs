@@ -57,6 +57,10 @@ impl MaintenanceOps for ScriptedOps {
         self.next()
     }
 
+    async fn expire_suspensions(&self, _limit: u32) -> Result<u32, EngineError> {
+        self.next()
+    }
+
     async fn undispatched_completions(
         &self,
         _older_than_ms: u64,
@@ -245,6 +249,10 @@ impl MaintenanceOps for FakeOutbox {
     }
 
     async fn expire_deadlines(&self, _limit: u32) -> Result<u32, EngineError> {
+        Ok(0)
+    }
+
+    async fn expire_suspensions(&self, _limit: u32) -> Result<u32, EngineError> {
         Ok(0)
     }
 

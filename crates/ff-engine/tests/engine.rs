@@ -1,6 +1,7 @@
 //! The engine's services on every backend (the server ones when their URL
 //! variable is set): they expire a dead lease, promote the retry once its
-//! backoff has passed and fail an execution past its deadline, with no
+//! backoff has passed, fail an execution past its deadline and time out a
+//! suspension, with no
 //! worker involved. The backend's clock is moved by hand; the services run
 //! on short real intervals.
 
@@ -10,11 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ff_core::execution::AttemptEnd;
+use ff_core::suspension::{SuspendRequest, TimeoutPolicy};
 use ff_core::{
     ClaimRequest, Clock, EngineBackend, ExecutionId, JsonText, ManualClock, RetryPolicy, State,
     SubmitRequest,
 };
-use ff_engine::{deadline_scanner, lease_expiry, scheduled_promoter, Engine, EngineConfig};
+use ff_engine::{
+    deadline_scanner, lease_expiry, scheduled_promoter, suspension_timeout, Engine, EngineConfig,
+};
 
 use support::{for_each_backend, Kind, Store};
 
@@ -35,6 +39,10 @@ fn fast_config() -> EngineConfig {
             ..Default::default()
         },
         deadline_scanner: deadline_scanner::Config {
+            interval,
+            ..Default::default()
+        },
+        suspension_timeout: suspension_timeout::Config {
             interval,
             ..Default::default()
         },
@@ -105,10 +113,29 @@ async fn services_expire_leases_promote_retries_and_enforce_deadlines(kind: Kind
     clock.advance(Duration::from_millis(600));
     wait_for_state(&*backend, doomed, State::Failed).await;
 
+    // A suspension whose timeout passes resumes with a `timeout` signal.
+    backend
+        .submit(SubmitRequest::new("approvals", "kind", JsonText::null()))
+        .await
+        .expect("submit");
+    let waiting = backend
+        .claim(&ClaimRequest::new(["approvals"], "w1"))
+        .await
+        .expect("claim")
+        .remove(0);
+    let req = SuspendRequest::on("ask", ["approve"]).timeout(500, TimeoutPolicy::Resume);
+    backend
+        .suspend(&waiting.handle, &req)
+        .await
+        .expect("suspend");
+    clock.advance(Duration::from_millis(600));
+    wait_for_state(&*backend, waiting.handle.execution_id, State::Ready).await;
+
     let stats = engine.shutdown().await;
     assert!(stats.leases_expired >= 1, "{stats:?}");
     assert!(stats.scheduled_promoted >= 1, "{stats:?}");
     assert!(stats.deadlines_expired >= 1, "{stats:?}");
+    assert!(stats.suspensions_timed_out >= 1, "{stats:?}");
     assert_eq!(stats.service_errors, 0, "{stats:?}");
     opened.close().await;
 }

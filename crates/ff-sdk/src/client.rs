@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ff_core::cascade::FlowCancelResponse;
 use ff_core::flow::{FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView};
+use ff_core::suspension::{SignalRequest, SignalResponse, SignalsView};
 use ff_core::{
     CancelResponse, CompletionBackend, EngineBackend, EngineError, Execution, ExecutionId, FlowId,
     JsonText, LaneStateCount, ListFilter, Outcome, Page, SubmitRequest, Submitted,
@@ -160,6 +161,37 @@ impl Client {
     /// node or a non-failed execution).
     pub async fn requeue(&self, id: ExecutionId) -> Result<(), EngineError> {
         self.transport.requeue(&self.namespace, id).await
+    }
+
+    /// Delivers a signal with a waitpoint token (what an outside party
+    /// holds); a repeated idempotency key answers `duplicate: true`.
+    pub async fn signal(
+        &self,
+        token: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError> {
+        self.transport.signal_by_token(token, req).await
+    }
+
+    /// Delivers a signal to waitpoint `key` of execution `id` (an
+    /// operator's call, in the client's namespace).
+    pub async fn signal_waitpoint(
+        &self,
+        id: ExecutionId,
+        key: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError> {
+        self.transport.signal(&self.namespace, id, key, req).await
+    }
+
+    /// An execution's waitpoints, signals and suspensions.
+    pub async fn signals(&self, id: ExecutionId) -> Result<SignalsView, EngineError> {
+        let wait = self.get_execution(id).await?.wait.unwrap_or_default();
+        Ok(SignalsView {
+            waitpoints: wait.waitpoints,
+            signals: wait.signals,
+            suspensions: wait.suspensions,
+        })
     }
 
     /// How many executions each lane holds in each state (non-zero only).

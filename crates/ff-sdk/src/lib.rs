@@ -37,7 +37,7 @@
 //! # Layout
 //! - [`client`]: [`Client`] and [`ExecutionResult`].
 //! - [`worker`]: [`Worker`], its builder, [`JobContext`] and the handler
-//!   control values [`Retry`], [`Fail`], [`Release`]; the runtime (claims,
+//!   control values [`Retry`], [`Fail`], [`Release`], [`Suspend`]; the runtime (claims,
 //!   renewals, cancellation, shutdown) in `worker::runtime`.
 //! - `transport`: the one internal trait both transports implement —
 //!   `embedded` (the backend's traits in process, with `ff_engine::Engine`
@@ -55,10 +55,15 @@ pub mod worker;
 pub use client::{Client, ExecutionResult};
 pub use error::HttpError;
 pub use ff_core::flow::{EdgeSpec, FlowSpec, NodeSpec};
+pub use ff_core::suspension::{
+    ResumeCondition, Signal, SignalRequest, SignalResponse, SignalsView, TimeoutPolicy,
+    WaitpointGrant,
+};
 pub use ff_core::{
     EngineError, ErrorKind, Execution, ExecutionId, FlowId, JsonText, Outcome, RetryPolicy, State,
     SubmitRequest,
 };
 pub use worker::{
-    Fail, HandlerError, JobContext, Release, Retry, StopReason, Worker, WorkerBuilder, WorkerStats,
+    Fail, HandlerError, JobContext, Release, Retry, StopReason, Suspend, Worker, WorkerBuilder,
+    WorkerStats,
 };

@@ -183,6 +183,11 @@ fn render_engine(out: &mut String, s: &StatsSnapshot) {
             s.deadlines_expired,
         ),
         (
+            "ff_suspensions_timed_out_total",
+            "Suspensions whose timeout policy was applied.",
+            s.suspensions_timed_out,
+        ),
+        (
             "ff_service_errors_total",
             "Errors inside background services.",
             s.service_errors,

@@ -11,7 +11,7 @@ use ff_core::Limits;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
-use crate::routes::{events, executions, flows, health, workers};
+use crate::routes::{events, executions, flows, health, signals, workers};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -35,6 +35,11 @@ use crate::routes::{events, executions, flows, health, workers};
         workers::complete,
         workers::fail,
         workers::add_nodes,
+        signals::create_waitpoint,
+        signals::suspend,
+        signals::signal_by_token,
+        signals::signal,
+        signals::list,
         events::completions,
         events::execution,
         health::healthz,
@@ -45,6 +50,7 @@ use crate::routes::{events, executions, flows, health, workers};
         (name = "executions", description = "Submit and steer executions"),
         (name = "flows", description = "DAGs of executions"),
         (name = "workers", description = "The worker protocol: claim, renew, complete, fail"),
+        (name = "signals", description = "Waitpoints, suspend, and signals from the outside world"),
         (name = "events", description = "Server-sent events"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
@@ -322,12 +328,16 @@ fn submit_key(limits: &Limits) -> Value {
 /// Security, the error answers and the parameters' constraints of one
 /// operation, from its path and shape.
 fn complete_operation(path: &str, op: &mut Map<String, Value>, limits: &Limits) {
+    // A waitpoint token authorises its own signal: no bearer token.
+    let by_token = path.starts_with("/v1/signals/");
     let api = path.starts_with("/v1/");
-    if !api && path != "/metrics" {
+    if (!api && path != "/metrics") || by_token {
         op.insert("security".to_owned(), json!([]));
     }
     let mut statuses = Vec::new();
-    if api {
+    if by_token {
+        statuses.extend(["400", "404", "409", "422", "503"]);
+    } else if api {
         statuses.extend(["400", "401", "422", "503"]);
     } else if path == "/metrics" {
         statuses.extend(["401", "503"]);
@@ -369,7 +379,9 @@ fn constrain_parameter(param: &mut Value, path: &str, limits: &Limits) {
             json!({"$ref": "#/components/schemas/FlowState"})
         }
         Some("state") => json!({"$ref": "#/components/schemas/State"}),
-        Some("namespace" | "lane" | "kind") => json!({"$ref": "#/components/schemas/Name"}),
+        Some("namespace" | "lane" | "kind" | "key") => {
+            json!({"$ref": "#/components/schemas/Name"})
+        }
         Some("id") => json!({"type": "string", "format": "uuid"}),
         Some("limit") => json!({"type": "integer", "minimum": 1, "maximum": limits.max_batch}),
         Some("cursor") => json!({"type": "string", "pattern": "^x[0-9a-fA-F]{32}$",

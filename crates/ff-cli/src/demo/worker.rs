@@ -259,6 +259,7 @@ mod tests {
             flow_id: None,
             node_key: None,
             inputs: None,
+            signals: Vec::new(),
         }
     }
 

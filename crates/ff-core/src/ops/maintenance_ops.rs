@@ -13,6 +13,11 @@ pub trait MaintenanceOps: Send + Sync {
     /// as retryable failures (`lease_expired` / `attempt_timeout`).
     async fn expire_leases(&self, limit: u32) -> Result<u32, EngineError>;
 
+    /// Applies the timeout policy of suspended executions whose suspension
+    /// timeout has passed (`fail`, `cancel`, or `resume` with a `timeout`
+    /// signal).
+    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError>;
+
     /// Moves due scheduled executions to ready and wakes waiting workers.
     async fn promote_scheduled(&self, limit: u32) -> Result<u32, EngineError>;
 

@@ -1,6 +1,7 @@
 //! `SignalOps`: waitpoints, suspend and signals. A backend implements the
 //! storage side, [`SignalStore`] (its keyring and its timeout scan); the
-//! operations follow from it here, once: input checked against the limits,
+//! operations follow from it here, once (the timeout scan is
+//! [`super::MaintenanceOps::expire_suspensions`]): input checked against the limits,
 //! tokens minted and verified in Rust, and each operation one
 //! [`ExecutionStore::transition`] running a `suspension` rule, so deliver,
 //! evaluate and resume are one atomic step on every backend.
@@ -60,10 +61,6 @@ pub trait SignalOps: Send + Sync {
         req: &SignalRequest,
     ) -> Result<SignalResponse, EngineError>;
 
-    /// Applies the timeout policy to at most `limit` suspended executions
-    /// whose timeout has passed; returns how many changed.
-    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError>;
-
     /// Makes a new key (`secret`, or a random one) the signing key; the
     /// older keys verify for `grace_ms` more. Returns the new key id.
     async fn rotate_waitpoint_key(
@@ -105,10 +102,6 @@ pub trait SignalStore: ExecutionStore {
 
     /// The store's clock.
     fn now_ms(&self) -> Millis;
-
-    /// Runs [`rules::time_out`] on at most `limit` suspended executions
-    /// whose timeout is at or before now.
-    async fn expire_suspensions_due(&self, limit: u32) -> Result<u32, EngineError>;
 }
 
 /// The keyring, read again when older than the refresh interval.
@@ -234,13 +227,6 @@ impl<S: SignalStore> SignalOps for S {
             rules::deliver(exec, &waitpoint, None, &req, &limits, now)
         })
         .await?
-    }
-
-    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        self.expire_suspensions_due(limit).await
     }
 
     async fn rotate_waitpoint_key(

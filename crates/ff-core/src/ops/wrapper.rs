@@ -212,9 +212,6 @@ macro_rules! wrap_backend {
                     None
                 )
             }
-            async fn expire_suspensions(&self, limit: u32) -> Result<u32, $crate::EngineError> {
-                $crate::__forward!(self, true, SignalOps::expire_suspensions(limit))
-            }
             async fn rotate_waitpoint_key(
                 &self,
                 secret: Option<$crate::suspension::WaitpointSecret>,
@@ -304,6 +301,9 @@ macro_rules! wrap_backend {
             }
             async fn expire_deadlines(&self, limit: u32) -> Result<u32, $crate::EngineError> {
                 $crate::__forward!(self, true, MaintenanceOps::expire_deadlines(limit))
+            }
+            async fn expire_suspensions(&self, limit: u32) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(self, true, MaintenanceOps::expire_suspensions(limit))
             }
             async fn undispatched_completions(
                 &self,

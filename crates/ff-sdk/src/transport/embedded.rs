@@ -7,6 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
+use ff_core::suspension::{
+    SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
+    WaitpointRequest,
+};
 use ff_core::{
     CancelResponse, ClaimRequest, Claimed, CompleteResponse, CompletionBackend, CompletionStream,
     EngineBackend, EngineError, Execution, ExecutionId, FailResponse, Failure, FlowId, JsonText,
@@ -196,6 +200,44 @@ impl Transport for Embedded {
         self.backend
             .add_nodes(handle.in_namespace(ns)?, nodes, edges)
             .await
+    }
+
+    async fn create_waitpoint(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        req: &WaitpointRequest,
+    ) -> Result<WaitpointGrant, EngineError> {
+        self.backend
+            .create_waitpoint(handle.in_namespace(ns)?, req)
+            .await
+    }
+
+    async fn suspend(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        req: &SuspendRequest,
+    ) -> Result<SuspendResponse, EngineError> {
+        self.backend.suspend(handle.in_namespace(ns)?, req).await
+    }
+
+    async fn signal_by_token(
+        &self,
+        token: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError> {
+        self.backend.signal_by_token(token, req).await
+    }
+
+    async fn signal(
+        &self,
+        ns: &str,
+        id: ExecutionId,
+        waitpoint: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError> {
+        self.backend.signal(ns, id, waitpoint, req).await
     }
 
     async fn shutdown(&self) {

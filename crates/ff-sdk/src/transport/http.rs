@@ -7,6 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
+use ff_core::suspension::{
+    SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
+    WaitpointRequest,
+};
 use ff_core::{
     CancelResponse, ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, ExecutionId,
     FailResponse, Failure, FlowId, JsonText, LaneStateCount, LeaseHandle, ListFilter, Page,
@@ -343,6 +347,60 @@ impl Transport for Http {
             ns,
             "/leases/add-nodes",
             &json!({ "handle": handle, "nodes": nodes, "edges": edges }),
+        )
+        .await
+    }
+
+    async fn create_waitpoint(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        req: &WaitpointRequest,
+    ) -> Result<WaitpointGrant, EngineError> {
+        self.post(
+            ns,
+            "/leases/waitpoint",
+            &json!({ "handle": handle, "key": req.key, "ttl_ms": req.ttl_ms }),
+        )
+        .await
+    }
+
+    async fn suspend(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        req: &SuspendRequest,
+    ) -> Result<SuspendResponse, EngineError> {
+        let mut body = serde_json::to_value(req).map_err(EngineError::backend)?;
+        body["handle"] = serde_json::to_value(handle).map_err(EngineError::backend)?;
+        self.post(ns, "/leases/suspend", &body).await
+    }
+
+    async fn signal_by_token(
+        &self,
+        token: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError> {
+        // A token is base64url with one `.`: safe in a path segment as is.
+        let url = format!("{}/v1/signals/{token}", self.base);
+        self.call(self.http.post(url).timeout(REQUEST_TIMEOUT).json(req))
+            .await
+    }
+
+    async fn signal(
+        &self,
+        ns: &str,
+        id: ExecutionId,
+        waitpoint: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError> {
+        self.post(
+            ns,
+            &format!(
+                "/executions/{id}/waitpoints/{}/signals",
+                waitpoint.replace('/', "%2F")
+            ),
+            req,
         )
         .await
     }

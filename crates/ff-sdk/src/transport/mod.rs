@@ -15,6 +15,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
+use ff_core::suspension::{
+    SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
+    WaitpointRequest,
+};
 use ff_core::{
     CancelResponse, ClaimRequest, Claimed, CompleteResponse, EngineError, Execution, ExecutionId,
     FailResponse, Failure, FlowId, JsonText, LaneStateCount, LeaseHandle, ListFilter, Page,
@@ -84,6 +88,32 @@ pub(crate) trait Transport: Send + Sync + std::fmt::Debug + 'static {
         nodes: Vec<NodeSpec>,
         edges: Vec<EdgeSpec>,
     ) -> Result<NodesAdded, EngineError>;
+
+    async fn create_waitpoint(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        req: &WaitpointRequest,
+    ) -> Result<WaitpointGrant, EngineError>;
+    async fn suspend(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        req: &SuspendRequest,
+    ) -> Result<SuspendResponse, EngineError>;
+    /// Needs no namespace: the token names its execution.
+    async fn signal_by_token(
+        &self,
+        token: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError>;
+    async fn signal(
+        &self,
+        ns: &str,
+        id: ExecutionId,
+        waitpoint: &str,
+        req: &SignalRequest,
+    ) -> Result<SignalResponse, EngineError>;
 
     /// Stops what the transport runs in process (the embedded engine).
     async fn shutdown(&self);

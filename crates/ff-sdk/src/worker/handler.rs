@@ -1,6 +1,6 @@
 //! What a handler sees and returns: the [`JobContext`] of one attempt, and
-//! [`HandlerError`] with its typed control values [`Retry`], [`Fail`] and
-//! [`Release`].
+//! [`HandlerError`] with its typed control values [`Retry`], [`Fail`],
+//! [`Release`] and [`Suspend`].
 
 use std::fmt;
 use std::future::Future;
@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use ff_core::cascade::NodesAdded;
 use ff_core::flow::{EdgeSpec, Inputs, NodeSpec};
+use ff_core::suspension::{
+    ResumeCondition, Signal, SuspendRequest, TimeoutPolicy, WaitpointGrant, WaitpointRequest,
+};
 use ff_core::{Claimed, EngineError, ExecutionId, FlowId, JsonText, LeaseHandle, Outcome};
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -126,6 +129,34 @@ impl JobContext {
             .await
     }
 
+    /// Creates waitpoint `key` for this attempt (or gets the one it created
+    /// already) and its token: hand the token to whoever is to signal, then
+    /// return [`Suspend::on`] it. Signals that arrive first are kept.
+    pub async fn waitpoint(&self, key: &str) -> Result<WaitpointGrant, EngineError> {
+        self.client
+            .transport()
+            .create_waitpoint(
+                &self.claimed.namespace,
+                &self.claimed.handle,
+                &WaitpointRequest::new(key),
+            )
+            .await
+    }
+
+    /// After a resume: the signals that satisfied the suspension (name,
+    /// payload, source, time), in arrival order; empty otherwise.
+    pub fn signals(&self) -> &[Signal] {
+        &self.claimed.signals
+    }
+
+    /// The first of [`JobContext::signals`] delivered to `waitpoint`.
+    pub fn signal(&self, waitpoint: &str) -> Option<&Signal> {
+        self.claimed
+            .signals
+            .iter()
+            .find(|s| s.waitpoint.as_deref() == Some(waitpoint))
+    }
+
     /// Why the runtime asked this handler to stop, if it has.
     pub fn stop_reason(&self) -> Option<StopReason> {
         *self.stop.borrow()
@@ -153,6 +184,8 @@ impl JobContext {
 ///   `?` is): the execution's retry policy schedules the next attempt.
 /// - [`Fail`]: a permanent failure, whatever attempts are left.
 /// - [`Release`]: hand the execution back without using up the attempt.
+/// - [`Suspend`]: wait for signals; the same attempt runs again, with
+///   them in [`JobContext::signals`].
 ///
 /// Deliberately not a `std::error::Error`, so that `?` converts every error
 /// type into it.
@@ -162,6 +195,7 @@ pub(crate) enum Control {
     Retry(Retry),
     Fail(Fail),
     Release,
+    Suspend(Suspend),
     Error(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -182,6 +216,7 @@ impl HandlerError {
             Control::Retry(retry) => retry.reason.clone(),
             Control::Fail(fail) => fail.error.clone(),
             Control::Release => "released".to_owned(),
+            Control::Suspend(suspend) => format!("suspended ({})", suspend.req.key),
             Control::Error(err) => error_chain(err.as_ref()),
         }
     }
@@ -193,6 +228,7 @@ impl fmt::Debug for HandlerError {
             Control::Retry(retry) => retry.fmt(f),
             Control::Fail(fail) => fail.fmt(f),
             Control::Release => f.write_str("Release"),
+            Control::Suspend(suspend) => suspend.fmt(f),
             Control::Error(err) => write!(f, "Error({err:?})"),
         }
     }
@@ -300,6 +336,68 @@ pub struct Release;
 impl From<Release> for HandlerError {
     fn from(_: Release) -> Self {
         Self(Control::Release)
+    }
+}
+
+/// Suspend this attempt until signals arrive at its waitpoints: the lease
+/// is released at once and the execution waits, using no worker; when the
+/// condition is met the same attempt is claimed again (a new lease) and the
+/// handler runs from the top with the signals in [`JobContext::signals`].
+/// Handlers are re-run, not resumed mid-function: check `signals()` first.
+///
+/// When signals delivered already satisfy the condition, the handler is
+/// run again at once under the same lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspend {
+    pub(crate) req: SuspendRequest,
+}
+
+impl Suspend {
+    /// Waits on `waitpoints` (created now if the handler has not) until any
+    /// is signalled. The suspension key, which makes a repeated report
+    /// idempotent, defaults to the waitpoints joined by `+`.
+    pub fn on<S: Into<String>>(waitpoints: impl IntoIterator<Item = S>) -> Self {
+        let waitpoints: Vec<String> = waitpoints.into_iter().map(Into::into).collect();
+        let key = waitpoints.join("+");
+        Self {
+            req: SuspendRequest::on(key, waitpoints),
+        }
+    }
+
+    /// Waits until every waitpoint is signalled.
+    pub fn all(mut self) -> Self {
+        self.req.condition = ResumeCondition::All;
+        self
+    }
+
+    /// Waits for `n` signals; with `distinct`, to `n` different waitpoints.
+    pub fn count(mut self, n: u32, distinct: bool) -> Self {
+        self.req.condition = ResumeCondition::Count { n, distinct };
+        self
+    }
+
+    /// Applies `policy` if no signal satisfies it within `timeout`.
+    pub fn timeout(mut self, timeout: Duration, policy: TimeoutPolicy) -> Self {
+        self.req.timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        self.req.on_timeout = policy;
+        self
+    }
+
+    /// Sets the suspension key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.req.key = key.into();
+        self
+    }
+
+    /// The request the runtime sends.
+    pub fn request(&self) -> &SuspendRequest {
+        &self.req
+    }
+}
+
+impl From<Suspend> for HandlerError {
+    fn from(suspend: Suspend) -> Self {
+        Self(Control::Suspend(suspend))
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use handler::{Fail, HandlerError, JobContext, Release, Retry, StopReason};
+pub use handler::{Fail, HandlerError, JobContext, Release, Retry, StopReason, Suspend};
 
 use crate::Client;
 use handler::{boxed, BoxHandler};
@@ -256,6 +256,8 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Leases handed back without using up the attempt.
     pub released: u64,
+    /// Attempts suspended to wait for signals.
+    pub suspended: u64,
     /// Handlers stopped because their execution was cancelled or the lease
     /// was lost.
     pub abandoned: u64,

@@ -21,13 +21,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ff_core::suspension::{Signal, SuspendResponse};
 use ff_core::{Claimed, EngineError, Failure, JsonText, LeaseHandle, Limits, State};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
-use super::handler::{error_chain, BoxHandler, Control, HandlerError, JobContext, StopReason};
+use super::handler::{
+    error_chain, BoxHandler, Control, HandlerError, JobContext, StopReason, Suspend,
+};
 use super::WorkerStats;
 use crate::Client;
 
@@ -76,6 +79,7 @@ pub(crate) struct Tally {
     retried: AtomicU64,
     failed: AtomicU64,
     released: AtomicU64,
+    suspended: AtomicU64,
     abandoned: AtomicU64,
     errors: AtomicU64,
 }
@@ -93,6 +97,7 @@ impl Tally {
             retried: get(&self.retried),
             failed: get(&self.failed),
             released: get(&self.released),
+            suspended: get(&self.suspended),
             abandoned: get(&self.abandoned),
             errors: get(&self.errors),
         }
@@ -226,7 +231,7 @@ async fn run_job(shared: Arc<Shared>, claimed: Claimed, _slot: OwnedSemaphorePer
         .await;
 }
 
-async fn run_attempt(shared: Arc<Shared>, claimed: Arc<Claimed>) {
+async fn run_attempt(shared: Arc<Shared>, mut claimed: Arc<Claimed>) {
     let (handle, ns) = (claimed.handle.clone(), claimed.namespace.clone());
     let Some(handler) = shared
         .handlers
@@ -251,7 +256,11 @@ async fn run_attempt(shared: Arc<Shared>, claimed: Arc<Claimed>) {
     };
 
     let (stop_tx, stop_rx) = watch::channel(None);
-    let ctx = JobContext::new(claimed.clone(), shared.client.with_namespace(&ns), stop_rx);
+    let ctx = JobContext::new(
+        claimed.clone(),
+        shared.client.with_namespace(&ns),
+        stop_rx.clone(),
+    );
     let mut task = tokio::spawn(handler(ctx));
     let every = Duration::from_millis((claimed.lease_ms / 3).max(10));
     let mut renew = tokio::time::interval_at(Instant::now() + every, every);
@@ -279,8 +288,27 @@ async fn run_attempt(shared: Arc<Shared>, claimed: Arc<Claimed>) {
         }
         tokio::select! {
             joined = &mut task => {
-                report(&shared, &ns, &handle, verdict(joined)).await;
-                return;
+                let suspend = match verdict(joined) {
+                    Ok(verdict) => {
+                        report(&shared, &ns, &handle, verdict).await;
+                        return;
+                    }
+                    Err(suspend) => suspend,
+                };
+                let Some(signals) = suspend_attempt(&shared, &ns, &handle, &suspend).await else {
+                    return;
+                };
+                // Already satisfied: the lease is still this worker's, so
+                // the handler runs again at once with the signals.
+                let mut again = (*claimed).clone();
+                again.signals = signals;
+                claimed = Arc::new(again);
+                let ctx = JobContext::new(
+                    claimed.clone(),
+                    shared.client.with_namespace(&ns),
+                    stop_rx.clone(),
+                );
+                task = tokio::spawn(handler(ctx));
             }
             _ = renew.tick() => {
                 let reason = match shared.client.transport().renew(&ns, &handle).await {
@@ -322,8 +350,9 @@ enum Verdict {
     Release,
 }
 
-fn verdict(joined: Result<Result<JsonText, HandlerError>, JoinError>) -> Verdict {
-    match joined {
+/// How the handler ended: a verdict to report, or a suspension.
+fn verdict(joined: Result<Result<JsonText, HandlerError>, JoinError>) -> Result<Verdict, Suspend> {
+    Ok(match joined {
         Ok(Ok(result)) => Verdict::Complete(result),
         Ok(Err(HandlerError(control))) => match control {
             Control::Retry(retry) => {
@@ -338,6 +367,7 @@ fn verdict(joined: Result<Result<JsonText, HandlerError>, JoinError>) -> Verdict
             Control::Fail(fail) => Verdict::Fail(Failure::permanent(fail.error)),
             Control::Error(err) => Verdict::Fail(Failure::retryable(error_chain(err.as_ref()))),
             Control::Release => Verdict::Release,
+            Control::Suspend(suspend) => return Err(suspend),
         },
         Err(err) if err.is_panic() => {
             let panic = err.into_panic();
@@ -352,7 +382,7 @@ fn verdict(joined: Result<Result<JsonText, HandlerError>, JoinError>) -> Verdict
         }
         // Aborted by someone else than this runtime: hand it back.
         Err(_) => Verdict::Release,
-    }
+    })
 }
 
 /// Cuts an error to the stored limit, on a character boundary.
@@ -367,6 +397,49 @@ fn truncate_error(mut failure: Failure) -> Failure {
         failure.error.push_str("...");
     }
     failure
+}
+
+/// Suspends the attempt, retrying transient errors a few times. Answers the
+/// signals to run the handler again with when they already satisfy the
+/// condition (the lease kept), `None` when the attempt is over here:
+/// suspended, or refused (reported as a failure, or the lease gone).
+async fn suspend_attempt(
+    shared: &Shared,
+    ns: &str,
+    handle: &LeaseHandle,
+    suspend: &Suspend,
+) -> Option<Vec<Signal>> {
+    let transport = shared.client.transport();
+    let tally = &shared.tally;
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..6 {
+        match transport.suspend(ns, handle, suspend.request()).await {
+            Ok(SuspendResponse::Suspended { .. }) => {
+                Tally::add(&tally.suspended, 1);
+                return None;
+            }
+            Ok(SuspendResponse::AlreadySatisfied { signals }) => return Some(signals),
+            Err(EngineError::LeaseLost | EngineError::NotActive { .. }) => {
+                tracing::info!("suspend refused: the attempt no longer holds the lease");
+                Tally::add(&tally.abandoned, 1);
+                return None;
+            }
+            Err(err @ (EngineError::Invalid { .. } | EngineError::Conflict { .. })) => {
+                let failure =
+                    Failure::permanent(format!("the handler's suspend was refused: {err}"));
+                report(shared, ns, handle, Verdict::Fail(failure)).await;
+                return None;
+            }
+            Err(err) => {
+                Tally::add(&tally.errors, 1);
+                tracing::warn!(%err, "suspend failed; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    tracing::error!("giving up on the suspend; the lease will expire and the execution be retried");
+    None
 }
 
 /// Reports a verdict, retrying transient errors a few times; a report the

@@ -4,6 +4,7 @@ pub mod events;
 pub mod executions;
 pub mod flows;
 pub mod health;
+pub mod signals;
 pub mod workers;
 
 use std::collections::HashMap;
@@ -61,11 +62,26 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{ns}/leases/complete"), post(workers::complete))
         .route(&format!("{ns}/leases/fail"), post(workers::fail))
         .route(&format!("{ns}/leases/add-nodes"), post(workers::add_nodes))
+        .route(
+            &format!("{ns}/leases/waitpoint"),
+            post(signals::create_waitpoint),
+        )
+        .route(&format!("{ns}/leases/suspend"), post(signals::suspend))
+        .route(
+            &format!("{ns}/executions/{{id}}/waitpoints/{{key}}/signals"),
+            post(signals::signal),
+        )
+        .route(
+            &format!("{ns}/executions/{{id}}/signals"),
+            get(signals::list),
+        )
         .route(&format!("{ns}/events"), get(events::completions))
         .route_layer(middleware::from_fn(check_namespace))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
+        // The waitpoint token is the credential: no API token here.
+        .route("/v1/signals/{token}", post(signals::signal_by_token))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(

@@ -1,6 +1,7 @@
 //! `MaintenanceOps` for the reference backend.
 
 use async_trait::async_trait;
+use ff_core::suspension::rules;
 use ff_core::{
     lease, lifecycle, CompletionPayload, EngineError, Execution, ExecutionId, MaintenanceOps,
     Millis,
@@ -22,7 +23,7 @@ impl Store {
 
 impl ReferenceBackend {
     /// Applies `apply` to each execution `due` selects; counts the changes.
-    pub(super) fn scan(
+    fn scan(
         &self,
         limit: u32,
         due: impl Fn(&Execution, Millis) -> bool,
@@ -64,6 +65,14 @@ impl MaintenanceOps for ReferenceBackend {
             limit,
             |e, now| !e.state.is_terminal() && e.deadline.is_some_and(|d| d <= now),
             lifecycle::expire_deadline,
+        )
+    }
+
+    async fn expire_suspensions(&self, limit: u32) -> Result<u32, EngineError> {
+        self.scan(
+            limit,
+            |e, now| rules::timeout_at(e).is_some_and(|at| at <= now),
+            rules::time_out,
         )
     }
 

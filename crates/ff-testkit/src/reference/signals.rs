@@ -1,8 +1,7 @@
-//! `SignalStore` for the reference backend: the keyring in the store, the
-//! timeout scan over every execution.
+//! `SignalStore` for the reference backend: the keyring in the store.
 
 use async_trait::async_trait;
-use ff_core::suspension::{rules, KeyringCache, WaitpointKey, WaitpointSecret};
+use ff_core::suspension::{KeyringCache, WaitpointKey, WaitpointSecret};
 use ff_core::{EngineError, Millis, SignalStore};
 
 use super::ReferenceBackend;
@@ -52,13 +51,5 @@ impl SignalStore for ReferenceBackend {
 
     fn now_ms(&self) -> Millis {
         self.now()
-    }
-
-    async fn expire_suspensions_due(&self, limit: u32) -> Result<u32, EngineError> {
-        self.scan(
-            limit,
-            |e, now| rules::timeout_at(e).is_some_and(|at| at <= now),
-            rules::time_out,
-        )
     }
 }
