@@ -17,6 +17,7 @@ mod db_url;
 mod demo;
 mod serve;
 mod signals;
+mod waitpoint_keys;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,9 @@ enum Command {
     /// Measure throughput, latency and promotion lag, optionally against
     /// the raw SQLite ceiling.
     Bench(ff_bench::BenchArgs),
+    /// The keys that sign waitpoint tokens: `ff waitpoint-keys rotate`.
+    #[command(subcommand)]
+    WaitpointKeys(waitpoint_keys::WaitpointKeysCommand),
     #[command(flatten)]
     Client(client_cmds::ClientCommand),
 }
@@ -72,6 +76,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Bench(args) => ff_bench::run(args, &bench_opener::BenchOpener).await,
+        Command::WaitpointKeys(command) => waitpoint_keys::run(command).await,
         Command::Client(command) => Ok(client_cmds::run(command).await),
     };
     match result {

@@ -42,11 +42,21 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=300_000)
     )]
     max_claim_wait_ms: u64,
+    /// The secret that signs waitpoint tokens, 64 hex digits. When the
+    /// stored signing key has another, this one becomes the signing key
+    /// (the old ones verify for 24 h more), so every server given it signs
+    /// alike. Without it the stored keyring is used (its first key made at
+    /// random).
+    #[arg(long, env = "FF_WAITPOINT_SECRET", hide_env_values = true)]
+    waitpoint_secret: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     args.database.check_sqlite_dir(args.create_dirs)?;
     let backend = args.database.open().await?;
+    if let Some(secret) = args.waitpoint_secret.as_deref().filter(|s| !s.is_empty()) {
+        crate::waitpoint_keys::adopt(&backend, secret).await?;
+    }
     // Which data this process serves, on stderr: stdout's first line stays
     // the address alone.
     eprintln!("ff serve: {}", args.database.describe());

@@ -1,5 +1,5 @@
 //! The client commands: `ff submit`, `flow submit`, `flow ls`, `ls`, `show`,
-//! `cancel`, `retry`, `stats` and `worker`, each a call to a running
+//! `cancel`, `retry`, `signal`, `stats` and `worker`, each a call to a running
 //! `ff serve` through `ff-sdk` over HTTP.
 //!
 //! Output is a plain aligned table (or `key  value` lines) for people and
@@ -13,6 +13,7 @@
 //! - `when`: times and durations on the command line.
 //! - `read`: `ff ls`, `ff show`, `ff stats`.
 //! - `steer`: `ff cancel`, `ff retry`.
+//! - `signal`: `ff signal`, and the waitpoints and signals `ff show` prints.
 //! - `worker`, `child`: `ff worker -- CMD`, and running CMD for one attempt.
 //! - `failure`: classified errors, their exit codes and JSON.
 //! - `table`: aligned columns and times.
@@ -21,6 +22,7 @@ mod child;
 mod failure;
 mod flow;
 mod read;
+mod signal;
 mod steer;
 mod submit;
 mod table;
@@ -34,6 +36,7 @@ use ff_core::EngineError;
 use ff_sdk::Client;
 
 use failure::Failure;
+pub(crate) use when::parse_duration_ms;
 
 /// The client commands, flattened into `ff`'s own.
 #[derive(Debug, Subcommand)]
@@ -51,6 +54,9 @@ pub enum ClientCommand {
     Cancel(steer::IdArgs),
     /// Give a failed execution one more attempt.
     Retry(steer::IdArgs),
+    /// Signal a waitpoint: with its token, or by `--execution` and
+    /// `--waitpoint`.
+    Signal(signal::SignalArgs),
     /// Executions per lane and state.
     Stats(read::StatsArgs),
     /// Run a command for each execution claimed from a lane: the payload on
@@ -68,6 +74,7 @@ impl ClientCommand {
             Self::Ls(args) => args.output.json,
             Self::Show(args) => args.output.json,
             Self::Cancel(args) | Self::Retry(args) => args.output.json,
+            Self::Signal(args) => args.output.json,
             Self::Stats(args) => args.output.json,
             Self::Worker(_) => false,
         }
@@ -85,6 +92,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Show(args) => read::show(args).await,
         ClientCommand::Cancel(args) => steer::cancel(args).await,
         ClientCommand::Retry(args) => steer::retry(args).await,
+        ClientCommand::Signal(args) => signal::signal(args).await,
         ClientCommand::Stats(args) => read::stats(args).await,
         ClientCommand::Worker(args) => worker::run(args).await,
     };

@@ -223,6 +223,9 @@ fn print_execution(exec: &Execution) {
         field("error", error.clone());
     }
     fields.print();
+    if let Some(wait) = &exec.wait {
+        super::signal::print_wait(wait);
+    }
     if exec.attempts.is_empty() {
         return;
     }

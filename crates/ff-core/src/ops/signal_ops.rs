@@ -69,6 +69,16 @@ pub trait SignalOps: Send + Sync {
         grace_ms: u64,
     ) -> Result<String, EngineError>;
 
+    /// Makes `secret` the signing key unless it is already (rotating to
+    /// it, older keys verifying for `grace_ms` more), so every server given
+    /// the same secret signs the same tokens. Returns the new key id when
+    /// it rotated.
+    async fn adopt_waitpoint_secret(
+        &self,
+        secret: WaitpointSecret,
+        grace_ms: u64,
+    ) -> Result<Option<String>, EngineError>;
+
     /// The token the signing key gives a waitpoint: the same string on
     /// every backend holding the same key.
     async fn waitpoint_token(
@@ -255,6 +265,30 @@ impl<S: SignalStore> SignalOps for S {
             .await?;
         self.keyring_cache().clear();
         Ok(kid)
+    }
+
+    async fn adopt_waitpoint_secret(
+        &self,
+        secret: WaitpointSecret,
+        grace_ms: u64,
+    ) -> Result<Option<String>, EngineError> {
+        self.keyring_cache().clear();
+        if keyring(self).await?.signing().secret == secret {
+            return Ok(None);
+        }
+        match self.rotate_waitpoint_key(Some(secret.clone()), grace_ms).await {
+            Ok(kid) => Ok(Some(kid)),
+            // Another server adopting the same secret got there first.
+            Err(err) if err.kind() == crate::ErrorKind::Conflict => {
+                self.keyring_cache().clear();
+                if keyring(self).await?.signing().secret == secret {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+            Err(err) => Err(err),
+        }
     }
 
     async fn waitpoint_token(

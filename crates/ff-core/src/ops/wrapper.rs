@@ -223,6 +223,17 @@ macro_rules! wrap_backend {
                     SignalOps::rotate_waitpoint_key(secret, grace_ms)
                 )
             }
+            async fn adopt_waitpoint_secret(
+                &self,
+                secret: $crate::suspension::WaitpointSecret,
+                grace_ms: u64,
+            ) -> Result<Option<String>, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    SignalOps::adopt_waitpoint_secret(secret, grace_ms)
+                )
+            }
             async fn waitpoint_token(
                 &self,
                 namespace: &str,

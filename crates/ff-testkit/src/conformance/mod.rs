@@ -151,6 +151,7 @@ macro_rules! __conformance_list {
             signals::token_is_the_same_on_every_backend,
             signals::operator_signal_is_namespaced,
             signals::invalid_suspend_rejected_nothing_stored,
+            signals::adopting_a_secret_is_idempotent,
         );
     };
 }

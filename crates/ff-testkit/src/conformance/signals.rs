@@ -781,3 +781,34 @@ pub async fn invalid_suspend_rejected_nothing_stored(f: &dyn BackendFactory) {
     assert_eq!(exec.state, State::Running);
     assert!(exec.wait.is_none());
 }
+
+pub async fn adopting_a_secret_is_idempotent(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let secret = WaitpointSecret::from_bytes([7; 32]);
+    let first = b
+        .engine
+        .adopt_waitpoint_secret(secret.clone(), 600_000)
+        .await
+        .expect("adopt");
+    assert_eq!(first.as_deref(), Some("k2"));
+    let again = b
+        .engine
+        .adopt_waitpoint_secret(secret.clone(), 600_000)
+        .await
+        .expect("adopt again");
+    assert_eq!(again, None, "already the signing key: nothing rotates");
+    let id = ExecutionId::new();
+    let reference = Keyring::new(vec![WaitpointKey {
+        kid: "k2".to_owned(),
+        secret,
+        created_at: 0,
+        verify_until: None,
+    }])
+    .expect("keyring");
+    let minted = b
+        .engine
+        .waitpoint_token("default", id, "w", 1_800_000_000_000)
+        .await
+        .expect("mint");
+    assert_eq!(minted, reference.mint("default", id, "w", 1_800_000_000_000));
+}
