@@ -90,6 +90,9 @@ pub struct BenchArgs {
     /// soak: executions per claim, small so each wave has many claim samples.
     #[arg(long, default_value_t = 10, help_heading = "Sizes", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) soak_claim_batch: u32,
+    /// suspend: suspend → signal → resumed claim cycles measured.
+    #[arg(long, default_value_t = 500, help_heading = "Sizes", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) suspensions: u64,
 }
 
 /// `ff bench SCENARIO`.
@@ -105,6 +108,8 @@ pub(crate) enum Scenario {
     Fanout,
     /// Claim latency as processed executions grow: first wave vs last.
     Soak,
+    /// Signal → resumed claim of a suspended execution.
+    Suspend,
     /// Every scenario, in this order.
     All,
 }
@@ -118,6 +123,7 @@ impl Scenario {
             Scenario::Chain => vec![ChainIdle, ChainLoaded],
             Scenario::Fanout => vec![Fanout],
             Scenario::Soak => vec![Soak],
+            Scenario::Suspend => vec![Suspend],
             Scenario::All => vec![
                 ThroughputDrain,
                 ThroughputConcurrent,
@@ -126,6 +132,7 @@ impl Scenario {
                 ChainLoaded,
                 Fanout,
                 Soak,
+                Suspend,
             ],
         }
     }
@@ -149,6 +156,7 @@ impl BenchArgs {
             executions: self.executions,
             waves: self.waves,
             soak_claim_batch: self.soak_claim_batch,
+            suspensions: self.suspensions,
         }
     }
 }

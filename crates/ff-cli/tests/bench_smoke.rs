@@ -37,6 +37,8 @@ const TINY: &[&str] = &[
     "300",
     "--waves",
     "3",
+    "--suspensions",
+    "20",
 ];
 
 /// Runs `ff bench SCENARIO --json` with the tiny sizes and `extra`.
@@ -196,6 +198,17 @@ fn soak_compares_the_first_wave_with_the_last() {
     }
     let ratio = figure(&variants[0], "claim_p50_last_over_first");
     assert!(ratio["median"].as_f64().is_some_and(|x| x > 0.0), "{ratio}");
+}
+
+#[test]
+fn suspend_measures_signal_to_resumed_claim() {
+    let report = bench("suspend", &[]);
+    let variants = check(&report, &["suspend/signal-to-resume"]);
+    for name in ["signal_to_resumed_claim", "signal_call"] {
+        let l = latency(&variants[0], name);
+        assert_eq!(l["samples"].as_u64(), Some(20), "{l}");
+    }
+    figure(&variants[0], "suspend_cycles_per_sec");
 }
 
 #[test]

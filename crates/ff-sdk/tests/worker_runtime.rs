@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ff_core::execution::AttemptEnd;
 use ff_sdk::{
-    Fail, HandlerError, JobContext, Outcome, Release, Retry, State, StopReason, Worker,
-    WorkerBuilder,
+    Fail, HandlerError, JobContext, Outcome, Release, Retry, SignalRequest, State, StopReason,
+    Suspend, Worker, WorkerBuilder,
 };
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -25,6 +25,59 @@ fn builder(h: &Harness) -> WorkerBuilder {
     Worker::builder(h.client.clone())
         .lane(LANE)
         .claim_wait(Duration::from_millis(300))
+}
+
+/// A handler hands out a waitpoint's token and suspends; a signal with the
+/// token brings the same attempt back with the signal; an already signalled
+/// waitpoint lets the handler go on under the same lease.
+async fn suspend_waits_for_a_signal(h: Harness) {
+    let (tokens, mut handed_out) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let worker = builder(&h)
+        .handler("approve", move |ctx: JobContext| {
+            let tokens = tokens.clone();
+            async move {
+                if let Some(approval) = ctx.signal("approve") {
+                    let by: Value = approval.payload.decode().map_err(HandlerError::from)?;
+                    return Ok(json!({ "approved_by": by["by"], "attempt": ctx.attempt() }));
+                }
+                let grant = ctx.waitpoint("approve").await?;
+                let _ = tokens.send(grant.token);
+                Err(Suspend::on(["approve"]).into())
+            }
+        })
+        .start()
+        .expect("start");
+    let id = h
+        .client
+        .submit(request(LANE, "approve", json!({})))
+        .await
+        .expect("submit")
+        .id;
+    let token = handed_out.recv().await.expect("a token");
+    eventually("the execution suspends", || async {
+        h.client.get_execution(id).await.expect("get").state == State::Suspended
+    })
+    .await;
+    let sent = h
+        .client
+        .signal(
+            &token,
+            &SignalRequest::new(
+                "approved",
+                ff_sdk::JsonText::from_value(&json!({"by": "ada"})),
+            ),
+        )
+        .await
+        .expect("signal");
+    assert!(sent.resumed);
+    let end = finished(&h.client, id).await;
+    assert_eq!(end.outcome, Outcome::Completed, "{end:?}");
+    let result: Value = end.result.expect("result").decode().expect("json");
+    assert_eq!(result, json!({"approved_by": "ada", "attempt": 1}));
+    let view = h.client.signals(id).await.expect("signals");
+    assert_eq!(view.signals.len(), 1);
+    let stats = worker.shutdown().await;
+    assert_eq!(stats.suspended, 1, "{stats:?}");
 }
 
 /// Sets its flag when dropped: tells whether an aborted handler was dropped.
@@ -423,4 +476,5 @@ on_both_transports!(
     concurrency_bounds_running_handlers,
     shutdown_releases_leases,
     client_calls_and_errors,
+    suspend_waits_for_a_signal,
 );

@@ -7,11 +7,13 @@
 //! - `chain`: 10-node linear flows, idle and loaded; promotion lag.
 //! - `fanout`: 1 → 100 → 1 flows; root complete → sink claimable.
 //! - `soak`: claim latency as processed executions accumulate.
+//! - `suspend`: signal → resumed claim of a suspended execution.
 
 pub mod chain;
 pub mod fanout;
 pub mod latency;
 pub mod soak;
+pub mod suspend;
 pub mod throughput;
 
 use std::time::Duration;
@@ -52,6 +54,7 @@ pub struct Sizes {
     pub executions: u64,
     pub waves: u32,
     pub soak_claim_batch: u32,
+    pub suspensions: u64,
 }
 
 /// One shape of work the report shows as a row group.
@@ -64,6 +67,7 @@ pub enum Variant {
     ChainLoaded,
     Fanout,
     Soak,
+    Suspend,
 }
 
 impl Variant {
@@ -74,6 +78,7 @@ impl Variant {
             Variant::ChainIdle | Variant::ChainLoaded => "chain",
             Variant::Fanout => "fanout",
             Variant::Soak => "soak",
+            Variant::Suspend => "suspend",
         }
     }
 
@@ -86,6 +91,7 @@ impl Variant {
             Variant::ChainLoaded => "loaded",
             Variant::Fanout => "loaded",
             Variant::Soak => "waves",
+            Variant::Suspend => "signal-to-resume",
         }
     }
 
@@ -123,6 +129,10 @@ impl Variant {
                 "{} executions in {} waves (submit a wave, drain it), {} workers claiming up to {}",
                 s.executions, s.waves, s.workers, s.soak_claim_batch
             ),
+            Variant::Suspend => format!(
+                "{} executions one at a time: claim, suspend, signal by token, the waiting claim gets it back",
+                s.suspensions
+            ),
         }
     }
 
@@ -136,6 +146,7 @@ impl Variant {
             Variant::ChainLoaded => chain::loaded(bed, sizes).await,
             Variant::Fanout => fanout::run(bed, sizes).await,
             Variant::Soak => soak::run(bed, sizes).await,
+            Variant::Suspend => suspend::run(bed, sizes).await,
         }
     }
 }

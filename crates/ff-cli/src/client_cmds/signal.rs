@@ -44,8 +44,8 @@ pub struct SignalArgs {
 
 pub async fn signal(args: SignalArgs) -> anyhow::Result<()> {
     let client = args.server.connect()?;
-    let payload = JsonText::parse(args.payload.clone())
-        .map_err(|err| Failure::invalid("--payload", err))?;
+    let payload =
+        JsonText::parse(args.payload.clone()).map_err(|err| Failure::invalid("--payload", err))?;
     let mut req = SignalRequest::new(&args.name, payload).source(&args.source);
     req.idempotency_key.clone_from(&args.idempotency_key);
     let answer = match (&args.token, &args.execution, &args.waitpoint) {
@@ -57,11 +57,9 @@ pub async fn signal(args: SignalArgs) -> anyhow::Result<()> {
             client.signal_waitpoint(id, key, &req).await
         }
         _ => {
-            return Err(Failure::invalid(
-                "token",
-                "name a token, or --execution and --waitpoint",
+            return Err(
+                Failure::invalid("token", "name a token, or --execution and --waitpoint").into(),
             )
-            .into())
         }
     }
     .map_err(|err| args.server.explain(err))?;
@@ -100,7 +98,14 @@ pub fn print_wait(wait: &WaitState) {
     }
     if !wait.signals.is_empty() {
         println!("\nsignals");
-        let mut table = Table::new(["ID", "WAITPOINT", "NAME", "SOURCE", "RECEIVED (UTC)", "PAYLOAD"]);
+        let mut table = Table::new([
+            "ID",
+            "WAITPOINT",
+            "NAME",
+            "SOURCE",
+            "RECEIVED (UTC)",
+            "PAYLOAD",
+        ]);
         for s in &wait.signals {
             table.row([
                 s.id.to_string(),

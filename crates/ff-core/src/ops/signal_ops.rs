@@ -276,7 +276,10 @@ impl<S: SignalStore> SignalOps for S {
         if keyring(self).await?.signing().secret == secret {
             return Ok(None);
         }
-        match self.rotate_waitpoint_key(Some(secret.clone()), grace_ms).await {
+        match self
+            .rotate_waitpoint_key(Some(secret.clone()), grace_ms)
+            .await
+        {
             Ok(kid) => Ok(Some(kid)),
             // Another server adopting the same secret got there first.
             Err(err) if err.kind() == crate::ErrorKind::Conflict => {

@@ -304,7 +304,7 @@ mod tests {
             format!("{other_body}.{mac}"),
             format!("{body}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
             "garbage".to_owned(),
-            format!("{body}"),
+            body.to_string(),
         ] {
             let err = ring.verify(&bad).expect_err("refused");
             assert_eq!(err.field(), Some("token"));

@@ -810,5 +810,8 @@ pub async fn adopting_a_secret_is_idempotent(f: &dyn BackendFactory) {
         .waitpoint_token("default", id, "w", 1_800_000_000_000)
         .await
         .expect("mint");
-    assert_eq!(minted, reference.mint("default", id, "w", 1_800_000_000_000));
+    assert_eq!(
+        minted,
+        reference.mint("default", id, "w", 1_800_000_000_000)
+    );
 }

@@ -10,7 +10,10 @@
 //! The operations are the solo ones (submit, claim, the lease operations,
 //! cancel, requeue, the maintenance scans, time) and the flow ones: create a
 //! flow, add nodes with a running member's handle, cancel a flow, and
-//! cascade outbox entries as the engine's listener and reconciler would.
+//! cascade outbox entries as the engine's listener and reconciler would;
+//! and the signal ones: create a waitpoint, suspend, signal by token or by
+//! id and key, and the suspension timeout scan. Signal ids are compared by
+//! the order they were first seen, and tokens never enter a comparison.
 //!
 //! - [`ops`]: the operations, how one is drawn and how it is applied.
 //! - [`flows`]: random flow specs and dynamic adds, outbox cascades.
@@ -23,6 +26,7 @@ mod flows;
 mod ops;
 mod rng;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -30,6 +34,7 @@ use std::time::Duration;
 
 use ff_core::{
     Clock, EngineBackend, EngineError, Execution, ExecutionId, FlowId, LeaseHandle, ManualClock,
+    SignalId,
 };
 
 pub use rng::Rng;
@@ -66,6 +71,10 @@ struct Side {
     flow_index: HashMap<FlowId, usize>,
     /// Each flow's node keys, by flow index.
     flow_keys: Vec<Vec<String>>,
+    /// Waitpoint tokens handed out, in order (they differ between sides).
+    tokens: Vec<String>,
+    /// Signal ids by the order they were first seen in an answer.
+    signal_index: RefCell<HashMap<SignalId, usize>>,
 }
 
 impl Side {
@@ -79,6 +88,8 @@ impl Side {
             flows: Vec::new(),
             flow_index: HashMap::new(),
             flow_keys: Vec::new(),
+            tokens: Vec::new(),
+            signal_index: RefCell::new(HashMap::new()),
         }
     }
 
@@ -123,7 +134,7 @@ impl Side {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         loop {
-            let next = [("ExecutionId(", false), ("FlowId(", true)]
+            let next = [("ExecutionId(", 0), ("FlowId(", 1), ("SignalId(", 2)]
                 .into_iter()
                 .filter_map(|(tag, flow)| rest.find(tag).map(|at| (at, tag, flow)))
                 .min_by_key(|(at, _, _)| *at);
@@ -138,16 +149,22 @@ impl Side {
                 return out;
             };
             let uuid = &after[..end];
-            let known = if flow {
-                uuid.parse()
+            let known = match flow {
+                1 => uuid
+                    .parse()
                     .ok()
                     .and_then(|u| self.flow_index.get(&FlowId::from_uuid(u)))
-                    .map(|i| format!("F#{i}"))
-            } else {
-                uuid.parse()
+                    .map(|i| format!("F#{i}")),
+                2 => uuid.parse::<SignalId>().ok().map(|id| {
+                    let mut seen = self.signal_index.borrow_mut();
+                    let next = seen.len();
+                    format!("S#{}", seen.entry(id).or_insert(next))
+                }),
+                _ => uuid
+                    .parse()
                     .ok()
                     .and_then(|u| self.index.get(&ExecutionId::from_uuid(u)))
-                    .map(|i| format!("#{i}"))
+                    .map(|i| format!("#{i}")),
             };
             match known {
                 Some(index) => out.push_str(&index),
@@ -162,7 +179,7 @@ impl Side {
         format!(
             "{} lane={} payload={} attempt={} epoch={} allowed={} releases={} outcome={:?} \
              result={:?} error={:?} ready_at={} lease_until={:?} attempt_deadline={:?} \
-             finished_at={:?} attempts={:?} flow={:?} inputs={:?}",
+             finished_at={:?} attempts={:?} flow={:?} inputs={:?} wait={}",
             exec.state,
             exec.lane,
             exec.payload,
@@ -192,7 +209,50 @@ impl Side {
                 .as_ref()
                 .map(|m| (self.flow_index.get(&m.flow_id), m.node_key.as_str())),
             exec.inputs,
+            self.wait_snapshot(exec),
         )
+    }
+
+    /// The comparable view of an execution's waitpoints, signals and
+    /// suspensions: everything but the signal ids, compared by position.
+    fn wait_snapshot(&self, exec: &Execution) -> String {
+        let Some(wait) = &exec.wait else {
+            return "none".to_owned();
+        };
+        let signals: Vec<_> = wait
+            .signals
+            .iter()
+            .map(|s| {
+                (
+                    &s.waitpoint,
+                    &s.name,
+                    s.payload.as_str(),
+                    &s.source,
+                    &s.idempotency_key,
+                    s.received_at,
+                )
+            })
+            .collect();
+        let position = |id: &SignalId| wait.signals.iter().position(|s| s.id == *id);
+        let suspensions: Vec<_> = wait
+            .suspensions
+            .iter()
+            .map(|s| {
+                (
+                    &s.key,
+                    s.attempt,
+                    s.lease_epoch,
+                    &s.waitpoints,
+                    s.condition,
+                    s.timeout_at,
+                    s.on_timeout,
+                    s.suspended_at,
+                    s.ended,
+                    s.satisfied_by.iter().map(position).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        format!("{:?} {signals:?} {suspensions:?}", wait.waitpoints)
     }
 
     /// Every execution's snapshot, then every flow's view.

@@ -3,6 +3,10 @@
 //! comparable string.
 
 use ff_core::flow::{EdgeSpec, FlowSpec, NodeSpec};
+use ff_core::suspension::{
+    ResumeCondition, SignalRequest, SuspendRequest, SuspendResponse, TimeoutPolicy,
+    WaitpointRequest,
+};
 use ff_core::{ClaimRequest, Failure, JsonText, RetryPolicy, SubmitRequest};
 
 use super::flows;
@@ -10,6 +14,7 @@ use super::{MemberLease, Rng, Side};
 
 pub(super) const LANES: [&str; 3] = ["a", "b", "c"];
 const CAPS: [&str; 2] = ["gpu", "eu"];
+const WAITPOINTS: [&str; 3] = ["x", "y", "z"];
 
 /// At most this many flows per case, so snapshots stay cheap.
 const MAX_FLOWS: usize = 8;
@@ -50,6 +55,58 @@ pub(super) enum Op {
         repeat: bool,
     },
     ReconcileBlocked,
+    /// Creates a waitpoint with the lease of this handle.
+    Waitpoint(usize, String),
+    Suspend(usize, Box<SuspendRequest>),
+    /// Signals with the token at this position of the side's tokens.
+    SignalByToken(usize, Box<SignalRequest>),
+    /// Signals execution `i`'s waitpoint by id and key.
+    Signal(usize, String, Box<SignalRequest>),
+    ExpireSuspensions,
+}
+
+fn random_signal(rng: &mut Rng) -> Box<SignalRequest> {
+    let mut req = SignalRequest::new(
+        *rng.pick(&["ok", "no"]),
+        JsonText::unchecked(format!("{{\"v\":{}}}", rng.below(10))),
+    );
+    if rng.chance(40) {
+        req = req.idempotency_key(format!("d{}", rng.below(3)));
+    }
+    Box::new(req)
+}
+
+fn random_suspend(rng: &mut Rng) -> Box<SuspendRequest> {
+    let n = 1 + rng.below(3) as usize;
+    let waitpoints: Vec<&str> = WAITPOINTS[..n].to_vec();
+    let condition = match rng.below(3) {
+        0 => ResumeCondition::Any,
+        1 => ResumeCondition::All,
+        _ => ResumeCondition::Count {
+            n: 1 + rng.below(n as u64) as u32,
+            distinct: rng.chance(50),
+        },
+    };
+    let mut req = SuspendRequest::on(format!("s{}", rng.below(2)), waitpoints).condition(condition);
+    if rng.chance(50) {
+        let policy = *rng.pick(&[
+            TimeoutPolicy::Fail,
+            TimeoutPolicy::Cancel,
+            TimeoutPolicy::Resume,
+        ]);
+        req = req.timeout(200 + rng.below(1_500), policy);
+    }
+    Box::new(req)
+}
+
+/// A signal op: by token when the side holds one, else by id and key.
+fn random_signal_op(rng: &mut Rng, side: &Side) -> Op {
+    if !side.tokens.is_empty() && rng.chance(60) {
+        let at = side.tokens.len() - 1 - rng.below(side.tokens.len().min(4) as u64) as usize;
+        return Op::SignalByToken(at, random_signal(rng));
+    }
+    let i = side.ids.len() - 1 - rng.below(side.ids.len().min(4) as u64) as usize;
+    Op::Signal(i, rng.pick(&WAITPOINTS).to_string(), random_signal(rng))
 }
 
 fn random_submit(rng: &mut Rng, now: i64) -> Op {
@@ -137,9 +194,21 @@ pub(super) fn random_op(rng: &mut Rng, now: i64, side: &Side) -> Op {
             repeat: rng.chance(30),
         },
         83 => Op::ReconcileBlocked,
-        84..=92 => Op::Advance(1 + rng.below(700)),
-        93..=95 => Op::ExpireLeases,
-        96..=97 => Op::PromoteScheduled,
+        84..=90 => Op::Advance(1 + rng.below(700)),
+        91..=92 => Op::ExpireLeases,
+        93 => Op::PromoteScheduled,
+        94 => Op::ExpireDeadlines,
+        95 => Op::ExpireSuspensions,
+        96..=99 if handles > 0 => {
+            let h = handles - 1 - rng.below(handles.min(3) as u64) as usize;
+            match rng.below(4) {
+                0 => Op::Waitpoint(h, rng.pick(&WAITPOINTS).to_string()),
+                1 | 2 => Op::Suspend(h, random_suspend(rng)),
+                _ if submitted > 0 => random_signal_op(rng, side),
+                _ => Op::Suspend(h, random_suspend(rng)),
+            }
+        }
+        96..=99 if submitted > 0 => random_signal_op(rng, side),
         _ => Op::ExpireDeadlines,
     }
 }
@@ -205,5 +274,29 @@ pub(super) async fn apply(side: &mut Side, op: &Op) -> String {
         Op::CascadeOne(at) => flows::cascade_one(side, *at).await,
         Op::CascadeAll { repeat } => flows::cascade_all(side, *repeat).await,
         Op::ReconcileBlocked => side.normalize(e.reconcile_blocked(0, 1_000).await),
+        Op::Waitpoint(h, key) => {
+            let result = e
+                .create_waitpoint(&side.handles[*h], &WaitpointRequest::new(key))
+                .await;
+            if let Ok(grant) = &result {
+                side.tokens.push(grant.token.clone());
+            }
+            side.normalize(result)
+        }
+        Op::Suspend(h, req) => {
+            let result = e.suspend(&side.handles[*h], req).await;
+            if let Ok(SuspendResponse::Suspended { waitpoints, .. }) = &result {
+                side.tokens
+                    .extend(waitpoints.iter().map(|w| w.token.clone()));
+            }
+            side.normalize(result)
+        }
+        Op::SignalByToken(at, req) => {
+            side.normalize(e.signal_by_token(&side.tokens[*at], req).await)
+        }
+        Op::Signal(i, key, req) => {
+            side.normalize(e.signal("default", side.ids[*i], key, req).await)
+        }
+        Op::ExpireSuspensions => side.normalize(e.expire_suspensions(1_000).await),
     }
 }
