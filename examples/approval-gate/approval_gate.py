@@ -97,8 +97,9 @@ class Gate:
         return None
 
     def publish(self, job):
+        # `inputs` holds the direct parents only: the approval carries the title on.
         approval = job["inputs"]["approve"]["result"]
-        return {"published": job["inputs"]["draft"]["result"]["title"], "approved_by": approval["approved_by"]}
+        return {"published": approval["title"], "approved_by": approval["approved_by"]}
 
 
 class Rejected(Exception):
@@ -112,8 +113,8 @@ def verdict(job, signals):
     by = (signal["payload"] or {}).get("by")
     if not by:
         raise Rejected("an approval must say who approved: {\"by\": NAME}")
-    return {"approved_by": by, "source": signal["source"], "at": signal["received_at"],
-            "attempt": job["handle"]["attempt"]}
+    return {"title": job["inputs"]["draft"]["result"]["title"], "approved_by": by,
+            "source": signal["source"], "at": signal["received_at"], "attempt": job["handle"]["attempt"]}
 
 
 def work_once(api, gate, lane, worker_id):
@@ -136,6 +137,9 @@ def work_once(api, gate, lane, worker_id):
             status, body = api.call("POST", "/leases/fail", {
                 "handle": job["handle"], "error": f"rejected: {err}", "retryable": False,
             })
+        except Exception as err:  # any other failure fails the attempt, retryably
+            print(f"{job['kind']} failed: {err!r}", file=sys.stderr)
+            status, body = api.call("POST", "/leases/fail", {"handle": job["handle"], "error": repr(err)})
         if status != 200:
             print(f"report refused ({status}): {body}", file=sys.stderr)
 

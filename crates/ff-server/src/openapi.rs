@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 
 use ff_core::execution::{PRIORITY_RANGE, TIME_RANGE_MS};
+use ff_core::suspension::model::MAX_WAITPOINT_TTL_MS;
 use ff_core::Limits;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
@@ -290,6 +291,27 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
         json!(format!("At most {} nodes in a flow", limits.max_flow_nodes));
     schemas["FlowSpec"]["properties"]["idempotency_key"] = submit_key(limits);
 
+    let ttl = duration(MAX_WAITPOINT_TTL_MS);
+    let signal = &mut schemas["SignalRequest"]["properties"];
+    signal["name"] = name_ref.clone();
+    signal["source"] = submit_key(limits);
+    signal["idempotency_key"] = submit_key(limits);
+    signal["payload"]["description"] = json!(format!(
+        "Any JSON value, stored verbatim, at most {} bytes",
+        limits.max_signal_payload_bytes
+    ));
+    let waitpoint = &mut schemas["WaitpointBody"]["properties"];
+    waitpoint["key"] = name_ref.clone();
+    waitpoint["ttl_ms"] = ttl.clone();
+    let suspend = &mut schemas["SuspendBody"]["properties"];
+    suspend["key"] = name_ref.clone();
+    suspend["waitpoints"] = names.clone();
+    suspend["waitpoints"]["minItems"] = json!(1);
+    suspend["waitpoints"]["maxItems"] = json!(limits.max_waitpoints);
+    suspend["waitpoints"]["uniqueItems"] = json!(true);
+    suspend["timeout_ms"] = ttl.clone();
+    suspend["ttl_ms"] = ttl;
+
     let retry = &mut schemas["RetryPolicy"]["properties"];
     retry["max_attempts"]["minimum"] = json!(1);
     retry["max_attempts"]["maximum"] = json!(1000);
@@ -386,6 +408,8 @@ fn constrain_parameter(param: &mut Value, path: &str, limits: &Limits) {
         Some("limit") => json!({"type": "integer", "minimum": 1, "maximum": limits.max_batch}),
         Some("cursor") => json!({"type": "string", "pattern": "^x[0-9a-fA-F]{32}$",
             "description": "The `next_cursor` of the previous page"}),
+        Some("token") => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
+            "description": "The waitpoint token, as suspend or create-waitpoint handed it out"}),
         Some("tag") => {
             json!({"type": "string", "pattern": "^[^:]*:", "description": "`key:value`"})
         }

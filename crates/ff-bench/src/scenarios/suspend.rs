@@ -87,18 +87,19 @@ async fn round(
     let waiting = {
         let req = req.clone();
         let backend: &dyn EngineBackend = backend;
-        async move { backend.claim_wait(&req, CLAIM_WAIT).await }
+        async move {
+            let claimed = backend.claim_wait(&req, CLAIM_WAIT).await;
+            (claimed, Instant::now())
+        }
     };
     let signal = SignalRequest::new("go", JsonText::null()).source("bench");
-    let (resumed, call) = tokio::join!(waiting, async {
+    let ((resumed, claimed_at), (answer, sent_at, answered_at)) = tokio::join!(waiting, async {
         // Let the claim reach its wait first.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        let start = Instant::now();
+        let sent_at = Instant::now();
         let answer = backend.signal_by_token(&token, &signal).await;
-        (answer, start)
+        (answer, sent_at, Instant::now())
     });
-    let (answer, signal_start) = call;
-    let call = signal_start.elapsed();
     let answer = answer.context("signal")?;
     if !answer.resumed {
         bail!("the signal did not resume the execution");
@@ -106,7 +107,8 @@ async fn round(
     let resumed = resumed?
         .pop()
         .context("the resumed execution was not claimed in time")?;
-    let to_claim = Instant::now().saturating_duration_since(signal_start);
+    let to_claim = claimed_at.saturating_duration_since(sent_at);
+    let call = answered_at.saturating_duration_since(sent_at);
     if resumed.handle.execution_id != claimed.handle.execution_id || resumed.signals.is_empty() {
         bail!("the resumed claim is not the suspended execution with its signal");
     }

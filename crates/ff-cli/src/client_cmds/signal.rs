@@ -19,8 +19,13 @@ pub struct SignalArgs {
     pub output: OutputArgs,
     /// The waitpoint token (what an outside party holds); or leave it out
     /// and name `--execution` and `--waitpoint`.
-    #[arg(required_unless_present = "execution", conflicts_with_all = ["execution", "waitpoint"])]
-    token: Option<String>,
+    #[arg(
+        id = "waitpoint_token",
+        value_name = "TOKEN",
+        required_unless_present = "execution",
+        conflicts_with_all = ["execution", "waitpoint"]
+    )]
+    waitpoint_token: Option<String>,
     /// The execution, with `--waitpoint` (an operator's signal, sent with
     /// the API token).
     #[arg(long, requires = "waitpoint")]
@@ -48,7 +53,7 @@ pub async fn signal(args: SignalArgs) -> anyhow::Result<()> {
         JsonText::parse(args.payload.clone()).map_err(|err| Failure::invalid("--payload", err))?;
     let mut req = SignalRequest::new(&args.name, payload).source(&args.source);
     req.idempotency_key.clone_from(&args.idempotency_key);
-    let answer = match (&args.token, &args.execution, &args.waitpoint) {
+    let answer = match (&args.waitpoint_token, &args.execution, &args.waitpoint) {
         (Some(token), _, _) => client.signal(token, &req).await,
         (None, Some(id), Some(key)) => {
             let id: ExecutionId = id

@@ -15,7 +15,7 @@ use crate::error::EngineError;
 use crate::ids::ExecutionId;
 use crate::lease::LeaseHandle;
 use crate::suspension::rules::{self, SuspendDecision};
-use crate::suspension::token::MIN_ROTATION_GRACE_MS;
+use crate::suspension::token::{KEYRING_RELOAD_MIN_MS, MIN_ROTATION_GRACE_MS};
 use crate::suspension::{
     Keyring, KeyringCache, SignalRequest, SignalResponse, SuspendRequest, SuspendResponse,
     Waitpoint, WaitpointGrant, WaitpointKey, WaitpointRequest, WaitpointSecret,
@@ -194,8 +194,14 @@ impl<S: SignalStore> SignalOps for S {
         let claims = match ring.verify(token) {
             Ok(claims) => claims,
             Err(first) => {
-                // A key rotated in by another server since the last read.
-                self.keyring_cache().clear();
+                // A key rotated in by another server since the last read
+                // is worth one more read, at most once a second.
+                let unknown_kid = Keyring::kid_of(token).is_some_and(|kid| !ring.has_kid(&kid));
+                let cache = self.keyring_cache();
+                if !unknown_kid || !cache.loaded_before(self.now_ms(), KEYRING_RELOAD_MIN_MS) {
+                    return Err(first);
+                }
+                cache.clear();
                 ring = keyring(self).await?;
                 ring.verify(token).map_err(|_| first)?
             }

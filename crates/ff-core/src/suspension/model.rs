@@ -62,7 +62,8 @@ impl WaitState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waitpoint {
     pub key: String,
-    /// The attempt that created it.
+    /// The attempt it belongs to: the one that created it, or the retry
+    /// that took it over while it was still pending.
     pub attempt: u32,
     pub created_at: Millis,
     /// After this, signals to it are refused (its token has expired).

@@ -377,8 +377,8 @@ fn open_waitpoint<'w>(
 ) -> Result<&'w Waitpoint, EngineError> {
     let position = match wait.waitpoints.iter().position(|w| w.key == key) {
         Some(i) => {
-            let existing = &wait.waitpoints[i];
-            if existing.attempt != attempt || existing.state != WaitpointState::Pending {
+            let existing = &mut wait.waitpoints[i];
+            if existing.state != WaitpointState::Pending {
                 return Err(EngineError::conflict(format!(
                     "waitpoint `{key}` was used already; a waitpoint key names one \
                      waitpoint for the execution's life"
@@ -390,6 +390,9 @@ fn open_waitpoint<'w>(
                     existing.expires_at
                 )));
             }
+            // A pending waitpoint outlives the attempt that made it: a
+            // retry takes it over, with its token and buffered signals.
+            existing.attempt = attempt;
             i
         }
         None => {

@@ -22,6 +22,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// How long a loaded keyring is trusted before it is read again, so a key
 /// rotated by another server is picked up.
 pub const KEYRING_REFRESH_MS: Millis = 60_000;
+/// How often a token naming an unknown key id may make a server read its
+/// keyring again (a key rotated in elsewhere), so forged tokens cannot
+/// turn into a read each.
+pub const KEYRING_RELOAD_MIN_MS: Millis = 1_000;
 /// The shortest grace a rotation may give the keys it retires: longer than
 /// [`KEYRING_REFRESH_MS`], so no server signs with a key that no longer
 /// verifies.
@@ -121,6 +125,18 @@ impl Keyring {
 
     pub fn keys(&self) -> &[WaitpointKey] {
         &self.keys
+    }
+
+    /// Whether `kid` is one of the keyring's keys.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid == kid)
+    }
+
+    /// The key id a token claims to be signed with, unverified.
+    pub fn kid_of(token: &str) -> Option<String> {
+        let body = URL_SAFE_NO_PAD.decode(token.split_once('.')?.0).ok()?;
+        let text = String::from_utf8(body).ok()?;
+        text.split('|').next().map(str::to_owned)
     }
 
     /// The kid a rotation's new key gets: `k<n+1>` after the highest `k<n>`.
@@ -237,6 +253,14 @@ impl KeyringCache {
         let ring = Arc::new(ring);
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Some((ring.clone(), now));
         ring
+    }
+
+    /// Whether the keyring was read at least `age` before `now` (or never).
+    pub fn loaded_before(&self, now: Millis, age: Millis) -> bool {
+        let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        loaded
+            .as_ref()
+            .is_none_or(|(_, at)| now.saturating_sub(*at) >= age)
     }
 
     /// Forgets the keyring, so the next use reads it again.

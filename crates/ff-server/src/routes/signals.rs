@@ -48,7 +48,7 @@ pub struct SuspendBody {
 }
 
 /// Create a waitpoint (or get the one this attempt created) and its token.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/waitpoint", tag = "signals",
+#[utoipa::path(operation_id = "create_waitpoint", post, path = "/v1/namespaces/{namespace}/leases/waitpoint", tag = "signals",
     params(("namespace" = String, Path)), request_body = WaitpointBody,
     responses((status = 200, body = WaitpointGrant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_waitpoint(
@@ -70,7 +70,7 @@ pub async fn create_waitpoint(
 
 /// Suspend on waitpoints and release the lease, or, when signals already
 /// delivered satisfy the condition, keep the lease and get them.
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/leases/suspend", tag = "signals",
+#[utoipa::path(operation_id = "suspend", post, path = "/v1/namespaces/{namespace}/leases/suspend", tag = "signals",
     params(("namespace" = String, Path)), request_body = SuspendBody,
     responses((status = 200, body = SuspendResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn suspend(
@@ -97,7 +97,7 @@ pub async fn suspend(
 /// Signal a waitpoint with its token. Needs no API token: the waitpoint
 /// token authorises exactly one waitpoint. A repeated idempotency key
 /// answers with the first signal's id and `duplicate: true`.
-#[utoipa::path(post, path = "/v1/signals/{token}", tag = "signals",
+#[utoipa::path(operation_id = "signal_by_token", post, path = "/v1/signals/{token}", tag = "signals",
     params(("token" = String, Path, description = "The waitpoint token")),
     request_body = SignalRequest,
     responses((status = 200, body = SignalResponse), (status = 404, body = ErrorBody),
@@ -111,7 +111,7 @@ pub async fn signal_by_token(
 }
 
 /// Signal waitpoint `key` of an execution (an operator's call).
-#[utoipa::path(post, path = "/v1/namespaces/{namespace}/executions/{id}/waitpoints/{key}/signals",
+#[utoipa::path(operation_id = "signal_waitpoint", post, path = "/v1/namespaces/{namespace}/executions/{id}/waitpoints/{key}/signals",
     tag = "signals",
     params(("namespace" = String, Path), ("id" = String, Path), ("key" = String, Path)),
     request_body = SignalRequest,
@@ -128,7 +128,7 @@ pub async fn signal(
 
 /// An execution's waitpoints, signals and suspensions (tokens are never
 /// read back).
-#[utoipa::path(get, path = "/v1/namespaces/{namespace}/executions/{id}/signals", tag = "signals",
+#[utoipa::path(operation_id = "list_signals", get, path = "/v1/namespaces/{namespace}/executions/{id}/signals", tag = "signals",
     params(("namespace" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = SignalsView), (status = 404, body = ErrorBody)))]
 pub async fn list(

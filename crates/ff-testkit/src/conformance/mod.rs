@@ -152,6 +152,7 @@ macro_rules! __conformance_list {
             signals::operator_signal_is_namespaced,
             signals::invalid_suspend_rejected_nothing_stored,
             signals::adopting_a_secret_is_idempotent,
+            signals::pending_waitpoint_carries_over_to_a_retry,
         );
     };
 }

@@ -815,3 +815,34 @@ pub async fn adopting_a_secret_is_idempotent(f: &dyn BackendFactory) {
         reference.mint("default", id, "w", 1_800_000_000_000)
     );
 }
+
+pub async fn pending_waitpoint_carries_over_to_a_retry(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let id = submit(&b, job("a").retry(exact_retry(2, 100))).await;
+    let first = claim_one(&b, "a").await;
+    let a = waitpoint(&b, &first, "approve").await;
+    send(&b, &a, "early").await;
+    b.engine
+        .fail(&first.handle, ff_core::Failure::retryable("crashed"))
+        .await
+        .expect("fail");
+    b.clock.advance(ms(100));
+    let second = claim_one(&b, "a").await;
+    assert_eq!(second.handle.attempt, 2);
+    let again = waitpoint(&b, &second, "approve").await;
+    assert_eq!(
+        again.token, a.token,
+        "the retry takes the pending waitpoint over"
+    );
+    let resp = b
+        .engine
+        .suspend(&second.handle, &SuspendRequest::on("s1", ["approve"]))
+        .await
+        .expect("suspend");
+    assert!(
+        matches!(resp, SuspendResponse::AlreadySatisfied { ref signals } if signals.len() == 1),
+        "{resp:?}"
+    );
+    let exec = get(&b, id).await;
+    assert_eq!(exec.wait.map(|w| w.waitpoints[0].attempt), Some(2));
+}

@@ -1,0 +1,88 @@
+//! `ff signal` against a real `ff serve`: by token (what an outside party
+//! holds) and by execution and waitpoint; `ff show` lists both.
+
+mod cli_support;
+mod common;
+mod serve_support;
+
+use serde_json::{json, Value};
+
+use cli_support::{fails, ff, json_of, ok};
+use common::Scratch;
+use serve_support::Server;
+
+async fn post(server: &Server, path: &str, body: &Value) -> Value {
+    let url = format!("{}/v1/namespaces/default{path}", server.base);
+    let resp = server.http.post(url).json(body).send().await.expect("POST");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_by_token_and_by_waitpoint() {
+    let scratch = Scratch::new("cli-signal");
+    let server = Server::start(&scratch.path("ff.db"), None);
+    let id = ok(ff(
+        &server,
+        &["submit", "--lane", "gate", "--kind", "approve"],
+    ))
+    .trim()
+    .to_owned();
+    let claims = json!({"lanes": ["gate"], "worker_id": "w", "wait_ms": 2000});
+    let claimed = post(&server, "/claims", &claims).await;
+    let handle = claimed[0]["handle"].clone();
+    let suspended = post(
+        &server,
+        "/leases/suspend",
+        &json!({"handle": handle, "key": "ask", "waitpoints": ["approve", "audit"],
+                "condition": {"kind": "all"}}),
+    )
+    .await;
+    let token = suspended["waitpoints"][0]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    let out = ok(ff(
+        &server,
+        &[
+            "signal",
+            &token,
+            "--name",
+            "approved",
+            "--payload",
+            r#"{"by":"ada"}"#,
+        ],
+    ));
+    assert!(out.starts_with("delivered signal "), "{out}");
+    assert!(!out.contains("resumed"), "one of two waitpoints: {out}");
+
+    let sent = json_of(&ok(ff(
+        &server,
+        &[
+            "signal",
+            "--execution",
+            &id,
+            "--waitpoint",
+            "audit",
+            "--name",
+            "audited",
+            "--idempotency-key",
+            "a1",
+            "--json",
+        ],
+    )));
+    assert_eq!(sent["resumed"], true, "{sent}");
+
+    let shown = ok(ff(&server, &["show", &id]));
+    for expected in ["waitpoints", "signals", "approved", "audited", "closed"] {
+        assert!(shown.contains(expected), "no {expected} in:\n{shown}");
+    }
+    assert!(!shown.contains(&token), "tokens are never shown");
+
+    // The waitpoint is closed now; a bad token is refused as such.
+    let err = fails(ff(&server, &["signal", &token, "--name", "late"]));
+    assert!(err.contains("closed"), "{err}");
+    let err = fails(ff(&server, &["signal", "not-a-token"]));
+    assert!(err.contains("token"), "{err}");
+}
