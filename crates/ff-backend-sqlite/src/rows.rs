@@ -276,8 +276,8 @@ pub(crate) fn update_execution(
 
 /// Where a loaded execution is stored and what every `ff_core` transition
 /// moves: the state, or (renew) the lease and `updated_at`, or (a
-/// waitpoint or signal, maybe in the same millisecond) the length of the
-/// wait lists. Comparing the
+/// waitpoint or signal, maybe in the same millisecond) the wait state's
+/// [`wait_fingerprint`]. Comparing the
 /// stamp taken at load with the execution after a rule tells whether the row
 /// must be written, without cloning the execution and its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +286,26 @@ pub(crate) struct Stamp {
     state: State,
     updated_at: Millis,
     lease_until: Option<Millis>,
-    wait: (usize, usize, usize),
+    wait: u64,
+}
+
+/// What every wait rule moves: the lists' lengths, each waitpoint's attempt
+/// and state, and each suspension's end. Cheap to take at every load, and
+/// different after any rule that changed the wait state.
+fn wait_fingerprint(e: &Execution) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(wait) = &e.wait else {
+        return 0;
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    wait.signals.len().hash(&mut hasher);
+    for w in &wait.waitpoints {
+        (w.attempt, w.state).hash(&mut hasher);
+    }
+    for s in &wait.suspensions {
+        s.ended.hash(&mut hasher);
+    }
+    hasher.finish() | 1
 }
 
 impl Stamp {
@@ -296,9 +315,7 @@ impl Stamp {
             state: e.state,
             updated_at: e.updated_at,
             lease_until: e.lease_until,
-            wait: e.wait.as_ref().map_or((0, 0, 0), |w| {
-                (w.waitpoints.len(), w.signals.len(), w.suspensions.len())
-            }),
+            wait: wait_fingerprint(e),
         }
     }
 

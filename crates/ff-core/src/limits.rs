@@ -23,11 +23,13 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// A signal's payload.
     pub max_signal_payload_bytes: usize,
-    /// Signals one execution may receive in its life (the timeout's
-    /// synthetic signal included).
+    /// Signals one execution may be sent in its life (a `resume`
+    /// timeout's own signal comes on top).
     pub max_signals: usize,
     /// Waitpoints one execution may create in its life.
     pub max_waitpoints: usize,
+    /// Times one execution may suspend in its life.
+    pub max_suspensions: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             max_signal_payload_bytes: 64 * 1024,
             max_signals: 100,
             max_waitpoints: 32,
+            max_suspensions: 32,
         }
     }
 }

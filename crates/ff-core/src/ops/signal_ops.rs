@@ -197,9 +197,16 @@ impl<S: SignalStore> SignalOps for S {
                 // A key rotated in by another server since the last read
                 // is worth one more read, at most once a second.
                 let unknown_kid = Keyring::kid_of(token).is_some_and(|kid| !ring.has_kid(&kid));
-                let cache = self.keyring_cache();
-                if !unknown_kid || !cache.loaded_before(self.now_ms(), KEYRING_RELOAD_MIN_MS) {
+                if !unknown_kid {
                     return Err(first);
+                }
+                let cache = self.keyring_cache();
+                if !cache.loaded_before(self.now_ms(), KEYRING_RELOAD_MIN_MS) {
+                    // Maybe a key rotated in a moment ago: worth a retry.
+                    return Err(EngineError::Unavailable {
+                        message: "the token names a key this server has not read yet; retry"
+                            .to_owned(),
+                    });
                 }
                 cache.clear();
                 ring = keyring(self).await?;
@@ -209,14 +216,13 @@ impl<S: SignalStore> SignalOps for S {
         let (req, limits) = (req.clone(), self.limits().clone());
         let id = claims.execution_id;
         self.transition(id, move |exec, now| {
-            ring.check_time(&claims, now)?;
             if exec.namespace != claims.namespace {
                 return Err(EngineError::execution_not_found(id));
             }
             rules::deliver(
                 exec,
                 &claims.waitpoint,
-                Some(claims.expires_at),
+                Some((&ring, &claims)),
                 &req,
                 &limits,
                 now,
@@ -258,6 +264,11 @@ impl<S: SignalStore> SignalOps for S {
         }
         self.keyring_cache().clear();
         let ring = keyring(self).await?;
+        // Rotating to the secret that signs already changes nothing: two
+        // servers adopting one secret at once rotate once.
+        if secret.as_ref() == Some(&ring.signing().secret) {
+            return Ok(ring.signing().kid.clone());
+        }
         let now = self.now_ms();
         let kid = ring.next_kid();
         let key = WaitpointKey {

@@ -80,7 +80,7 @@ impl Waitpoint {
 
 /// Where a waitpoint stands.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitpointState {
     /// Created by a running handler; signals to it are buffered.
@@ -142,7 +142,7 @@ pub struct Suspension {
 
 /// How a suspension ended.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SuspensionEnd {
     /// Signals already delivered satisfied it when it was asked for; the
@@ -177,15 +177,16 @@ impl WaitpointRequest {
 
     pub fn validate(&self, limits: &Limits) -> Result<(), EngineError> {
         limits.check_name("key", &self.key)?;
-        check_ttl(self.ttl_ms)
+        check_span("ttl_ms", self.ttl_ms)
     }
 }
 
-fn check_ttl(ttl_ms: Option<u64>) -> Result<(), EngineError> {
-    match ttl_ms {
-        Some(0) => Err(EngineError::invalid("ttl_ms", "must be greater than zero")),
+/// A lifetime or timeout, when given: 1 ms up to one year.
+fn check_span(field: &str, ms: Option<u64>) -> Result<(), EngineError> {
+    match ms {
+        Some(0) => Err(EngineError::invalid(field, "must be greater than zero")),
         Some(ms) if ms > MAX_WAITPOINT_TTL_MS => Err(EngineError::invalid(
-            "ttl_ms",
+            field,
             format!("must be at most {MAX_WAITPOINT_TTL_MS} ms (one year)"),
         )),
         _ => Ok(()),
@@ -277,22 +278,16 @@ impl SuspendRequest {
             limits.check_name("waitpoints", key)?;
         }
         self.condition.validate(&self.waitpoints)?;
-        match self.timeout_ms {
-            Some(0) => {
+        if let ResumeCondition::Count { n, .. } = self.condition {
+            if n as usize > limits.max_signals {
                 return Err(EngineError::invalid(
-                    "timeout_ms",
-                    "must be greater than zero",
-                ))
+                    "condition.n",
+                    format!("{n} signals is over the limit of {}", limits.max_signals),
+                ));
             }
-            Some(ms) if ms > MAX_WAITPOINT_TTL_MS => {
-                return Err(EngineError::invalid(
-                    "timeout_ms",
-                    format!("must be at most {MAX_WAITPOINT_TTL_MS} ms (one year)"),
-                ))
-            }
-            _ => {}
         }
-        check_ttl(self.ttl_ms)
+        check_span("timeout_ms", self.timeout_ms)?;
+        check_span("ttl_ms", self.ttl_ms)
     }
 }
 

@@ -7,6 +7,7 @@ use super::model::{
     TimeoutPolicy, WaitState, Waitpoint, WaitpointRequest, WaitpointState,
     DEFAULT_WAITPOINT_TTL_MS, TIMEOUT_SIGNAL, TIMEOUT_SOURCE,
 };
+use super::token::{Keyring, TokenClaims};
 use crate::clock::Millis;
 use crate::error::EngineError;
 use crate::execution::{AttemptEnd, Execution};
@@ -65,12 +66,22 @@ pub fn suspend(
     fenced(exec, handle, WorkerOp::Suspend, now)?;
     let attempt = exec.attempt;
     let wait = exec.wait.get_or_insert_with(WaitState::default);
-    if wait.suspensions.len() >= limits.max_waitpoints {
+    if wait.suspensions.len() >= limits.max_suspensions {
         return Err(EngineError::conflict(format!(
             "an execution may suspend at most {} times",
-            limits.max_waitpoints
+            limits.max_suspensions
         )));
     }
+    // Every key is checked before any is opened, so a refused suspend
+    // leaves nothing behind.
+    let mut new_keys = 0;
+    for key in &req.waitpoints {
+        match wait.waitpoint(key) {
+            Some(existing) => check_reusable(existing, now)?,
+            None => new_keys += 1,
+        }
+    }
+    check_room(wait, new_keys, limits)?;
     for key in &req.waitpoints {
         open_waitpoint(wait, key, attempt, req.ttl_ms, limits, now)?;
     }
@@ -113,12 +124,14 @@ pub fn suspend(
 }
 
 /// Delivers a signal to waitpoint `key` and resumes the execution when it
-/// completes the condition in force. `token_expiry` is the expiry a token
-/// named; it must be the waitpoint's.
+/// completes the condition in force. With a verified token (its claims and
+/// the keyring that verified them), the token must name this waitpoint's
+/// expiry and still be in time — checked after a repeated idempotency key
+/// is answered, so a sender's retry gets its first answer back.
 pub fn deliver(
     exec: &mut Execution,
     key: &str,
-    token_expiry: Option<Millis>,
+    token: Option<(&Keyring, &TokenClaims)>,
     req: &SignalRequest,
     limits: &Limits,
     now: Millis,
@@ -127,13 +140,16 @@ pub fn deliver(
         entity: "waitpoint",
         id: key.to_owned(),
     };
+    // A timeout already due wins over a signal the scan has not beaten to
+    // it, so the outcome never depends on how far behind the scan is.
+    time_out(exec, now);
     let outcome = exec.outcome();
     let wait = exec.wait.as_mut().ok_or_else(waitpoint_missing)?;
     let waitpoint = wait.waitpoint(key).ok_or_else(waitpoint_missing)?;
-    if token_expiry.is_some_and(|at| at != waitpoint.expires_at) {
+    if token.is_some_and(|(_, claims)| claims.expires_at != waitpoint.expires_at) {
         return Err(EngineError::invalid(
             "token",
-            "was issued for an earlier waitpoint of this key",
+            "does not match the waitpoint's expiry",
         ));
     }
     if let Some(first) = req.idempotency_key.as_deref().and_then(|k| {
@@ -146,6 +162,9 @@ pub fn deliver(
             duplicate: true,
             resumed: false,
         });
+    }
+    if let Some((ring, claims)) = token {
+        ring.check_time(claims, now)?;
     }
     if let Some(outcome) = outcome {
         return Err(EngineError::NotActive { outcome });
@@ -161,7 +180,13 @@ pub fn deliver(
             waitpoint.expires_at
         )));
     }
-    if wait.signals.len() >= limits.max_signals {
+    if wait
+        .signals
+        .iter()
+        .filter(|s| s.waitpoint.is_some())
+        .count()
+        >= limits.max_signals
+    {
         return Err(EngineError::conflict(format!(
             "the execution has received its limit of {} signals",
             limits.max_signals
@@ -267,24 +292,24 @@ pub(crate) fn end_on_finish(exec: &mut Execution, now: Millis) {
     set_state(wait, &keys, WaitpointState::Closed);
 }
 
-/// The signals that resumed the current attempt's last suspension, for the
-/// claim that follows the resume.
+/// Every signal that satisfied a suspension of the execution, of any
+/// attempt, in arrival order: what a claim hands the handler, which runs
+/// from the top and so must see the answers of its earlier waits too
+/// (after a retry, or a second wait in the same run).
 pub fn resumed_signals(exec: &Execution) -> Vec<Signal> {
     let Some(wait) = exec.wait.as_ref() else {
         return Vec::new();
     };
-    wait.suspensions
+    wait.signals
         .iter()
-        .rev()
-        .find(|s| {
-            s.attempt == exec.attempt
-                && matches!(
-                    s.ended,
-                    Some(SuspensionEnd::Resumed { .. } | SuspensionEnd::TimedOut { .. })
-                )
+        .filter(|signal| {
+            wait.suspensions
+                .iter()
+                .filter(|s| s.ended.is_some())
+                .any(|s| s.satisfied_by.contains(&signal.id))
         })
-        .map(|s| wait.signals_of(&s.satisfied_by))
-        .unwrap_or_default()
+        .cloned()
+        .collect()
 }
 
 fn resume_if_met(exec: &mut Execution, now: Millis) -> bool {
@@ -377,31 +402,14 @@ fn open_waitpoint<'w>(
 ) -> Result<&'w Waitpoint, EngineError> {
     let position = match wait.waitpoints.iter().position(|w| w.key == key) {
         Some(i) => {
-            let existing = &mut wait.waitpoints[i];
-            if existing.state != WaitpointState::Pending {
-                return Err(EngineError::conflict(format!(
-                    "waitpoint `{key}` was used already; a waitpoint key names one \
-                     waitpoint for the execution's life"
-                )));
-            }
-            if now >= existing.expires_at {
-                return Err(EngineError::conflict(format!(
-                    "waitpoint `{key}` expired at {}",
-                    existing.expires_at
-                )));
-            }
+            check_reusable(&wait.waitpoints[i], now)?;
             // A pending waitpoint outlives the attempt that made it: a
             // retry takes it over, with its token and buffered signals.
-            existing.attempt = attempt;
+            wait.waitpoints[i].attempt = attempt;
             i
         }
         None => {
-            if wait.waitpoints.len() >= limits.max_waitpoints {
-                return Err(EngineError::conflict(format!(
-                    "an execution may create at most {} waitpoints",
-                    limits.max_waitpoints
-                )));
-            }
+            check_room(wait, 1, limits)?;
             let ttl = ttl_ms.unwrap_or(DEFAULT_WAITPOINT_TTL_MS);
             wait.waitpoints.push(Waitpoint {
                 key: key.to_owned(),
@@ -414,6 +422,36 @@ fn open_waitpoint<'w>(
         }
     };
     Ok(&wait.waitpoints[position])
+}
+
+/// An existing waitpoint may be opened again only while pending and not
+/// expired.
+fn check_reusable(existing: &Waitpoint, now: Millis) -> Result<(), EngineError> {
+    let key = &existing.key;
+    if existing.state != WaitpointState::Pending {
+        return Err(EngineError::conflict(format!(
+            "waitpoint `{key}` was used already; a waitpoint key names one \
+             waitpoint for the execution's life"
+        )));
+    }
+    if now >= existing.expires_at {
+        return Err(EngineError::conflict(format!(
+            "waitpoint `{key}` expired at {}",
+            existing.expires_at
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `new` more waitpoints fit under the limit.
+fn check_room(wait: &WaitState, new: usize, limits: &Limits) -> Result<(), EngineError> {
+    if wait.waitpoints.len() + new > limits.max_waitpoints {
+        return Err(EngineError::conflict(format!(
+            "an execution may create at most {} waitpoints",
+            limits.max_waitpoints
+        )));
+    }
+    Ok(())
 }
 
 fn signals_to(wait: &WaitState, keys: &[String]) -> Vec<Signal> {

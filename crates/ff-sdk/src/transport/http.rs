@@ -115,6 +115,8 @@ impl Http {
     /// A request that never reached an answer: the server is unreachable
     /// (retryable), or something else went wrong.
     fn transport_error(&self, err: reqwest::Error) -> EngineError {
+        // The URL may hold a waitpoint token, which no message may carry.
+        let err = err.without_url();
         if err.is_connect() || err.is_timeout() || err.is_request() {
             EngineError::Unavailable {
                 message: format!("cannot reach {}: {}", self.base, error_chain(&err)),
@@ -381,7 +383,15 @@ impl Transport for Http {
         token: &str,
         req: &SignalRequest,
     ) -> Result<SignalResponse, EngineError> {
-        // A token is base64url with one `.`: safe in a path segment as is.
+        // A token is base64url with one `.`: safe in a path segment as is;
+        // anything else would change the URL, so it goes no further.
+        let url_safe = !token.is_empty()
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !url_safe {
+            return Err(EngineError::invalid("token", "is not a waitpoint token"));
+        }
         let url = format!("{}/v1/signals/{token}", self.base);
         self.call(self.http.post(url).timeout(REQUEST_TIMEOUT).json(req))
             .await

@@ -264,6 +264,9 @@ async fn run_attempt(shared: Arc<Shared>, mut claimed: Arc<Claimed>) {
     let mut task = tokio::spawn(handler(ctx));
     let every = Duration::from_millis((claimed.lease_ms / 3).max(10));
     let mut renew = tokio::time::interval_at(Instant::now() + every, every);
+    // Suspension keys answered `AlreadySatisfied` under this lease: the
+    // same one again means the handler ignores its signals.
+    let mut satisfied_keys: Vec<String> = Vec::new();
     renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut phase = shared.phase.subscribe();
     loop {
@@ -295,13 +298,27 @@ async fn run_attempt(shared: Arc<Shared>, mut claimed: Arc<Claimed>) {
                     }
                     Err(suspend) => suspend,
                 };
+                let key = suspend.request().key.clone();
+                if satisfied_keys.contains(&key) {
+                    let error = format!(
+                        "the handler suspended again on `{key}` after its signals arrived; \
+                         check ctx.signals() before suspending"
+                    );
+                    report(&shared, &ns, &handle, Verdict::Fail(Failure::permanent(error))).await;
+                    return;
+                }
                 let Some(signals) = suspend_attempt(&shared, &ns, &handle, &suspend).await else {
                     return;
                 };
+                satisfied_keys.push(key);
                 // Already satisfied: the lease is still this worker's, so
                 // the handler runs again at once with the signals.
                 let mut again = (*claimed).clone();
-                again.signals = signals;
+                for signal in signals {
+                    if !again.signals.iter().any(|s| s.id == signal.id) {
+                        again.signals.push(signal);
+                    }
+                }
                 claimed = Arc::new(again);
                 let ctx = JobContext::new(
                     claimed.clone(),
@@ -419,7 +436,11 @@ async fn suspend_attempt(
                 return None;
             }
             Ok(SuspendResponse::AlreadySatisfied { signals }) => return Some(signals),
-            Err(EngineError::LeaseLost | EngineError::NotActive { .. }) => {
+            Err(
+                EngineError::LeaseLost
+                | EngineError::NotActive { .. }
+                | EngineError::NotFound { .. },
+            ) => {
                 tracing::info!("suspend refused: the attempt no longer holds the lease");
                 Tally::add(&tally.abandoned, 1);
                 return None;
@@ -438,7 +459,8 @@ async fn suspend_attempt(
             }
         }
     }
-    tracing::error!("giving up on the suspend; the lease will expire and the execution be retried");
+    tracing::error!("giving up on the suspend; handing the execution back");
+    report(shared, ns, handle, Verdict::Release).await;
     None
 }
 

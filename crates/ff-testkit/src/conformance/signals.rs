@@ -1,68 +1,20 @@
-//! Suspend, waitpoints, signals, tokens and suspension timeouts.
+//! Suspend, waitpoints, signals and suspension timeouts; the tokens are
+//! `waitpoint_tokens`.
 
 use std::time::Duration;
 
 use ff_core::execution::AttemptEnd;
 use ff_core::flow::FlowSpec;
 use ff_core::suspension::{
-    Keyring, ResumeCondition, SignalRequest, SignalResponse, SuspendRequest, SuspendResponse,
-    TimeoutPolicy, WaitpointGrant, WaitpointKey, WaitpointRequest, WaitpointSecret,
-    SUSPENSION_TIMEOUT, TIMEOUT_SIGNAL,
+    ResumeCondition, SignalRequest, SuspendRequest, SuspendResponse, TimeoutPolicy,
+    WaitpointRequest,
 };
-use ff_core::{Claimed, EngineError, ErrorKind, ExecutionId, JsonText, Outcome, State};
+use ff_core::{EngineError, ErrorKind, JsonText, Outcome, State};
 
 use super::flow_support::{assert_states, claim_node, create, edge, node, pump, run_node};
+use super::signal_support::*;
 use super::support::*;
-use crate::{BackendFactory, TestBackend};
-
-fn signal(name: &str) -> SignalRequest {
-    SignalRequest::new(name, JsonText::unchecked(r#"{"ok": true}"#)).source("test")
-}
-
-async fn waitpoint(b: &TestBackend, claimed: &Claimed, key: &str) -> WaitpointGrant {
-    b.engine
-        .create_waitpoint(&claimed.handle, &WaitpointRequest::new(key))
-        .await
-        .expect("create waitpoint")
-}
-
-/// Suspends and expects `Suspended`; the tokens by waitpoint key.
-async fn suspend_on(
-    b: &TestBackend,
-    claimed: &Claimed,
-    req: SuspendRequest,
-) -> Vec<WaitpointGrant> {
-    match b
-        .engine
-        .suspend(&claimed.handle, &req)
-        .await
-        .expect("suspend")
-    {
-        SuspendResponse::Suspended { waitpoints, .. } => waitpoints,
-        other => panic!("expected Suspended, got {other:?}"),
-    }
-}
-
-async fn send(b: &TestBackend, grant: &WaitpointGrant, name: &str) -> SignalResponse {
-    b.engine
-        .signal_by_token(&grant.token, &signal(name))
-        .await
-        .expect("signal")
-}
-
-async fn state(b: &TestBackend, id: ExecutionId) -> State {
-    get(b, id).await.state
-}
-
-async fn signal_count(b: &TestBackend, id: ExecutionId) -> usize {
-    get(b, id).await.wait.map_or(0, |w| w.signals.len())
-}
-
-/// Submits a job on `lane` and claims it.
-async fn running(b: &TestBackend, lane: &str) -> Claimed {
-    submit(b, job(lane)).await;
-    claim_one(b, lane).await
-}
+use crate::BackendFactory;
 
 pub async fn suspend_releases_lease_and_keeps_attempt(f: &dyn BackendFactory) {
     let b = f.open_default().await;
@@ -254,6 +206,20 @@ pub async fn duplicate_signal_idempotency_key(f: &dyn BackendFactory) {
         .expect("operator repeat");
     assert!(by_id.duplicate);
     assert_eq!(signal_count(&b, id).await, 1);
+    // After the token expired, a sender's retry still gets its answer;
+    // a new signal is refused.
+    b.clock
+        .advance(ms(ff_core::suspension::DEFAULT_WAITPOINT_TTL_MS));
+    let late = b
+        .engine
+        .signal_by_token(&a.token, &req)
+        .await
+        .expect("a repeat after expiry");
+    assert!(late.duplicate && late.signal_id == first.signal_id);
+    expect_invalid(
+        b.engine.signal_by_token(&a.token, &signal("new")).await,
+        "token",
+    );
 }
 
 pub async fn concurrent_signals_resume_once(f: &dyn BackendFactory) {
@@ -298,49 +264,6 @@ pub async fn concurrent_signals_resume_once(f: &dyn BackendFactory) {
     }
 }
 
-async fn suspended_with_timeout(b: &TestBackend, policy: TimeoutPolicy) -> ExecutionId {
-    let claimed = running(b, "a").await;
-    let req = SuspendRequest::on("s1", ["a"]).timeout(1_000, policy);
-    suspend_on(b, &claimed, req).await;
-    b.clock.advance(ms(999));
-    assert_eq!(b.engine.expire_suspensions(100).await.expect("scan"), 0);
-    b.clock.advance(ms(1));
-    assert_eq!(b.engine.expire_suspensions(100).await.expect("scan"), 1);
-    assert_eq!(b.engine.expire_suspensions(100).await.expect("rescan"), 0);
-    claimed.handle.execution_id
-}
-
-pub async fn timeout_fail(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let id = suspended_with_timeout(&b, TimeoutPolicy::Fail).await;
-    let exec = get(&b, id).await;
-    assert_eq!(exec.state, State::Failed);
-    assert_eq!(exec.error.as_deref(), Some(SUSPENSION_TIMEOUT));
-    let pending = b
-        .engine
-        .undispatched_completions(0, 10)
-        .await
-        .expect("outbox");
-    assert!(pending.iter().any(|p| p.execution_id == id));
-}
-
-pub async fn timeout_cancel(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let id = suspended_with_timeout(&b, TimeoutPolicy::Cancel).await;
-    assert_eq!(state(&b, id).await, State::Cancelled);
-}
-
-pub async fn timeout_resume_with_timeout_signal(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let id = suspended_with_timeout(&b, TimeoutPolicy::Resume).await;
-    assert_eq!(state(&b, id).await, State::Ready);
-    let claimed = claim_one(&b, "a").await;
-    assert_eq!(claimed.handle.execution_id, id);
-    assert_eq!(claimed.signals.len(), 1);
-    assert_eq!(claimed.signals[0].name, TIMEOUT_SIGNAL);
-    assert_eq!(claimed.signals[0].waitpoint, None);
-}
-
 pub async fn cancel_suspended(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let claimed = running(&b, "a").await;
@@ -361,18 +284,6 @@ pub async fn cancel_suspended(f: &dyn BackendFactory) {
             outcome: Outcome::Cancelled
         }
     ));
-}
-
-pub async fn deadline_fails_suspended(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let id = submit(&b, job("a").deadline(b.clock.now_ms() + 5_000)).await;
-    let claimed = claim_one(&b, "a").await;
-    suspend_on(&b, &claimed, SuspendRequest::on("s1", ["a"])).await;
-    b.clock.advance(ms(5_000));
-    assert_eq!(b.engine.expire_deadlines(100).await.expect("scan"), 1);
-    let exec = get(&b, id).await;
-    assert_eq!(exec.state, State::Failed);
-    assert_eq!(exec.error.as_deref(), Some("deadline"));
 }
 
 pub async fn cancel_flow_with_suspended_member(f: &dyn BackendFactory) {
@@ -454,130 +365,6 @@ pub async fn resumed_attempt_receives_signals(f: &dyn BackendFactory) {
     let exec = get(&b, id).await;
     assert_eq!(exec.attempts.len(), 2);
     assert!(exec.attempts.iter().all(|a| a.attempt == 1));
-}
-
-pub async fn forged_token_rejected_nothing_stored(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let claimed = running(&b, "a").await;
-    let id = claimed.handle.execution_id;
-    let a = waitpoint(&b, &claimed, "a").await;
-    let (body, _) = a.token.split_once('.').expect("token has two parts");
-    let forged = format!("{body}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    for bad in [forged.as_str(), "not-a-token", body, ""] {
-        expect_invalid(b.engine.signal_by_token(bad, &signal("x")).await, "token");
-    }
-    // A well-formed token signed with another secret.
-    let other = Keyring::new(vec![WaitpointKey {
-        kid: "k1".to_owned(),
-        secret: WaitpointSecret::random(),
-        created_at: 0,
-        verify_until: None,
-    }])
-    .expect("keyring");
-    let foreign = other.mint("default", id, "a", a.expires_at);
-    expect_invalid(
-        b.engine.signal_by_token(&foreign, &signal("x")).await,
-        "token",
-    );
-    assert_eq!(signal_count(&b, id).await, 0);
-}
-
-pub async fn expired_token_rejected(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let claimed = running(&b, "a").await;
-    let id = claimed.handle.execution_id;
-    let req = WaitpointRequest {
-        key: "a".to_owned(),
-        ttl_ms: Some(1_000),
-    };
-    let a = b
-        .engine
-        .create_waitpoint(&claimed.handle, &req)
-        .await
-        .expect("create waitpoint");
-    assert_eq!(a.expires_at, b.clock.now_ms() + 1_000);
-    b.clock.advance(ms(1_000));
-    expect_invalid(
-        b.engine.signal_by_token(&a.token, &signal("x")).await,
-        "token",
-    );
-    expect_err(
-        b.engine.signal("default", id, "a", &signal("x")).await,
-        ErrorKind::Conflict,
-    );
-    assert_eq!(signal_count(&b, id).await, 0);
-}
-
-pub async fn rotated_kid_still_verifies_in_grace(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let claimed = running(&b, "a").await;
-    let old_a = waitpoint(&b, &claimed, "a").await;
-    let old_b = waitpoint(&b, &claimed, "b").await;
-    let kid = b
-        .engine
-        .rotate_waitpoint_key(None, 300_000)
-        .await
-        .expect("rotate");
-    assert_eq!(kid, "k2");
-    let new_c = waitpoint(&b, &claimed, "c").await;
-    assert_ne!(kid_of(&new_c.token), kid_of(&old_a.token));
-    assert_eq!(kid_of(&new_c.token), "k2");
-    send(&b, &old_a, "in-grace").await;
-    send(&b, &new_c, "new-key").await;
-    b.clock.advance(ms(300_000));
-    expect_invalid(
-        b.engine.signal_by_token(&old_b.token, &signal("x")).await,
-        "token",
-    );
-    send(&b, &new_c, "still-good").await;
-    expect_invalid(b.engine.rotate_waitpoint_key(None, 1_000).await, "grace_ms");
-}
-
-fn kid_of(token: &str) -> String {
-    use base64::Engine as _;
-    let body = token.split('.').next().unwrap_or_default();
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .expect("base64 body");
-    String::from_utf8(text)
-        .expect("utf-8")
-        .split('|')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-pub async fn token_for_other_waitpoint_rejected(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let claimed = running(&b, "a").await;
-    let id = claimed.handle.execution_id;
-    let a = waitpoint(&b, &claimed, "a").await;
-    // Another waitpoint's name in the message breaks the signature.
-    let tampered = retarget(&a.token, "|a|", "|b|");
-    waitpoint(&b, &claimed, "b").await;
-    expect_invalid(
-        b.engine.signal_by_token(&tampered, &signal("x")).await,
-        "token",
-    );
-    // A genuine token for a waitpoint this execution never created.
-    let stray = b
-        .engine
-        .waitpoint_token("default", id, "zzz", a.expires_at)
-        .await
-        .expect("mint");
-    expect_err(
-        b.engine.signal_by_token(&stray, &signal("x")).await,
-        ErrorKind::NotFound,
-    );
-    assert_eq!(signal_count(&b, id).await, 0);
-}
-
-fn retarget(token: &str, from: &str, to: &str) -> String {
-    use base64::Engine as _;
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (body, mac) = token.split_once('.').expect("two parts");
-    let text = String::from_utf8(engine.decode(body).expect("b64")).expect("utf-8");
-    format!("{}.{mac}", engine.encode(text.replace(from, to)))
 }
 
 pub async fn signal_to_terminal_is_not_active(f: &dyn BackendFactory) {
@@ -678,40 +465,6 @@ pub async fn resume_wakes_waiting_claim(f: &dyn BackendFactory) {
     assert_eq!(got[0].signals.len(), 1);
 }
 
-pub async fn token_is_the_same_on_every_backend(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let secret = WaitpointSecret::from_bytes([42; 32]);
-    let kid = b
-        .engine
-        .rotate_waitpoint_key(Some(secret.clone()), 600_000)
-        .await
-        .expect("rotate");
-    let claimed = running(&b, "a").await;
-    let id = claimed.handle.execution_id;
-    let grant = waitpoint(&b, &claimed, "approve").await;
-    let reference = Keyring::new(vec![WaitpointKey {
-        kid,
-        secret,
-        created_at: 0,
-        verify_until: None,
-    }])
-    .expect("keyring");
-    assert_eq!(
-        grant.token,
-        reference.mint("default", id, "approve", grant.expires_at)
-    );
-    let fixed: ExecutionId = "0190f3a0-0000-7000-8000-000000000001".parse().expect("id");
-    let minted = b
-        .engine
-        .waitpoint_token("default", fixed, "approve", 1_800_000_000_000)
-        .await
-        .expect("mint");
-    assert_eq!(
-        minted,
-        reference.mint("default", fixed, "approve", 1_800_000_000_000)
-    );
-}
-
 pub async fn operator_signal_is_namespaced(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let claimed = running(&b, "a").await;
@@ -782,40 +535,6 @@ pub async fn invalid_suspend_rejected_nothing_stored(f: &dyn BackendFactory) {
     assert!(exec.wait.is_none());
 }
 
-pub async fn adopting_a_secret_is_idempotent(f: &dyn BackendFactory) {
-    let b = f.open_default().await;
-    let secret = WaitpointSecret::from_bytes([7; 32]);
-    let first = b
-        .engine
-        .adopt_waitpoint_secret(secret.clone(), 600_000)
-        .await
-        .expect("adopt");
-    assert_eq!(first.as_deref(), Some("k2"));
-    let again = b
-        .engine
-        .adopt_waitpoint_secret(secret.clone(), 600_000)
-        .await
-        .expect("adopt again");
-    assert_eq!(again, None, "already the signing key: nothing rotates");
-    let id = ExecutionId::new();
-    let reference = Keyring::new(vec![WaitpointKey {
-        kid: "k2".to_owned(),
-        secret,
-        created_at: 0,
-        verify_until: None,
-    }])
-    .expect("keyring");
-    let minted = b
-        .engine
-        .waitpoint_token("default", id, "w", 1_800_000_000_000)
-        .await
-        .expect("mint");
-    assert_eq!(
-        minted,
-        reference.mint("default", id, "w", 1_800_000_000_000)
-    );
-}
-
 pub async fn pending_waitpoint_carries_over_to_a_retry(f: &dyn BackendFactory) {
     let b = f.open_default().await;
     let id = submit(&b, job("a").retry(exact_retry(2, 100))).await;
@@ -845,4 +564,49 @@ pub async fn pending_waitpoint_carries_over_to_a_retry(f: &dyn BackendFactory) {
     );
     let exec = get(&b, id).await;
     assert_eq!(exec.wait.map(|w| w.waitpoints[0].attempt), Some(2));
+}
+
+pub async fn refused_suspend_leaves_nothing(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    let claimed = running(&b, "a").await;
+    let id = claimed.handle.execution_id;
+    let a = waitpoint(&b, &claimed, "a").await;
+    send(&b, &a, "go").await;
+    b.engine
+        .suspend(&claimed.handle, &SuspendRequest::on("s1", ["a"]))
+        .await
+        .expect("already satisfied");
+    // `a` is closed now: the whole suspend is refused, `fresh` not made.
+    expect_err(
+        b.engine
+            .suspend(&claimed.handle, &SuspendRequest::on("s2", ["fresh", "a"]))
+            .await,
+        ErrorKind::Conflict,
+    );
+    let wait = get(&b, id).await.wait.expect("wait state");
+    assert!(wait.waitpoint("fresh").is_none(), "{wait:?}");
+    assert_eq!(wait.suspensions.len(), 1);
+}
+
+pub async fn retry_after_resume_sees_earlier_signals(f: &dyn BackendFactory) {
+    let b = f.open_default().await;
+    submit(&b, job("a").retry(exact_retry(2, 100))).await;
+    let first = claim_one(&b, "a").await;
+    let grants = suspend_on(&b, &first, SuspendRequest::on("s1", ["approve"])).await;
+    send(&b, &grants[0], "approved").await;
+    let resumed = claim_one(&b, "a").await;
+    assert_eq!(resumed.signals.len(), 1);
+    b.engine
+        .fail(&resumed.handle, ff_core::Failure::retryable("flaky"))
+        .await
+        .expect("fail");
+    b.clock.advance(ms(100));
+    let retry = claim_one(&b, "a").await;
+    assert_eq!(retry.handle.attempt, 2);
+    let names: Vec<&str> = retry.signals.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["approved"],
+        "the retry runs from the top with the approval"
+    );
 }
