@@ -14,11 +14,8 @@ pub mod pipeline;
 pub mod reads;
 pub mod retries;
 pub mod signals;
-pub mod suspension_timeouts;
-pub mod waitpoint_tokens;
 
 mod flow_support;
-mod signal_support;
 mod support;
 
 /// Expands the suite into one `#[tokio::test]` per scenario, for the backend
@@ -135,30 +132,30 @@ macro_rules! __conformance_list {
             signals::suspend_replay_returns_first_answer,
             signals::duplicate_signal_idempotency_key,
             signals::concurrent_signals_resume_once,
-            suspension_timeouts::timeout_fail,
-            suspension_timeouts::timeout_cancel,
-            suspension_timeouts::timeout_resume_with_timeout_signal,
+            signals::timeout_fail,
+            signals::timeout_cancel,
+            signals::timeout_resume_with_timeout_signal,
             signals::cancel_suspended,
-            suspension_timeouts::deadline_fails_suspended,
+            signals::deadline_fails_suspended,
             signals::cancel_flow_with_suspended_member,
             signals::suspended_member_blocks_children_until_resumed,
             signals::resumed_attempt_receives_signals,
-            waitpoint_tokens::forged_token_rejected_nothing_stored,
-            waitpoint_tokens::expired_token_rejected,
-            waitpoint_tokens::rotated_kid_still_verifies_in_grace,
-            waitpoint_tokens::token_for_other_waitpoint_rejected,
+            signals::forged_token_rejected_nothing_stored,
+            signals::expired_token_rejected,
+            signals::rotated_kid_still_verifies_in_grace,
+            signals::token_for_other_waitpoint_rejected,
             signals::signal_to_terminal_is_not_active,
             signals::signals_cap_enforced,
             signals::stale_handle_cannot_suspend,
             signals::resume_wakes_waiting_claim,
-            waitpoint_tokens::token_is_the_same_on_every_backend,
+            signals::token_is_the_same_on_every_backend,
             signals::operator_signal_is_namespaced,
             signals::invalid_suspend_rejected_nothing_stored,
-            waitpoint_tokens::adopting_a_secret_is_idempotent,
+            signals::adopting_a_secret_is_idempotent,
             signals::pending_waitpoint_carries_over_to_a_retry,
             signals::refused_suspend_leaves_nothing,
             signals::retry_after_resume_sees_earlier_signals,
-            suspension_timeouts::due_timeout_wins_over_late_signal,
+            signals::due_timeout_wins_over_late_signal,
         );
     };
 }

@@ -4,8 +4,8 @@
 use ff_core::suspension::{Keyring, WaitpointKey, WaitpointRequest, WaitpointSecret};
 use ff_core::{ErrorKind, ExecutionId};
 
-use super::signal_support::*;
 use super::support::*;
+use crate::conformance::support::*;
 use crate::BackendFactory;
 
 pub async fn forged_token_rejected_nothing_stored(f: &dyn BackendFactory) {

@@ -6,7 +6,7 @@ use ff_core::suspension::{
 };
 use ff_core::{Claimed, ExecutionId, JsonText, State};
 
-use super::support::*;
+use crate::conformance::support::*;
 use crate::TestBackend;
 
 pub fn signal(name: &str) -> SignalRequest {

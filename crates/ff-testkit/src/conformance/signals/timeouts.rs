@@ -4,8 +4,8 @@
 use ff_core::suspension::{SuspendRequest, TimeoutPolicy, SUSPENSION_TIMEOUT, TIMEOUT_SIGNAL};
 use ff_core::{ErrorKind, ExecutionId, State};
 
-use super::signal_support::*;
 use super::support::*;
+use crate::conformance::support::*;
 use crate::{BackendFactory, TestBackend};
 
 async fn suspended_with_timeout(b: &TestBackend, policy: TimeoutPolicy) -> ExecutionId {

@@ -1,5 +1,5 @@
-//! Suspend, waitpoints, signals and suspension timeouts; the tokens are
-//! `waitpoint_tokens`.
+//! Suspend, waitpoints and signals: conditions, buffering, replays,
+//! idempotency, concurrency, cancel and flows, limits.
 
 use std::time::Duration;
 
@@ -11,9 +11,11 @@ use ff_core::suspension::{
 };
 use ff_core::{EngineError, ErrorKind, JsonText, Outcome, State};
 
-use super::flow_support::{assert_states, claim_node, create, edge, node, pump, run_node};
-use super::signal_support::*;
 use super::support::*;
+use crate::conformance::flow_support::{
+    assert_states, claim_node, create, edge, node, pump, run_node,
+};
+use crate::conformance::support::*;
 use crate::BackendFactory;
 
 pub async fn suspend_releases_lease_and_keeps_attempt(f: &dyn BackendFactory) {
