@@ -24,6 +24,8 @@
 //!   side backends implement ([`ExecutionStore`], [`FlowCommands`]), from
 //!   which the execution, lease and flow operations follow; and
 //!   [`wrap_backend!`] for wrappers ([`ops::BackendWrapper`]).
+//! - [`flow_control`]: the claim-time rules of rate limits, concurrency
+//!   limits and fair shares (not wired to a backend yet).
 //! - [`suspension`]: waitpoints, signals, suspend and resume rules, and
 //!   the signed waitpoint tokens.
 //! - [`clock`], [`json`], [`limits`], [`state`], [`error`]: the vocabulary;
@@ -36,6 +38,7 @@ pub mod completion_batch;
 pub mod error;
 pub mod execution;
 pub mod flow;
+pub mod flow_control;
 pub mod ids;
 pub mod join;
 pub mod json;
