@@ -69,11 +69,6 @@ pub fn render(r: &Report) -> String {
          Valkey/Redis (a fresh key prefix per run); their figures on this machine are in \
          [postgres.md](postgres.md#figures) and [valkey.md](valkey.md#figures).\n"
     );
-    let _ = writeln!(
-        md,
-        "## Not measured yet\n\n- **suspend**: suspend → signal → resume latency, once suspension \
-         and signals exist.\n"
-    );
     md
 }
 
