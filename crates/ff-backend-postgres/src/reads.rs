@@ -25,8 +25,29 @@ const LIST: &str = concat!(
      ORDER BY id LIMIT $8"
 );
 
+/// Claimable executions of a lane that a claim takes before one of
+/// priority $3, ready at $4, id $5, at $6 (the claim order of `leases`).
+const AHEAD: &str = "SELECT count(*) FROM executions \
+     WHERE namespace = $1 AND lane = $2 AND state IN ('ready', 'scheduled') \
+       AND ready_at <= $6 AND (deadline IS NULL OR deadline > $6) \
+       AND (priority > $3 OR (priority = $3 AND (ready_at < $4 OR (ready_at = $4 AND id < $5))))";
+
 #[async_trait]
 impl ReadOps for PostgresBackend {
+    async fn count_ahead(&self, exec: &Execution) -> Result<u64, EngineError> {
+        let count: i64 = sqlx::query_scalar(AHEAD)
+            .bind(&exec.namespace)
+            .bind(&exec.lane)
+            .bind(exec.priority)
+            .bind(exec.ready_at)
+            .bind(exec.id.as_uuid())
+            .bind(self.now())
+            .fetch_one(&self.inner.pool)
+            .await
+            .db()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
         rows::load(&self.inner.pool, id, false)
             .await?

@@ -27,8 +27,35 @@ const LIST: &str = concat!(
      ORDER BY id LIMIT ?8"
 );
 
+/// Claimable executions of a lane that a claim takes before one of
+/// priority ?3, ready at ?4, id ?5, at ?6 (the claim order of `leases`).
+const AHEAD: &str = "SELECT count(*) FROM executions \
+     WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
+       AND ready_at <= ?6 AND (deadline IS NULL OR deadline > ?6) \
+       AND (priority > ?3 OR (priority = ?3 AND (ready_at < ?4 OR (ready_at = ?4 AND id < ?5))))";
+
 #[async_trait]
 impl ReadOps for SqliteBackend {
+    async fn count_ahead(&self, exec: &Execution) -> Result<u64, EngineError> {
+        let now = self.inner.clock.now_ms();
+        let (namespace, lane) = (exec.namespace.clone(), exec.lane.clone());
+        let (priority, ready_at, id) = (exec.priority, exec.ready_at, exec.id);
+        self.inner
+            .readers
+            .read(move |conn| {
+                let count: i64 = conn
+                    .prepare_cached(AHEAD)
+                    .db()?
+                    .query_row(
+                        params![namespace, lane, priority, ready_at, &id.as_bytes()[..], now],
+                        |row| row.get(0),
+                    )
+                    .db()?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            })
+            .await
+    }
+
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
         self.inner
             .readers

@@ -19,6 +19,24 @@ const CHUNK: usize = 256;
 
 #[async_trait]
 impl ReadOps for ValkeyBackend {
+    /// The members of the lane's queue that score below `exec`, on every
+    /// partition: due scheduled ones a claim has not moved yet are left
+    /// out, so the count is a close lower bound.
+    async fn count_ahead(&self, exec: &Execution) -> Result<u64, EngineError> {
+        let below = format!("({}", crate::keys::order_score(exec));
+        let mut total = 0u64;
+        for p in 0..self.keys().partitions() {
+            let queue = self.keys().queue(p, &exec.namespace, &exec.lane);
+            let n: u64 = self
+                .inner
+                .conn
+                .query(redis::cmd("ZCOUNT").arg(queue).arg("-inf").arg(&below))
+                .await?;
+            total += n;
+        }
+        Ok(total)
+    }
+
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution, EngineError> {
         self.load(id)
             .await?

@@ -1,5 +1,6 @@
 //! `ff signal` against a real `ff serve`: by token (what an outside party
-//! holds) and by execution and waitpoint; `ff show` lists both.
+//! holds) and by execution and waitpoint; `ff show` lists both and
+//! `ff why` says what the execution waits for.
 
 mod cli_support;
 mod common;
@@ -42,6 +43,14 @@ async fn signal_by_token_and_by_waitpoint() {
         .as_str()
         .expect("token")
         .to_owned();
+
+    let why = ok(ff(&server, &["why", &id]));
+    assert!(
+        why.contains("suspended until all of approve, audit is signalled"),
+        "{why}"
+    );
+    let why = json_of(&ok(ff(&server, &["why", &id, "--json"])));
+    assert_eq!(why["holding"]["reason"], "suspended", "{why}");
 
     let out = ok(ff(
         &server,

@@ -10,6 +10,7 @@
 //!   claim, renew, release, complete, fail, expiry. [`lease_token`]: the
 //!   lease's secret.
 //! - [`lifecycle`]: cancel, requeue, deadlines, scheduled promotion.
+//! - [`explain`]: what holds an execution that is not running.
 //! - [`retry`]: retry policy and deterministic backoff.
 //! - [`flow`]: [`flow::spec`] (what a caller asks for), [`flow::validate`]
 //!   (the checks, cycles named), [`flow::record`] (what is stored, the derived
@@ -37,6 +38,7 @@ pub mod completion;
 pub mod completion_batch;
 pub mod error;
 pub mod execution;
+pub mod explain;
 pub mod flow;
 pub mod flow_control;
 pub mod ids;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ff_core::cascade::FlowCancelResponse;
+use ff_core::explain::Explanation;
 use ff_core::flow::{FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView};
 use ff_core::suspension::{SignalRequest, SignalResponse, SignalsView};
 use ff_core::{
@@ -192,6 +193,12 @@ impl Client {
             signals: wait.signals,
             suspensions: wait.suspensions,
         })
+    }
+
+    /// What holds an execution that is not running: its `run_at`, a retry
+    /// backoff, unfinished parents, a suspension, or its place in the lane.
+    pub async fn why(&self, id: ExecutionId) -> Result<Explanation, EngineError> {
+        self.transport.why(&self.namespace, id).await
     }
 
     /// How many executions each lane holds in each state (non-zero only).

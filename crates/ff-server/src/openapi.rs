@@ -23,6 +23,7 @@ use crate::routes::{events, executions, flows, health, signals, workers};
         executions::list,
         executions::get,
         executions::result,
+        executions::why,
         executions::cancel,
         executions::requeue,
         executions::counts,

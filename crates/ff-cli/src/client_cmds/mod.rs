@@ -1,5 +1,5 @@
 //! The client commands: `ff submit`, `flow submit`, `flow ls`, `ls`, `show`,
-//! `cancel`, `retry`, `signal`, `stats` and `worker`, each a call to a running
+//! `cancel`, `retry`, `signal`, `why`, `stats` and `worker`, each a call to a running
 //! `ff serve` through `ff-sdk` over HTTP.
 //!
 //! Output is a plain aligned table (or `key  value` lines) for people and
@@ -14,6 +14,7 @@
 //! - `read`: `ff ls`, `ff show`, `ff stats`.
 //! - `steer`: `ff cancel`, `ff retry`.
 //! - `signal`: `ff signal`, and the waitpoints and signals `ff show` prints.
+//! - `why`: `ff why`, what holds an execution that is not running.
 //! - `worker`, `child`: `ff worker -- CMD`, and running CMD for one attempt.
 //! - `failure`: classified errors, their exit codes and JSON.
 //! - `table`: aligned columns and times.
@@ -27,6 +28,7 @@ mod steer;
 mod submit;
 mod table;
 mod when;
+mod why;
 mod worker;
 
 use std::process::ExitCode;
@@ -57,6 +59,8 @@ pub enum ClientCommand {
     /// Signal a waitpoint: with its token, or by `--execution` and
     /// `--waitpoint`.
     Signal(signal::SignalArgs),
+    /// Say what holds an execution that is not running.
+    Why(why::WhyArgs),
     /// Executions per lane and state.
     Stats(read::StatsArgs),
     /// Run a command for each execution claimed from a lane: the payload on
@@ -75,6 +79,7 @@ impl ClientCommand {
             Self::Show(args) => args.output.json,
             Self::Cancel(args) | Self::Retry(args) => args.output.json,
             Self::Signal(args) => args.output.json,
+            Self::Why(args) => args.output.json,
             Self::Stats(args) => args.output.json,
             Self::Worker(_) => false,
         }
@@ -93,6 +98,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Cancel(args) => steer::cancel(args).await,
         ClientCommand::Retry(args) => steer::retry(args).await,
         ClientCommand::Signal(args) => signal::signal(args).await,
+        ClientCommand::Why(args) => why::why(args).await,
         ClientCommand::Stats(args) => read::stats(args).await,
         ClientCommand::Worker(args) => worker::run(args).await,
     };

@@ -23,6 +23,11 @@ pub trait ReadOps: Send + Sync {
         namespace: &str,
     ) -> Result<Vec<LaneStateCount>, EngineError>;
 
+    /// Roughly how many claimable executions of `exec`'s namespace and lane
+    /// a claim takes before it (higher priority, or the same priority and
+    /// ready earlier).
+    async fn count_ahead(&self, exec: &Execution) -> Result<u64, EngineError>;
+
     /// A flow with its nodes (and their states), edges and derived state.
     async fn get_flow(&self, id: FlowId) -> Result<FlowView, EngineError>;
 

@@ -371,6 +371,12 @@ macro_rules! wrap_backend {
             ) -> Result<Vec<$crate::LaneStateCount>, $crate::EngineError> {
                 $crate::__forward!(self, false, ReadOps::count_by_lane_and_state(namespace))
             }
+            async fn count_ahead(
+                &self,
+                exec: &$crate::Execution,
+            ) -> Result<u64, $crate::EngineError> {
+                $crate::__forward!(self, false, ReadOps::count_ahead(exec), Some(exec.id), None)
+            }
             async fn get_flow(
                 &self,
                 id: $crate::FlowId,

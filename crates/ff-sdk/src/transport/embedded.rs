@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
+use ff_core::explain::Explanation;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
 use ff_core::suspension::{
     SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
@@ -132,6 +133,10 @@ impl Transport for Embedded {
 
     async fn counts(&self, ns: &str) -> Result<Vec<LaneStateCount>, EngineError> {
         self.backend.count_by_lane_and_state(ns).await
+    }
+
+    async fn why(&self, ns: &str, id: ExecutionId) -> Result<Explanation, EngineError> {
+        ff_core::explain::why(&*self.backend, ns, id).await
     }
 
     async fn cancel(&self, ns: &str, id: ExecutionId) -> Result<CancelResponse, EngineError> {

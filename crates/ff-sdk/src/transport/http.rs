@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
+use ff_core::explain::Explanation;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
 use ff_core::suspension::{
     SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
@@ -241,6 +242,10 @@ impl Transport for Http {
 
     async fn counts(&self, ns: &str) -> Result<Vec<LaneStateCount>, EngineError> {
         self.get(ns, "/counts").await
+    }
+
+    async fn why(&self, ns: &str, id: ExecutionId) -> Result<Explanation, EngineError> {
+        self.get(ns, &format!("/executions/{id}/why")).await
     }
 
     async fn cancel(&self, ns: &str, id: ExecutionId) -> Result<CancelResponse, EngineError> {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
+use ff_core::explain::Explanation;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
 use ff_core::suspension::{
     SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
@@ -51,6 +52,7 @@ pub(crate) trait Transport: Send + Sync + std::fmt::Debug + 'static {
     async fn get_flow(&self, ns: &str, id: FlowId) -> Result<FlowView, EngineError>;
     async fn list_flows(&self, filter: &FlowFilter) -> Result<Page<FlowSummary>, EngineError>;
     async fn counts(&self, ns: &str) -> Result<Vec<LaneStateCount>, EngineError>;
+    async fn why(&self, ns: &str, id: ExecutionId) -> Result<Explanation, EngineError>;
 
     async fn cancel(&self, ns: &str, id: ExecutionId) -> Result<CancelResponse, EngineError>;
     async fn cancel_flow(&self, ns: &str, id: FlowId) -> Result<FlowCancelResponse, EngineError>;

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use ff_core::explain::Explanation;
 use ff_core::{
     CancelResponse, Execution, ExecutionId, JsonText, LaneStateCount, ListFilter, Outcome, Page,
     State as ExecState, SubmitRequest, Submitted,
@@ -163,6 +164,21 @@ pub async fn result(
         result: exec.result,
         error: exec.error,
     }))
+}
+
+/// What holds an execution that is not running: its `run_at`, a retry
+/// backoff, unfinished parents, a suspension, or its place in the lane.
+#[utoipa::path(operation_id = "explain_execution", get, path = "/v1/namespaces/{namespace}/executions/{id}/why", tag = "executions",
+    params(("namespace" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Explanation), (status = 404, body = ErrorBody)))]
+pub async fn why(
+    State(state): State<AppState>,
+    Path((namespace, id)): Path<(String, String)>,
+) -> Result<Json<Explanation>, ApiError> {
+    let id: ExecutionId = parse_id(&id)?;
+    Ok(Json(
+        ff_core::explain::why(&*state.engine, &namespace, id).await?,
+    ))
 }
 
 /// Cancel an execution; on a terminal one, its outcome with `changed: false`.

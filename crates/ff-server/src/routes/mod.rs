@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
             &format!("{ns}/executions/{{id}}/result"),
             get(executions::result),
         )
+        .route(&format!("{ns}/executions/{{id}}/why"), get(executions::why))
         .route(
             &format!("{ns}/executions/{{id}}/cancel"),
             post(executions::cancel),

@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod completions;
 pub mod executions;
+pub mod explain;
 pub mod flow_control;
 pub mod flows;
 pub mod joins;
@@ -123,6 +124,7 @@ macro_rules! __conformance_list {
             pipeline::completions_for_solo_executions,
             pipeline::reconciler_promotes_stuck_blocked_node,
             pipeline::outbox_trim_deletes_only_dispatched,
+            explain::why_names_each_holding_reason,
             signals::suspend_releases_lease_and_keeps_attempt,
             signals::signal_resumes_any,
             signals::all_needs_every_waitpoint,

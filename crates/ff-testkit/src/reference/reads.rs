@@ -24,6 +24,19 @@ impl ReadOps for ReferenceBackend {
         })
     }
 
+    async fn count_ahead(&self, exec: &Execution) -> Result<u64, EngineError> {
+        let now = self.now();
+        let key = exec.order_key();
+        Ok(self.with_store(|store, _| {
+            store
+                .executions
+                .values()
+                .filter(|e| e.namespace == exec.namespace && e.lane == exec.lane)
+                .filter(|e| e.is_claimable(now) && e.order_key() < key)
+                .count() as u64
+        }))
+    }
+
     async fn list_executions(&self, filter: &ListFilter) -> Result<Page<Execution>, EngineError> {
         let after = filter.validate(&self.inner.limits)?;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
