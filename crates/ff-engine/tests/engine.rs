@@ -1,9 +1,8 @@
 //! The engine's services on every backend (the server ones when their URL
 //! variable is set): they expire a dead lease, promote the retry once its
 //! backoff has passed, fail an execution past its deadline and time out a
-//! suspension, with no
-//! worker involved. The backend's clock is moved by hand; the services run
-//! on short real intervals.
+//! suspension, with no worker involved. The backend's clock is moved by
+//! hand; the services run on short real intervals.
 
 mod support;
 
