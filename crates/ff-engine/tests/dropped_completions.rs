@@ -87,7 +87,10 @@ async fn every_child_is_promoted_by_the_reconciler_when_the_stream_drops_everyth
     }
     let stats = engine.shutdown().await;
     eprintln!("{stats:?}");
-    assert!(dropping.dropped() >= 5, "the stream lost every completion");
+    // The listener subscribes as the engine starts, so a completion that
+    // commits first never reaches the stream at all: at least one was
+    // dropped, and the listener heard none.
+    assert!(dropping.dropped() >= 1, "the stream lost every completion");
     assert_eq!(stats.completions(), 0, "the listener heard nothing");
     assert_eq!(stats.cascades, stats.reconciled, "{stats:?}");
     assert!(stats.reconciled >= 5, "{stats:?}");
