@@ -71,13 +71,6 @@ pub struct Waitpoint {
     pub state: WaitpointState,
 }
 
-impl Waitpoint {
-    /// Whether a signal at `now` may be delivered to it.
-    pub fn is_open(&self, now: Millis) -> bool {
-        self.state != WaitpointState::Closed && now < self.expires_at
-    }
-}
-
 /// Where a waitpoint stands.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

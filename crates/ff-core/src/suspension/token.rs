@@ -123,10 +123,6 @@ impl Keyring {
             .unwrap_or(&self.keys[self.keys.len() - 1])
     }
 
-    pub fn keys(&self) -> &[WaitpointKey] {
-        &self.keys
-    }
-
     /// Whether `kid` is one of the keyring's keys.
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid == kid)

@@ -86,17 +86,7 @@ pub async fn rotated_kid_still_verifies_in_grace(f: &dyn BackendFactory) {
 }
 
 fn kid_of(token: &str) -> String {
-    use base64::Engine as _;
-    let body = token.split('.').next().unwrap_or_default();
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .expect("base64 body");
-    String::from_utf8(text)
-        .expect("utf-8")
-        .split('|')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    Keyring::kid_of(token).expect("a token names its key id")
 }
 
 pub async fn token_for_other_waitpoint_rejected(f: &dyn BackendFactory) {
