@@ -6,6 +6,7 @@ use std::time::Duration;
 use ff_core::lease;
 use ff_core::{ClaimRequest, Claimed, EngineError, Execution};
 
+use crate::flow_control;
 use crate::rows;
 use crate::{PgResult, PostgresBackend};
 
@@ -18,7 +19,7 @@ pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 /// order (priority, higher first, then ready_at, then id), skipping rows
 /// another claimer holds, and move them to running as `ff_core::lease::claim`
 /// does: a new attempt unless the last was released, a new lease epoch, the
-/// lease and attempt deadlines from `$3` (now), the worker `$6` and a new
+/// lease and attempt deadlines from `$now`, the worker `$worker` and a new
 /// attempt record, and a new lease token (the 122 random bits of a
 /// version-4 UUID from the server's strong generator, as
 /// `ff_core::LeaseToken::random` draws them). The differential test holds
@@ -26,6 +27,9 @@ pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 /// `$picked` selects the claimed ids as `picked_id`.
 macro_rules! claim_sql {
     ($picked:expr) => {
+        claim_sql!($picked, "$3", "$6")
+    };
+    ($picked:expr, $now:literal, $worker:literal) => {
         concat!(
             "WITH picked AS (",
             $picked,
@@ -35,13 +39,26 @@ macro_rules! claim_sql {
                lease_epoch = e.lease_epoch + 1, \
                lease_token = replace(gen_random_uuid()::text, '-', ''), \
                state = 'running', \
-               lease_until = $3 + e.lease_ms, \
-               attempt_deadline = $3 + e.attempt_timeout_ms, \
-               worker_id = $6, \
-               updated_at = $3, \
+               lease_until = ",
+            $now,
+            " + e.lease_ms, \
+               attempt_deadline = ",
+            $now,
+            " + e.attempt_timeout_ms, \
+               worker_id = ",
+            $worker,
+            ", \
+               updated_at = ",
+            $now,
+            ", \
                attempts = (e.attempts::jsonb || jsonb_build_array(jsonb_build_object( \
                  'attempt', CASE WHEN e.reuse_attempt THEN e.attempt ELSE e.attempt + 1 END, \
-                 'lease_epoch', e.lease_epoch + 1, 'worker_id', $6::text, 'started_at', $3::bigint, \
+                 'lease_epoch', e.lease_epoch + 1, 'worker_id', ",
+            $worker,
+            "::text, \
+                 'started_at', ",
+            $now,
+            "::bigint, \
                  'ended_at', NULL, 'end', NULL, 'error', NULL)))::text, \
                version = e.version + 1 \
              FROM picked WHERE e.id = picked.picked_id RETURNING ",
@@ -49,9 +66,11 @@ macro_rules! claim_sql {
         )
     };
 }
+pub(crate) use claim_sql;
 
 /// Claimable executions of one lane (`$lane`), first `$5` in claim order,
-/// locked; the `executions_claim` index serves the order.
+/// locked; the `executions_claim` index serves the order. None in a
+/// namespace with flow-control policies: its claims take the limited path.
 macro_rules! lane_candidates {
     ($lane:literal) => {
         concat!(
@@ -59,6 +78,7 @@ macro_rules! lane_candidates {
             $lane,
             " AND state IN ('ready', 'scheduled') AND ready_at <= $3 \
                AND (deadline IS NULL OR deadline > $3) AND capabilities <@ $4 \
+               AND NOT EXISTS (SELECT 1 FROM flow_policies WHERE namespace = $1) \
                ORDER BY priority DESC, ready_at, id LIMIT $5 FOR UPDATE SKIP LOCKED"
         )
     };
@@ -80,8 +100,29 @@ const CLAIM_LANES: &str = claim_sql!(concat!(
     ") c ORDER BY c.priority DESC, c.ready_at, c.id LIMIT $5"
 ));
 
-/// Claims up to `req.n` in one statement, answered in claim order.
+/// Claims up to `req.n`, answered in claim order: in one statement, or
+/// through [`flow_control::claim_limited`] in a namespace with policies.
 pub(crate) async fn claim(
+    backend: &PostgresBackend,
+    req: &ClaimRequest,
+) -> Result<Vec<Claimed>, EngineError> {
+    if backend.is_limited(&req.namespace) {
+        if let Some(claimed) = flow_control::claim_limited(backend, req).await? {
+            return Ok(claimed);
+        }
+    }
+    let claimed = claim_plain(backend, req).await?;
+    if claimed.len() < req.n as usize && flow_control::has_policies(backend, &req.namespace).await?
+    {
+        if let Some(more) = flow_control::claim_limited(backend, req).await? {
+            return Ok(claimed.into_iter().chain(more).collect());
+        }
+    }
+    Ok(claimed)
+}
+
+/// The one-statement claim.
+async fn claim_plain(
     backend: &PostgresBackend,
     req: &ClaimRequest,
 ) -> Result<Vec<Claimed>, EngineError> {

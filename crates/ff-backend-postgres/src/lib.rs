@@ -23,7 +23,8 @@
 //!   schema of its own for a test or a benchmark run.
 //! - `vacuum`: keeps the hot tables' indexes free of dead entries.
 //! - `executions` (the `ExecutionStore`: transition, claim, submit),
-//!   `leases` (claims), `flows` (the `FlowCommands`), `maintenance`,
+//!   `leases` (claims), `flow_control` (policies and the limited claim),
+//!   `flows` (the `FlowCommands`), `maintenance`,
 //!   `reads`: the `ff_core` traits.
 //!
 //! Every rule lives in `ff_core`: an operation reads the rows, calls the pure
@@ -39,6 +40,7 @@ mod completions;
 mod dispatch;
 mod error;
 mod executions;
+mod flow_control;
 mod flow_txn;
 mod flows;
 mod leases;
@@ -96,6 +98,9 @@ struct Inner {
     /// Execution rows written since the last vacuum (see `vacuum`).
     churn: AtomicU64,
     keyring: ff_core::suspension::KeyringCache,
+    /// Namespaces seen with flow-control policies, whose claims take the
+    /// limited path at once.
+    limited: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Drop for Inner {
@@ -152,6 +157,7 @@ impl PostgresBackend {
             dispatches,
             churn: AtomicU64::new(0),
             keyring: Default::default(),
+            limited: Default::default(),
         });
         tokio::spawn(vacuum::run(Arc::downgrade(&inner)));
         // The committers hold the backend weakly: dropping the last handle

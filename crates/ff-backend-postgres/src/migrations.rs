@@ -17,6 +17,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_completion_ranges.sql")),
     (4, include_str!("../migrations/0004_lease_token.sql")),
     (5, include_str!("../migrations/0005_signals.sql")),
+    (6, include_str!("../migrations/0006_flow_control.sql")),
 ];
 
 /// The schema version this build writes.

@@ -19,7 +19,8 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts, inputs, lease_token, wait, version"
+         error, attempts, inputs, lease_token, wait, concurrency_key, rate_key, fairness_key, \
+         version"
     };
 }
 pub(crate) use columns;
@@ -43,11 +44,11 @@ pub(crate) struct Stored {
 pub(crate) fn read_stored(row: &PgRow) -> Result<Stored, EngineError> {
     Ok(Stored {
         exec: read_execution(row)?,
-        version: row.try_get(35).db()?,
+        version: row.try_get(38).db()?,
     })
 }
 
-/// Decodes the first 35 columns of a row selected with [`columns!`].
+/// Decodes the first 38 columns of a row selected with [`columns!`].
 pub(crate) fn read_execution(row: &PgRow) -> Result<Execution, EngineError> {
     let flow_id: Option<uuid::Uuid> = row.try_get(14).db()?;
     let node_key: Option<String> = row.try_get(15).db()?;
@@ -78,6 +79,9 @@ pub(crate) fn read_execution(row: &PgRow) -> Result<Execution, EngineError> {
             .transpose()?,
         deadline: row.try_get(12).db()?,
         run_at: row.try_get(13).db()?,
+        concurrency_key: row.try_get(35).db()?,
+        rate_key: row.try_get(36).db()?,
+        fairness_key: row.try_get(37).db()?,
         flow,
         state: state.parse().map_err(corrupt)?,
         attempt: narrow(row.try_get(17).db()?)?,
@@ -176,17 +180,18 @@ macro_rules! insert_sql {
          idempotency_key, retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, \
          node_key, state, attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, \
          lease_until, attempt_deadline, worker_id, ready_at, created_at, updated_at, \
-         finished_at, result, error, attempts, inputs, NULL, NULL, 0 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         finished_at, result, error, attempts, inputs, NULL, NULL, concurrency_key, rate_key, \
+         fairness_key, 0 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
          $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], \
          $12::bigint[], $13::bigint[], $14::bigint[], $15::uuid[], $16::text[], $17::text[], \
          $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bool[], \
          $23::bigint[], $24::bigint[], $25::text[], $26::bigint[], $27::bigint[], \
-         $28::bigint[], $29::bigint[], $30::text[], $31::text[], $32::text[], $33::text[]) \
+         $28::bigint[], $29::bigint[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[], $35::text[], $36::text[]) \
          AS t(id, namespace, lane, kind, payload, priority, capabilities, tags, \
          idempotency_key, retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, \
          node_key, state, attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, \
          lease_until, attempt_deadline, worker_id, ready_at, created_at, updated_at, \
-         finished_at, result, error, attempts, inputs)"
+         finished_at, result, error, attempts, inputs, concurrency_key, rate_key, fairness_key)"
         )
     };
 }
@@ -246,6 +251,9 @@ pub(crate) async fn insert_batch<'e>(
         .bind(c.error)
         .bind(c.attempts)
         .bind(c.inputs)
+        .bind(c.concurrency_key)
+        .bind(c.rate_key)
+        .bind(c.fairness_key)
         .fetch_all(conn)
         .await?;
     Ok(ids.into_iter().map(ExecutionId::from_uuid).collect())
@@ -290,6 +298,9 @@ struct InsertColumns {
     error: Vec<Option<String>>,
     attempts: Vec<String>,
     inputs: Vec<Option<String>>,
+    concurrency_key: Vec<Option<String>>,
+    rate_key: Vec<Option<String>>,
+    fairness_key: Vec<Option<String>>,
 }
 
 impl InsertColumns {
@@ -332,6 +343,9 @@ impl InsertColumns {
         self.attempts.push(to_json(&e.attempts)?);
         self.inputs
             .push(e.inputs.as_ref().map(to_json).transpose()?);
+        self.concurrency_key.push(e.concurrency_key.clone());
+        self.rate_key.push(e.rate_key.clone());
+        self.fairness_key.push(e.fairness_key.clone());
         Ok(())
     }
 }

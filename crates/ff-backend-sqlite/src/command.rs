@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use ff_core::clock::Millis;
-use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId};
+use ff_core::{CompletionPayload, EngineError, Execution, ExecutionId, State};
 
 use crate::completions;
 use crate::row_cache::RowCache;
@@ -101,6 +101,11 @@ impl<'c> WriteCtx<'c> {
         Ok(result)
     }
 
+    /// Announces after the commit that claims should look again.
+    pub(crate) fn wake(&mut self) {
+        self.wake = true;
+    }
+
     pub(crate) fn conn(&self) -> &'c Connection {
         self.conn
     }
@@ -136,7 +141,11 @@ impl<'c> WriteCtx<'c> {
             }
             self.completions.push(payload);
         }
-        self.wake |= exec.is_claimable(self.now);
+        // A limited execution leaving running frees its slot for another.
+        let freed = before.state() == State::Running
+            && exec.state != State::Running
+            && exec.concurrency_key.is_some();
+        self.wake |= freed || exec.is_claimable(self.now);
         let after = before.after(&exec);
         self.cache.put(exec, after);
         Ok(true)

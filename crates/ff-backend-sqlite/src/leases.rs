@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use rusqlite::{params, Rows};
 
+use ff_core::flow_control::PolicySet;
 use ff_core::lease;
 use ff_core::{ClaimRequest, Claimed, EngineError, Execution, ExecutionStore, LeaseToken, Valid};
 
 use crate::command::WriteCtx;
+use crate::flow_control;
 use crate::rows::{self, select_stored, Stamp};
 use crate::{SqlResult, SqliteBackend};
 
@@ -20,7 +22,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// then ready_at, then id. Served by the `executions_claim` partial index
 /// (the state test must match its WHERE); rows are read lazily, so a scan
 /// stops as soon as the claim has enough.
-const CANDIDATES: &str = concat!(
+pub(crate) const CANDIDATES: &str = concat!(
     select_stored!(),
     " WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
      AND ready_at <= ?3 AND (deadline IS NULL OR deadline > ?3) \
@@ -41,12 +43,18 @@ pub(crate) async fn claim_wait(
 
 /// Claims up to `req.n` executions: merges the lanes' candidate streams by
 /// claim order, passes over executions needing capabilities the worker lacks
-/// (they never block a lane), then applies `ff_core`'s claim to each pick.
+/// or held by the namespace's flow-control policies (neither blocks a
+/// lane), then applies `ff_core`'s claim to each pick.
 pub(crate) fn claim(
     ctx: &mut WriteCtx<'_>,
     req: &ClaimRequest,
 ) -> Result<Vec<Claimed>, EngineError> {
-    let picked = pick_candidates(ctx, req)?;
+    let policies = flow_control::load_policies(ctx.conn(), &req.namespace)?;
+    let picked = if policies.is_empty() {
+        pick_candidates(ctx, req)?
+    } else {
+        flow_control::pick_limited(ctx, req, &PolicySet::new(&policies))?
+    };
     let mut claimed = Vec::with_capacity(picked.len());
     for (mut exec, before) in picked {
         claimed.push(lease::claim(

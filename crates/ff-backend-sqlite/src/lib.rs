@@ -22,7 +22,8 @@
 //! - `transition`: one execution loaded, changed by a rule and saved, in
 //!   one write command.
 //! - `executions` (the `ExecutionStore`: transition, claim, submit),
-//!   `leases` (claims), `flows` (the `FlowCommands`) with `flow_txn` (the
+//!   `leases` (claims), `flow_control` (policies and the limited claim),
+//!   `flows` (the `FlowCommands`) with `flow_txn` (the
 //!   `FlowStore` of one command), `maintenance`, `reads`, `completions`:
 //!   each calls the `ff_core` rules inside a write command and persists
 //!   what they changed.
@@ -38,6 +39,7 @@ mod command;
 mod completions;
 mod error;
 mod executions;
+mod flow_control;
 mod flow_txn;
 mod flows;
 mod leases;

@@ -20,7 +20,8 @@ macro_rules! columns {
          retry, lease_ms, attempt_timeout_ms, deadline, run_at, flow_id, node_key, state, \
          attempt, lease_epoch, attempts_allowed, releases, reuse_attempt, lease_until, \
          attempt_deadline, worker_id, ready_at, created_at, updated_at, finished_at, result, \
-         error, attempts, inputs, lease_token, wait, suspend_timeout_at"
+         error, attempts, inputs, lease_token, wait, suspend_timeout_at, concurrency_key, \
+         rate_key, fairness_key"
     };
 }
 pub(crate) use columns;
@@ -42,7 +43,7 @@ pub(crate) use select_stored;
 /// stamp a later [`update_execution`] needs.
 pub(crate) fn read_stored(row: &Row<'_>) -> Result<(Execution, Stamp), EngineError> {
     let exec = read_execution(row)?;
-    let stamp = Stamp::new(row.get(36).db()?, &exec);
+    let stamp = Stamp::new(row.get(39).db()?, &exec);
     Ok((exec, stamp))
 }
 
@@ -73,6 +74,9 @@ pub(crate) fn read_execution(row: &Row<'_>) -> Result<Execution, EngineError> {
         attempt_timeout_ms: row.get(11).db()?,
         deadline: row.get(12).db()?,
         run_at: row.get(13).db()?,
+        concurrency_key: row.get(36).db()?,
+        rate_key: row.get(37).db()?,
+        fairness_key: row.get(38).db()?,
         flow,
         state: state.parse().map_err(corrupt)?,
         attempt: row.get(17).db()?,
@@ -178,7 +182,7 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
              ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, \
-             ?35, ?36)"
+             ?35, ?36, ?37, ?38, ?39)"
         ))
         .db()?;
     let rowid = stmt
@@ -219,6 +223,9 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> Result<Stamp
             e.lease_token.map(|t| t.to_string()),
             e.wait.as_ref().map(to_json).transpose()?,
             rules::timeout_at(e),
+            e.concurrency_key,
+            e.rate_key,
+            e.fairness_key,
         ])
         .db()?;
     Ok(Stamp::new(rowid, e))

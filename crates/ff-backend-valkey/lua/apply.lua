@@ -18,6 +18,9 @@
 --   R key member                     ZREM
 --   C hash field delta               HINCRBY, the field removed at 0
 --   S hash field value               HSET
+--   U hash field                     HDEL
+--   K key                            DEL
+--   M key ms                         SET to ms unless it holds a later time
 --   O body                           a new outbox entry: stream entry,
 --                                    undispatched mark, PUBLISH
 --   X seq                            mark an outbox entry dispatched
@@ -78,6 +81,18 @@ local function apply(keys, args)
     elseif op == 'S' then
       redis.call('HSET', args[i + 1], args[i + 2], args[i + 3])
       i = i + 4
+    elseif op == 'U' then
+      redis.call('HDEL', args[i + 1], args[i + 2])
+      i = i + 3
+    elseif op == 'M' then
+      local at = tonumber(redis.call('GET', args[i + 1]) or '0')
+      if tonumber(args[i + 2]) > at then
+        redis.call('SET', args[i + 1], args[i + 2])
+      end
+      i = i + 3
+    elseif op == 'K' then
+      redis.call('DEL', args[i + 1])
+      i = i + 2
     elseif op == 'O' then
       local seq = redis.call('INCR', base .. ':obseq')
       local body = args[i + 1]

@@ -43,15 +43,22 @@ local function capable(needed, caps)
 end
 
 -- Moves the lane's due scheduled executions (members `<rank>|<id>` of its
--- `later` set, scored by due time) into its queue; answers when the next
--- one falls due, or nil.
-local function move_due(later, queue, now)
+-- `later` set, scored by due time) into its queue, or with a fairness key
+-- that key's queue (named in the lane's `fkeys` set); answers when the
+-- next one falls due, or nil.
+local function move_due(base, later, queue, fkeys, now)
   local due = redis.call('ZRANGE', later, '-inf', now, 'BYSCORE', 'LIMIT', 0, MOVE_BUDGET,
     'WITHSCORES')
   for k = 1, #due, 2 do
     local member, at = due[k], tonumber(due[k + 1])
     local rank, id = string.match(member, '^(%d+)|(.+)$')
-    redis.call('ZADD', queue, tonumber(rank) * READY_SPAN + at, id)
+    local fkey = json_text(redis.call('HGET', base .. ':e:' .. id, 'fairness_key'))
+    local target = queue
+    if fkey ~= nil then
+      target = queue .. '\n' .. fkey
+      redis.call('ZADD', fkeys, 0, fkey)
+    end
+    redis.call('ZADD', target, tonumber(rank) * READY_SPAN + at, id)
     redis.call('ZREM', later, member)
   end
   local next = redis.call('ZRANGE', later, 0, 0, 'WITHSCORES')
@@ -61,11 +68,12 @@ local function move_due(later, queue, now)
   return nil
 end
 
--- Up to n claimable entries of one lane in claim order, each
--- {id, score, lane, queue, state}; whether the lane was seen to its end;
+-- Up to n claimable entries of one queue in claim order, each
+-- {id, score, lane, queue, state, concurrency key, rate key, fairness key};
+-- whether the queue was seen to its end;
 -- whether anything was passed over for a reason time will not cure; and
 -- the earliest due time of the entries not yet due.
-local function lane_candidates(base, queue, lane, n, now, caps)
+local function lane_candidates(base, queue, lane, n, now, caps, gate)
   local found, next_due, passed_over = {}, nil, false
   local offset, page = 0, n + 32
   while #found < n do
@@ -81,14 +89,17 @@ local function lane_candidates(base, queue, lane, n, now, caps)
           next_due = ready_at
         end
       elseif #found < n then
-        local f = redis.call('HMGET', base .. ':e:' .. id, 'state', 'deadline', 'capabilities')
+        local f = redis.call('HMGET', base .. ':e:' .. id, 'state', 'deadline', 'capabilities',
+          'concurrency_key', 'rate_key', 'fairness_key')
         local deadline = field_number(f[2])
+        local ckey, rkey, fkey = json_text(f[4]), json_text(f[5]), json_text(f[6])
         if (f[1] ~= '"ready"' and f[1] ~= '"scheduled"')
           or (deadline ~= nil and deadline <= now)
-          or not capable(f[3], caps) then
+          or not capable(f[3], caps)
+          or held_now(gate, ckey, rkey, fkey) then
           passed_over = true
         else
-          found[#found + 1] = {id, score, lane, queue, f[1]}
+          found[#found + 1] = {id, score, lane, queue, f[1], ckey, rkey, fkey}
         end
       end
     end
@@ -102,7 +113,7 @@ end
 
 -- Moves one execution to running as `ff_core::lease::claim` does and
 -- answers its fields after the claim.
-local function take(base, counts, c, now, now_text, worker_json, token)
+local function take(base, ns, counts, c, now, now_text, worker_json, token)
   local id, lane, queue, state = c[1], c[3], c[4], c[5]
   local key = base .. ':e:' .. id
   local flat = redis.call('HGETALL', key)
@@ -171,12 +182,106 @@ local function take(base, counts, c, now, now_text, worker_json, token)
     redis.call('ZREM', base .. ':sched', id)
   end
   redis.call('ZADD', base .. ':run', expires, id)
+  if c[6] ~= nil then
+    redis.call('ZADD', base .. ':crun:' .. ns .. '|' .. c[6], expires, id)
+  end
   local was = lane .. '\n' .. string.sub(state, 2, -2)
   if redis.call('HINCRBY', counts, was, -1) <= 0 then
     redis.call('HDEL', counts, was)
   end
   redis.call('HINCRBY', counts, lane .. '\nrunning', 1)
   return flat
+end
+
+-- Claim order of two candidates: score, then id.
+local function before(a, b)
+  if a[2] ~= b[2] then
+    return a[2] < b[2]
+  end
+  return a[1] < b[1]
+end
+
+-- One lane's candidates from its queue and each fairness key's queue:
+-- {plain = sorted list} or, on a fair-share lane, {fair = policy, keys =
+-- key -> {list, at}, credits}; and what the scan learned.
+local function lane_source(base, ns, lane, want, now, caps, gate)
+  local queue = base .. ':q:' .. ns .. '|' .. lane
+  local fkeys = base .. ':fk:' .. ns .. '|' .. lane
+  local due = move_due(base, base .. ':l:' .. ns .. '|' .. lane, queue, fkeys, now)
+  local queues = {{queue, ns}}
+  for _, fkey in ipairs(redis.call('ZRANGE', fkeys, 0, -1)) do
+    local q = queue .. '\n' .. fkey
+    if redis.call('EXISTS', q) == 1 then
+      queues[#queues + 1] = {q, fkey}
+    else
+      redis.call('ZREM', fkeys, fkey)
+    end
+  end
+  local seen_all, passed_over = true, false
+  local by_key = {}
+  for _, q in ipairs(queues) do
+    local found, ended, passed, d = lane_candidates(base, q[1], lane, want, now, caps, gate)
+    seen_all = seen_all and ended
+    passed_over = passed_over or passed
+    if d ~= nil and (due == nil or d < due) then
+      due = d
+    end
+    if #found > 0 then
+      by_key[q[2]] = found
+    end
+  end
+  local fair = gate and gate.fair[lane]
+  local source
+  if fair ~= nil then
+    local credits_key = base .. ':fair:' .. ns .. '|' .. lane
+    local text = redis.call('GET', credits_key)
+    local credits = {}
+    if text then
+      credits = cjson.decode(text).credit or {}
+    end
+    local keys = {}
+    for key, list in pairs(by_key) do
+      keys[key] = {list = list, at = 1}
+    end
+    source = {fair = fair, keys = keys, credits = credits, credits_key = credits_key}
+  else
+    local list = {}
+    for _, found in pairs(by_key) do
+      for _, c in ipairs(found) do
+        list[#list + 1] = c
+      end
+    end
+    if #queues > 1 then
+      table.sort(list, before)
+    end
+    source = {plain = list, at = 1}
+  end
+  return source, seen_all, passed_over, due
+end
+
+-- The next candidate of a source and, on a fair lane, its key.
+local function head(source)
+  if source.plain ~= nil then
+    return source.plain[source.at], nil
+  end
+  local key = choose_key(source.fair, source.credits, source.keys)
+  if key == nil then
+    return nil, nil
+  end
+  local q = source.keys[key]
+  return q.list[q.at], key
+end
+
+local function advance(source, key, taken)
+  if source.plain ~= nil then
+    source.at = source.at + 1
+    return
+  end
+  if taken then
+    charge(source.fair, source.credits, source.keys, key)
+  end
+  local q = source.keys[key]
+  q.at = q.at + 1
 end
 
 local function claim(keys, args)
@@ -194,42 +299,59 @@ local function claim(keys, args)
   for j = 1, ncaps do
     caps[args[6 + j]] = true
   end
-  -- Each lane's first n claimable entries hold the first n of them all.
-  local candidates, lanes = {}, 0
+  local gate = load_gate(base, ns, now)
+  local want = n
+  if gate ~= nil then
+    want = n + 32
+    -- Never before a limited attempt that ended here (see keys.rs).
+    local latest = tonumber(redis.call('GET', base .. ':fcclock') or '0')
+    if latest > now then
+      now = latest
+      gate.now = now
+    end
+  end
+  -- Each queue's first claimable entries hold the first n of them all.
+  local sources = {}
   local seen_all, passed_over, next_due = true, false, nil
   for j = 7 + ncaps, #args do
-    local lane = args[j]
-    local queue = base .. ':q:' .. ns .. '|' .. lane
-    local later_due = move_due(base .. ':l:' .. ns .. '|' .. lane, queue, now)
-    local found, ended, passed, due = lane_candidates(base, queue, lane, n, now, caps)
-    if later_due ~= nil and (due == nil or later_due < due) then
-      due = later_due
-    end
-    for _, c in ipairs(found) do
-      candidates[#candidates + 1] = c
-    end
+    local source, ended, passed, due = lane_source(base, ns, args[j], want, now, caps, gate)
+    sources[#sources + 1] = source
     seen_all = seen_all and ended
     passed_over = passed_over or passed
     if due ~= nil and (next_due == nil or due < next_due) then
       next_due = due
     end
-    lanes = lanes + 1
-  end
-  if lanes > 1 then
-    table.sort(candidates, function(a, b)
-      if a[2] ~= b[2] then
-        return a[2] < b[2]
-      end
-      return a[1] < b[1]
-    end)
   end
   local worker_json = cjson.encode(worker)
   local now_text = string.format('%d', now)
   local counts = base .. ':cnt:' .. ns
   local out = {''}
-  for k = 1, math.min(n, #candidates) do
-    local token = string.sub(tokens, 32 * (k - 1) + 1, 32 * k)
-    out[#out + 1] = take(base, counts, candidates[k], now, now_text, worker_json, token)
+  while #out - 1 < n do
+    local best, best_c, best_key = nil, nil, nil
+    for i, source in ipairs(sources) do
+      local c, key = head(source)
+      if c ~= nil and (best_c == nil or before(c, best_c)) then
+        best, best_c, best_key = i, c, key
+      end
+    end
+    if best == nil then
+      break
+    end
+    local taken = admit(gate, best_c)
+    advance(sources[best], best_key, taken)
+    if taken then
+      local k = #out
+      local token = string.sub(tokens, 32 * (k - 1) + 1, 32 * k)
+      out[#out + 1] = take(base, ns, counts, best_c, now, now_text, worker_json, token)
+    else
+      passed_over = true
+    end
+  end
+  save_gate(gate)
+  for _, source in ipairs(sources) do
+    if source.fair ~= nil then
+      redis.call('SET', source.credits_key, cjson.encode({credit = source.credits}))
+    end
   end
   if #out - 1 < n and seen_all and not passed_over then
     if next_due == nil then

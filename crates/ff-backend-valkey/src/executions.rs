@@ -51,9 +51,10 @@ impl ExecutionStore for ValkeyBackend {
 }
 
 impl ValkeyBackend {
-    /// Stores a batch. Requests with an idempotency key go to the partition
-    /// their key selects; the rest join the first such group, or one random
-    /// partition. Each partition's share is one atomic call, so a batch
+    /// Stores a batch. Requests with a flow-control key go to their
+    /// namespace's home partition; requests with an idempotency key to the
+    /// partition their key selects; the rest join the first such group, or
+    /// one random partition. Each partition's share is one atomic call, so a batch
     /// that spans partitions (only on a multi-partition deployment, and only
     /// with keys) is atomic per partition.
     async fn insert_requests(
@@ -61,22 +62,22 @@ impl ValkeyBackend {
         reqs: Vec<SubmitRequest>,
     ) -> Result<Vec<Submitted>, EngineError> {
         let keys = self.keys();
-        let default_partition = reqs
-            .iter()
-            .find_map(|r| {
+        let chosen = |r: &SubmitRequest| {
+            if r.has_flow_control_keys() {
+                Some(keys.flow_home(r.resolved_namespace()))
+            } else {
                 r.idempotency_key
                     .as_deref()
                     .map(|k| keys.key_partition(r.resolved_namespace(), k))
-            })
+            }
+        };
+        let default_partition = reqs
+            .iter()
+            .find_map(chosen)
             .unwrap_or_else(|| keys.exec_partition(ExecutionId::new()));
         let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, req) in reqs.iter().enumerate() {
-            let p = req
-                .idempotency_key
-                .as_deref()
-                .map_or(default_partition, |k| {
-                    keys.key_partition(req.resolved_namespace(), k)
-                });
+            let p = chosen(req).unwrap_or(default_partition);
             groups.entry(p).or_default().push(i);
         }
         let mut answers: Vec<Option<Submitted>> = vec![None; reqs.len()];

@@ -336,6 +336,15 @@ impl FlowStore for FlowTxn {
 
     fn insert_execution(&mut self, exec: &Execution) -> Result<(), EngineError> {
         self.in_partition(exec.id.as_uuid(), "execution")?;
+        if exec.has_flow_control_keys() && self.keys().flow_home(&exec.namespace) != self.p {
+            // Limited work lives in its namespace's home partition; a flow
+            // is placed there when created with such a node.
+            return Err(EngineError::invalid(
+                "nodes",
+                "on this deployment, a flow gains nodes with flow-control keys only if it \
+                 was created with one",
+            ));
+        }
         self.execs.insert(
             exec.id,
             ExecEntry {

@@ -185,7 +185,13 @@ impl FlowCommands for ValkeyBackend {
         let (p, check_reads) = match &scope {
             FlowScope::New {
                 namespace,
+                flow_controlled: true,
+                ..
+            } => (keys.flow_home(namespace), false),
+            FlowScope::New {
+                namespace,
                 idempotency_key: Some(key),
+                ..
             } => (keys.key_partition(namespace, key), false),
             FlowScope::New { .. } => (keys.flow_partition(FlowId::new()), false),
             FlowScope::OfExecution(id) => (keys.exec_partition(*id), true),

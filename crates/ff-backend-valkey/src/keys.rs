@@ -9,6 +9,13 @@
 //!   yet moved to the queue, by due time, members `<rank>|<id>`;
 //!   `sched`, `run`, `dl`, `blocked`: scheduled by due time, running by
 //!   expiry, by deadline, blocked flow members;
+//!   With a fairness key `fk` an execution waits in `q:<ns>|<lane>\n<fk>`
+//!   instead, and `fk:<ns>|<lane>` names the lane's fairness keys;
+//! - flow control, all in the namespace's home partition (with every
+//!   execution that carries a flow-control key): `pol:<ns>` (policies),
+//!   `bkt:<ns>` (rate buckets), `use:<ns>|<policy>` (budget usage),
+//!   `crun:<ns>|<key>` (running with a concurrency key, by expiry) and
+//!   `fair:<ns>|<lane>` (fair-share credits);
 //! - `ids:<ns>`: every execution (lexical order is id order); `cnt:<ns>`:
 //!   counts per lane and state; `idem:<ns>`: idempotency key → id;
 //! - `f:<fid>` (record and `_v`), `fn:<fid>` (nodes), `fo:<fid>` and
@@ -94,6 +101,56 @@ impl Keys {
         // `|` cannot occur in names, so no two (namespace, lane) pairs
         // share a queue.
         format!("{}:q:{namespace}|{lane}", self.base(p))
+    }
+
+    /// The queue of an execution: its lane's, or with a fairness key, the
+    /// lane's queue of that key (`\n` cannot occur in names either).
+    pub(crate) fn queue_of(&self, p: u32, exec: &Execution) -> String {
+        let queue = self.queue(p, &exec.namespace, &exec.lane);
+        match &exec.fairness_key {
+            Some(key) => format!("{queue}\n{key}"),
+            None => queue,
+        }
+    }
+
+    /// The fairness keys that have (or had) a queue in a lane.
+    pub(crate) fn fairness_keys(&self, p: u32, namespace: &str, lane: &str) -> String {
+        format!("{}:fk:{namespace}|{lane}", self.base(p))
+    }
+
+    /// The partition holding every execution of `namespace` that carries a
+    /// flow-control key, with the namespace's policies and their state, so
+    /// one claim decides a key's limit atomically.
+    pub(crate) fn flow_home(&self, namespace: &str) -> u32 {
+        self.key_partition(namespace, "\u{0}flow-control")
+    }
+
+    /// The namespace's policies: one field per name (a `Policy` as JSON),
+    /// and `_v`.
+    pub(crate) fn policies(&self, p: u32, namespace: &str) -> String {
+        format!("{}:pol:{namespace}", self.base(p))
+    }
+
+    /// Rate buckets: one field per rate key, `<level>:<at>`.
+    pub(crate) fn buckets(&self, p: u32, namespace: &str) -> String {
+        format!("{}:bkt:{namespace}", self.base(p))
+    }
+
+    /// One budget's usage: field `usage` (a `Usage` as JSON) and `_v`.
+    pub(crate) fn usage(&self, p: u32, namespace: &str, policy: &str) -> String {
+        format!("{}:use:{namespace}|{policy}", self.base(p))
+    }
+
+    /// The latest time a limited execution left running here: a claim of
+    /// limited work starts no earlier, so no attempt is recorded as
+    /// starting before the one whose slot it took ended.
+    pub(crate) fn flow_clock(&self, p: u32) -> String {
+        format!("{}:fcclock", self.base(p))
+    }
+
+    /// Executions running with concurrency key `key`, by lease expiry.
+    pub(crate) fn running_with_key(&self, p: u32, namespace: &str, key: &str) -> String {
+        format!("{}:crun:{namespace}|{key}", self.base(p))
     }
 
     pub(crate) fn scheduled(&self, p: u32) -> String {
@@ -191,6 +248,10 @@ impl Keys {
                     (None, None) => exec.updated_at,
                 };
                 out.push(IndexEntry::new(self.running(p), expires as f64, &id));
+                if let Some(key) = &exec.concurrency_key {
+                    let running = self.running_with_key(p, &exec.namespace, key);
+                    out.push(IndexEntry::new(running, expires as f64, &id));
+                }
             }
             State::Blocked => out.push(IndexEntry::new(self.blocked(p), 0.0, &id)),
             State::Suspended => {
@@ -226,7 +287,7 @@ impl Keys {
 
     fn queued(&self, p: u32, exec: &Execution) -> IndexEntry {
         IndexEntry::new(
-            self.queue(p, &exec.namespace, &exec.lane),
+            self.queue_of(p, exec),
             order_score(exec),
             &exec.id.to_string(),
         )

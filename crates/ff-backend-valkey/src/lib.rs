@@ -28,8 +28,9 @@
 //!   deployment's settings record; `transition`: one execution read,
 //!   changed by a rule and written.
 //! - `executions` (the `ExecutionStore`: transition, claim, submit),
-//!   `leases` (claims), `flows` (the `FlowCommands`) with `flow_txn`,
-//!   `maintenance`, `reads`: the `ff_core` traits.
+//!   `leases` (claims), `flow_control` (policies, buckets and usage in
+//!   each namespace's home partition), `flows` (the `FlowCommands`) with
+//!   `flow_txn`, `maintenance`, `reads`: the `ff_core` traits.
 
 pub mod config;
 mod throwaway;
@@ -38,6 +39,7 @@ mod completions;
 mod conn;
 mod error;
 mod executions;
+mod flow_control;
 mod flow_txn;
 mod flows;
 mod hints;

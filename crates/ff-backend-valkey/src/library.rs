@@ -15,6 +15,7 @@ fn source() -> String {
     [
         "#!lua name=flowfabric_v2\n",
         include_str!("../lua/apply.lua"),
+        include_str!("../lua/flow_control.lua"),
         include_str!("../lua/claim.lua"),
         include_str!("../lua/outbox.lua"),
     ]

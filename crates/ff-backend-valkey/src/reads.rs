@@ -26,7 +26,7 @@ impl ReadOps for ValkeyBackend {
         let below = format!("({}", crate::keys::order_score(exec));
         let mut total = 0u64;
         for p in 0..self.keys().partitions() {
-            let queue = self.keys().queue(p, &exec.namespace, &exec.lane);
+            let queue = self.keys().queue_of(p, exec);
             let n: u64 = self
                 .inner
                 .conn

@@ -92,6 +92,14 @@ impl Plan {
         self.write(&["S", key, field, value]);
     }
 
+    pub(crate) fn hdel(&mut self, key: &str, field: &str) {
+        self.write(&["U", key, field]);
+    }
+
+    pub(crate) fn del(&mut self, key: &str) {
+        self.write(&["K", key]);
+    }
+
     pub(crate) fn dispatched(&mut self, seq: u64) {
         self.write(&["X", &seq.to_string()]);
     }
@@ -153,7 +161,22 @@ impl Plan {
                 self.write(&["O", &body]);
             }
         }
-        if matches!(new.state, State::Ready | State::Scheduled) && was != Some(new.state) {
+        let waiting = matches!(new.state, State::Ready | State::Scheduled);
+        if waiting && was != Some(new.state) {
+            if let Some(key) = &new.fairness_key {
+                let fairness_keys = keys.fairness_keys(p, &new.namespace, &new.lane);
+                self.zadd(&fairness_keys, 0.0, key);
+            }
+        }
+        // A limited execution leaving running frees its slot for another.
+        let freed = was == Some(State::Running)
+            && new.state != State::Running
+            && new.concurrency_key.is_some();
+        if freed {
+            // A claim taking the slot starts no earlier than this ended.
+            self.write(&["M", &keys.flow_clock(p), &now.to_string()]);
+        }
+        if (waiting && was != Some(new.state)) || freed {
             self.wakes.insert((new.namespace.clone(), new.lane.clone()));
         }
         Ok(fields)

@@ -61,6 +61,16 @@ pub struct SubmitRequest {
     /// Absolute time (epoch ms) before which it is not claimable.
     #[serde(default)]
     pub run_at: Option<Millis>,
+    /// Counts against the concurrency policy matching it while running.
+    #[serde(default)]
+    pub concurrency_key: Option<String>,
+    /// Takes a token from the rate policy matching it at each claim.
+    #[serde(default)]
+    pub rate_key: Option<String>,
+    /// Shares its lane by the weight a fair-share policy gives it, and
+    /// names the budget scope it spends from; the namespace when unset.
+    #[serde(default)]
+    pub fairness_key: Option<String>,
 }
 
 impl SubmitRequest {
@@ -80,6 +90,9 @@ impl SubmitRequest {
             attempt_timeout_ms: None,
             deadline: None,
             run_at: None,
+            concurrency_key: None,
+            rate_key: None,
+            fairness_key: None,
         }
     }
 
@@ -131,6 +144,26 @@ impl SubmitRequest {
     pub fn run_at(mut self, at: Millis) -> Self {
         self.run_at = Some(at);
         self
+    }
+
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        self.concurrency_key = Some(key.into());
+        self
+    }
+
+    pub fn rate_key(mut self, key: impl Into<String>) -> Self {
+        self.rate_key = Some(key.into());
+        self
+    }
+
+    pub fn fairness_key(mut self, key: impl Into<String>) -> Self {
+        self.fairness_key = Some(key.into());
+        self
+    }
+
+    /// Whether it carries a concurrency, rate or fairness key.
+    pub fn has_flow_control_keys(&self) -> bool {
+        self.concurrency_key.is_some() || self.rate_key.is_some() || self.fairness_key.is_some()
     }
 
     /// The namespace this request resolves to.
@@ -192,6 +225,15 @@ impl SubmitRequest {
         }
         if let Some(timeout) = self.attempt_timeout_ms {
             check_duration("attempt_timeout_ms", timeout, limits.max_lease_ms * 30)?;
+        }
+        for (field, key) in [
+            ("concurrency_key", &self.concurrency_key),
+            ("rate_key", &self.rate_key),
+            ("fairness_key", &self.fairness_key),
+        ] {
+            if let Some(key) = key {
+                limits.check_name(field, key)?;
+            }
         }
         for (field, at) in [("deadline", self.deadline), ("run_at", self.run_at)] {
             if matches!(at, Some(t) if !TIME_RANGE_MS.contains(&t)) {
@@ -277,6 +319,12 @@ pub struct Execution {
     pub attempt_timeout_ms: Option<u64>,
     pub deadline: Option<Millis>,
     pub run_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
     pub flow: Option<FlowMembership>,
 
     pub state: State,
@@ -324,11 +372,14 @@ impl Execution {
             Some(at) if at > now => (State::Scheduled, at),
             _ => (State::Ready, now),
         };
+        let namespace = req
+            .namespace
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        // A fairness key naming the namespace is the default one.
+        let fairness_key = req.fairness_key.filter(|k| *k != namespace);
         Self {
             id,
-            namespace: req
-                .namespace
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            namespace,
             lane: req.lane,
             kind: req.kind,
             payload: req.payload,
@@ -341,6 +392,9 @@ impl Execution {
             attempt_timeout_ms: req.attempt_timeout_ms,
             deadline: req.deadline,
             run_at: req.run_at,
+            concurrency_key: req.concurrency_key,
+            rate_key: req.rate_key,
+            fairness_key,
             flow: None,
             state,
             attempt: 0,
@@ -382,6 +436,13 @@ impl Execution {
             && self.attempt_timeout_ms == req.attempt_timeout_ms
             && self.deadline == req.deadline
             && self.run_at == req.run_at
+            && self.concurrency_key == req.concurrency_key
+            && self.rate_key == req.rate_key
+            && self.fairness_key.as_deref()
+                == req
+                    .fairness_key
+                    .as_deref()
+                    .filter(|k| *k != req.resolved_namespace())
     }
 
     /// Whether `other` was submitted with this execution's spec.
@@ -398,6 +459,19 @@ impl Execution {
             && self.attempt_timeout_ms == other.attempt_timeout_ms
             && self.deadline == other.deadline
             && self.run_at == other.run_at
+            && self.concurrency_key == other.concurrency_key
+            && self.rate_key == other.rate_key
+            && self.fairness_key == other.fairness_key
+    }
+
+    /// Whether it carries a concurrency, rate or fairness key.
+    pub fn has_flow_control_keys(&self) -> bool {
+        self.concurrency_key.is_some() || self.rate_key.is_some() || self.fairness_key.is_some()
+    }
+
+    /// The fairness key it shares its lane by: its own, or its namespace.
+    pub fn fairness(&self) -> &str {
+        self.fairness_key.as_deref().unwrap_or(&self.namespace)
     }
 
     /// The outcome, once terminal.
@@ -418,6 +492,13 @@ impl Execution {
         self.capabilities
             .iter()
             .all(|need| caps.binary_search(need).is_ok())
+    }
+
+    /// Whether it holds a concurrency slot at `now`: running on a lease
+    /// that has not lapsed, so an expired lease frees its slot before the
+    /// expiry scan gets to it.
+    pub fn holds_slot(&self, now: Millis) -> bool {
+        self.state == State::Running && crate::lease::fencing::lapsed(self, now).is_none()
     }
 
     /// The lane order key: priority (higher first), `ready_at`, id.

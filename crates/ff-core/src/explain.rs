@@ -8,8 +8,9 @@ use crate::clock::Millis;
 use crate::error::EngineError;
 use crate::execution::Execution;
 use crate::flow::FlowView;
+use crate::flow_control::Held;
 use crate::ids::ExecutionId;
-use crate::ops::ReadOps;
+use crate::ops::{FlowControlOps, ReadOps};
 use crate::state::{Outcome, State};
 use crate::suspension::ResumeCondition;
 
@@ -30,6 +31,8 @@ pub enum Holding {
         condition: ResumeCondition,
         timeout_at: Option<Millis>,
     },
+    /// Claimable, but a flow-control policy passes it over for now.
+    Limited { held: Held },
     /// Claimable: roughly `ahead` executions of its lane go first, and a
     /// worker must advertise `capabilities`.
     Queued {
@@ -54,10 +57,28 @@ pub struct Explanation {
     pub holding: Holding,
 }
 
-/// What holds `exec`: its `flow` is read for a blocked node, `ahead` (see
-/// [`ReadOps::count_ahead`]) for a claimable one.
-pub fn explain(exec: &Execution, flow: Option<&FlowView>, ahead: u64) -> Explanation {
-    let holding = match exec.state {
+/// What holds `exec`: its `flow` is read for a blocked node, `held` (see
+/// [`FlowControlOps::held`]) and `ahead` (see [`ReadOps::count_ahead`]) for
+/// a claimable one.
+pub fn explain(
+    exec: &Execution,
+    flow: Option<&FlowView>,
+    held: Option<Held>,
+    ahead: u64,
+) -> Explanation {
+    let holding = match (exec.state, held) {
+        (State::Ready, Some(held)) => Holding::Limited { held },
+        (state, _) => explain_state(exec, state, flow, ahead),
+    };
+    Explanation {
+        id: exec.id,
+        state: exec.state,
+        holding,
+    }
+}
+
+fn explain_state(exec: &Execution, state: State, flow: Option<&FlowView>, ahead: u64) -> Holding {
+    match state {
         State::Blocked => Holding::Parents {
             waiting_on: unfinished_parents(exec, flow),
         },
@@ -85,11 +106,6 @@ pub fn explain(exec: &Execution, flow: Option<&FlowView>, ahead: u64) -> Explana
         State::Completed | State::Failed | State::Cancelled | State::Skipped => Holding::Finished {
             outcome: exec.outcome().unwrap_or(Outcome::Completed),
         },
-    };
-    Explanation {
-        id: exec.id,
-        state: exec.state,
-        holding,
     }
 }
 
@@ -113,7 +129,7 @@ fn unfinished_parents(exec: &Execution, flow: Option<&FlowView>) -> Vec<String> 
 
 /// Reads what [`explain`] needs and answers for execution `id` of
 /// `namespace` (another namespace's is `NotFound`).
-pub async fn why<R: ReadOps + ?Sized>(
+pub async fn why<R: ReadOps + FlowControlOps + ?Sized>(
     reads: &R,
     namespace: &str,
     id: ExecutionId,
@@ -126,10 +142,10 @@ pub async fn why<R: ReadOps + ?Sized>(
         (Some(member), State::Blocked) => Some(reads.get_flow(member.flow_id).await?),
         _ => None,
     };
-    let ahead = if exec.state == State::Ready {
-        reads.count_ahead(&exec).await?
+    let (held, ahead) = if exec.state == State::Ready {
+        (reads.held(&exec).await?, reads.count_ahead(&exec).await?)
     } else {
-        0
+        (None, 0)
     };
-    Ok(explain(&exec, flow.as_ref(), ahead))
+    Ok(explain(&exec, flow.as_ref(), held, ahead))
 }

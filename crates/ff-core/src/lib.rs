@@ -68,8 +68,9 @@ pub use lease_token::LeaseToken;
 pub use lifecycle::CancelResponse;
 pub use limits::Limits;
 pub use ops::{
-    EngineBackend, ExecutionOps, ExecutionStore, FlowCommand, FlowCommands, FlowOps, FlowScope,
-    LeaseOps, MaintenanceOps, ReadOps, Rule, SignalOps, SignalStore, Valid,
+    EngineBackend, ExecutionOps, ExecutionStore, FlowCommand, FlowCommands, FlowControlOps,
+    FlowControlStore, FlowOps, FlowScope, LeaseOps, MaintenanceOps, ReadOps, Rule, SignalOps,
+    SignalStore, Valid,
 };
 pub use reads::{BackendDescription, LaneStateCount, ListFilter, Page};
 pub use retry::RetryPolicy;

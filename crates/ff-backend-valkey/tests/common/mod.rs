@@ -21,6 +21,8 @@ const ORDERING: &[&str] = &[
     "retry_goes_to_back_of_lane",
     "completion_recorded_for_every_terminal_transition",
     "list_filters_and_paginates",
+    "priority_within_fairness_key",
+    "limited_execution_does_not_block_lane",
 ];
 
 /// A fresh prefix on the server named by `var`, with `partitions`.

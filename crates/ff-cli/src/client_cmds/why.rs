@@ -2,6 +2,7 @@
 
 use clap::Args;
 use ff_core::explain::Holding;
+use ff_core::flow_control::Held;
 use ff_core::ExecutionId;
 
 use super::failure::Failure;
@@ -66,6 +67,23 @@ fn reason(holding: &Holding) -> String {
                 waitpoints.join(", ")
             )
         }
+        Holding::Limited { held } => match held {
+            Held::Concurrency {
+                key,
+                running,
+                limit,
+            } => format!("held by concurrency key {key}: {running} of {limit} running"),
+            Held::Rate { key, next_at } => {
+                format!(
+                    "held by rate key {key}: the next token comes {}",
+                    time(*next_at)
+                )
+            }
+            Held::Budget { policy, dimensions } => format!(
+                "held by budget {policy}: over its hard limit in {}",
+                dimensions.join(", ")
+            ),
+        },
         Holding::Queued {
             ahead,
             capabilities,

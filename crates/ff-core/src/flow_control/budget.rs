@@ -41,6 +41,9 @@ pub struct BudgetPolicy {
     /// the epoch); none keeps it for good.
     #[serde(default)]
     pub reset_every_ms: Option<u64>,
+    /// On a hard breach, cancel the scope's flow members not yet started.
+    #[serde(default)]
+    pub cancel_pending: bool,
 }
 
 /// A scope's usage in its current window.
@@ -190,6 +193,66 @@ impl BudgetPolicy {
     }
 }
 
+/// A worker's report of what one attempt spent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    /// A second report with the same key changes nothing.
+    pub dedup_key: String,
+    /// Amount spent per dimension, e.g. `{"tokens": 1200, "usd_cents": 3}`.
+    pub amounts: BTreeMap<String, u64>,
+}
+
+impl UsageReport {
+    /// Checks the report; changes nothing.
+    pub fn validate(&self, limits: &Limits) -> Result<(), EngineError> {
+        if self.dedup_key.is_empty() {
+            return Err(EngineError::invalid("dedup_key", "must not be empty"));
+        }
+        limits.check_size("dedup_key", self.dedup_key.len(), limits.max_tag_bytes)?;
+        if self.amounts.is_empty() || self.amounts.len() > MAX_DIMENSIONS {
+            return Err(EngineError::invalid(
+                "amounts",
+                format!("name 1 to {MAX_DIMENSIONS} dimensions"),
+            ));
+        }
+        for dimension in self.amounts.keys() {
+            limits.check_name("amounts", dimension)?;
+        }
+        Ok(())
+    }
+}
+
+/// A budget as it stands: usage in the current window, what remains of
+/// each hard limit, and whether a limit is breached.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub policy: String,
+    pub scope: String,
+    pub window_start: Millis,
+    pub used: BTreeMap<String, u64>,
+    /// Per dimension, what the hard limit leaves (`null`: no hard limit).
+    pub remaining: BTreeMap<String, Option<u64>>,
+    pub standing: Standing,
+}
+
+impl BudgetPolicy {
+    /// The status of this budget, named `policy`, with `usage` at `now`.
+    pub fn status(&self, policy: &str, usage: Usage, now: Millis) -> BudgetStatus {
+        let usage = self.current(usage, now);
+        BudgetStatus {
+            policy: policy.to_owned(),
+            scope: self.scope.clone(),
+            window_start: usage.window_start,
+            remaining: self.remaining(&usage),
+            standing: self.standing(&usage),
+            used: usage.used,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +273,7 @@ mod tests {
                 },
             ],
             reset_every_ms: reset,
+            cancel_pending: false,
         }
     }
 

@@ -51,7 +51,7 @@ impl KeyPattern {
 
     /// How closely it names `key`: an exact key beats every prefix, a
     /// longer prefix a shorter one.
-    fn specificity(&self) -> usize {
+    pub(crate) fn specificity(&self) -> usize {
         match self {
             Self::Exact(_) => usize::MAX,
             Self::Prefix(prefix) => prefix.len(),
@@ -76,8 +76,10 @@ impl<'de> Deserialize<'de> for KeyPattern {
 }
 
 /// At most `limit` running at once per key `pattern` covers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConcurrencyPolicy {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "partner-api"))]
     pub pattern: KeyPattern,
     pub limit: u32,
 }

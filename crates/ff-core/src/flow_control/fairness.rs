@@ -21,32 +21,44 @@ pub struct Credits {
 }
 
 impl Credits {
-    /// Picks the fairness key the next claim serves among `waiting` (the
-    /// keys with claimable work, each with its weight); `None` when none
-    /// waits.
+    /// Picks the next key among `waiting` (key, weight) and charges it;
+    /// `None` when nothing waits.
     pub fn pick(&mut self, waiting: &[(&str, u32)]) -> Option<String> {
-        self.credit
-            .retain(|key, _| waiting.iter().any(|(k, _)| k == key));
-        let total: i64 = waiting.iter().map(|(_, w)| i64::from(*w)).sum();
+        let key = self.choose(waiting)?.to_owned();
+        self.charge(waiting, &key);
+        Some(key)
+    }
+
+    /// The key the next pick takes, changing nothing.
+    pub fn choose<'k>(&self, waiting: &[(&'k str, u32)]) -> Option<&'k str> {
         let mut best: Option<(&str, i64)> = None;
         for (key, weight) in waiting {
-            let credit = self.credit.entry((*key).to_owned()).or_insert(0);
-            *credit += i64::from(*weight);
+            let credit = self.credit.get(*key).copied().unwrap_or(0) + i64::from(*weight);
             let better = match best {
                 None => true,
                 Some((best_key, best_credit)) => {
-                    *credit > best_credit || (*credit == best_credit && *key < best_key)
+                    credit > best_credit || (credit == best_credit && *key < best_key)
                 }
             };
             if better {
-                best = Some((key, *credit));
+                best = Some((key, credit));
             }
         }
-        let (key, _) = best?;
+        best.map(|(key, _)| key)
+    }
+
+    /// Takes a pick of `key`: every waiting key gains its weight, `key`
+    /// pays the total, and keys no longer waiting lose their credit.
+    pub fn charge(&mut self, waiting: &[(&str, u32)], key: &str) {
+        self.credit
+            .retain(|k, _| waiting.iter().any(|(w, _)| w == k));
+        let total: i64 = waiting.iter().map(|(_, w)| i64::from(*w)).sum();
+        for (k, weight) in waiting {
+            *self.credit.entry((*k).to_owned()).or_insert(0) += i64::from(*weight);
+        }
         if let Some(credit) = self.credit.get_mut(key) {
             *credit -= total;
         }
-        Some(key.to_owned())
     }
 }
 

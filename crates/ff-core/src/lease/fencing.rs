@@ -23,6 +23,8 @@ pub enum WorkerOp {
     /// Creating a waitpoint before suspending.
     Waitpoint,
     Suspend,
+    /// Reporting budget usage.
+    ReportUsage,
 }
 
 /// What the fencing checks decided.

@@ -25,6 +25,9 @@ pub enum FlowScope {
     New {
         namespace: String,
         idempotency_key: Option<String>,
+        /// Whether a node carries a flow-control key (a partitioned store
+        /// keeps such a flow beside the namespace's other limited work).
+        flow_controlled: bool,
     },
     /// The flow a running execution belongs to (dynamic fan-out).
     OfExecution(ExecutionId),
@@ -78,6 +81,10 @@ impl<S: FlowCommands> FlowOps for S {
         let scope = FlowScope::New {
             namespace: spec.resolved_namespace().to_owned(),
             idempotency_key: spec.idempotency_key.clone(),
+            flow_controlled: spec
+                .nodes
+                .iter()
+                .any(|n| n.execution.has_flow_control_keys()),
         };
         let limits = self.limits().clone();
         self.flow_command(scope, move |txn, now| {

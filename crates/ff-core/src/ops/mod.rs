@@ -2,13 +2,15 @@
 //! the supertrait of one focused trait per entity. A backend implements the
 //! storage side, [`ExecutionStore`] and [`FlowCommands`], and gets
 //! [`ExecutionOps`], [`LeaseOps`] and [`FlowOps`] from it, and
-//! [`SignalStore`] for [`SignalOps`]; `wrapper` holds
+//! [`SignalStore`] for [`SignalOps`], [`FlowControlStore`] for
+//! [`FlowControlOps`]; `wrapper` holds
 //! [`BackendWrapper`] and the `wrap_backend!` macro for types that stand in
 //! front of a backend.
 
 mod execution_ops;
 mod execution_store;
 mod flow_commands;
+mod flow_control_ops;
 mod flow_ops;
 mod lease_ops;
 mod maintenance_ops;
@@ -19,6 +21,7 @@ mod wrapper;
 pub use execution_ops::ExecutionOps;
 pub use execution_store::{ExecutionStore, Rule, Valid};
 pub use flow_commands::{FlowCommand, FlowCommands, FlowScope};
+pub use flow_control_ops::{FlowControlOps, FlowControlStore};
 pub use flow_ops::FlowOps;
 pub use lease_ops::LeaseOps;
 pub use maintenance_ops::MaintenanceOps;
@@ -32,7 +35,15 @@ pub use async_trait::async_trait as __async_trait;
 /// Everything a backend implements; held as `Arc<dyn EngineBackend>` beside
 /// an `Arc<dyn CompletionBackend>`.
 pub trait EngineBackend:
-    ExecutionOps + LeaseOps + FlowOps + SignalOps + MaintenanceOps + ReadOps + std::fmt::Debug + 'static
+    ExecutionOps
+    + LeaseOps
+    + FlowOps
+    + SignalOps
+    + FlowControlOps
+    + MaintenanceOps
+    + ReadOps
+    + std::fmt::Debug
+    + 'static
 {
 }
 
@@ -41,6 +52,7 @@ impl<T> EngineBackend for T where
         + LeaseOps
         + FlowOps
         + SignalOps
+        + FlowControlOps
         + MaintenanceOps
         + ReadOps
         + std::fmt::Debug

@@ -163,6 +163,61 @@ macro_rules! wrap_backend {
         }
 
         #[$crate::ops::__async_trait]
+        impl $crate::ops::FlowControlOps for $ty {
+            async fn put_policy(
+                &self,
+                namespace: &str,
+                name: &str,
+                spec: $crate::flow_control::PolicySpec,
+            ) -> Result<$crate::flow_control::Policy, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    FlowControlOps::put_policy(namespace, name, spec)
+                )
+            }
+            async fn delete_policy(
+                &self,
+                namespace: &str,
+                name: &str,
+            ) -> Result<bool, $crate::EngineError> {
+                $crate::__forward!(self, true, FlowControlOps::delete_policy(namespace, name))
+            }
+            async fn policies(
+                &self,
+                namespace: &str,
+            ) -> Result<Vec<$crate::flow_control::Policy>, $crate::EngineError> {
+                $crate::__forward!(self, false, FlowControlOps::policies(namespace))
+            }
+            async fn report_usage(
+                &self,
+                handle: &$crate::lease::LeaseHandle,
+                report: &$crate::flow_control::UsageReport,
+            ) -> Result<Vec<$crate::flow_control::BudgetStatus>, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    true,
+                    FlowControlOps::report_usage(handle, report),
+                    Some(handle.execution_id),
+                    None
+                )
+            }
+            async fn budget(
+                &self,
+                namespace: &str,
+                name: &str,
+            ) -> Result<$crate::flow_control::BudgetStatus, $crate::EngineError> {
+                $crate::__forward!(self, false, FlowControlOps::budget(namespace, name))
+            }
+            async fn held(
+                &self,
+                exec: &$crate::Execution,
+            ) -> Result<Option<$crate::flow_control::Held>, $crate::EngineError> {
+                $crate::__forward!(self, false, FlowControlOps::held(exec), Some(exec.id), None)
+            }
+        }
+
+        #[$crate::ops::__async_trait]
         impl $crate::ops::SignalOps for $ty {
             async fn create_waitpoint(
                 &self,

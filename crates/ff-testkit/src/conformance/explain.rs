@@ -114,4 +114,99 @@ pub async fn why_names_each_holding_reason(f: &dyn BackendFactory) {
         }
     );
     expect_err(why(&*b.engine, "other", done).await, ErrorKind::NotFound);
+
+    why_names_flow_control_holds(&b).await;
+}
+
+/// A concurrency key at its limit, a rate key without a token and a
+/// hard-breached budget, each named with what holds it.
+async fn why_names_flow_control_holds(b: &TestBackend) {
+    use ff_core::flow_control::{
+        BudgetPolicy, ConcurrencyPolicy, DimensionLimit, Held, KeyPattern, PolicySpec,
+        RateLimitPolicy, UsageReport,
+    };
+    let pattern = |k: &str| KeyPattern::parse(k, &ff_core::Limits::default()).expect("pattern");
+    let put = |name: &'static str, spec: PolicySpec| async move {
+        b.engine
+            .put_policy("default", name, spec)
+            .await
+            .expect("put policy");
+    };
+    put(
+        "one",
+        PolicySpec::Concurrency(ConcurrencyPolicy {
+            pattern: pattern("api"),
+            limit: 1,
+        }),
+    )
+    .await;
+    put(
+        "slow",
+        PolicySpec::Rate(RateLimitPolicy {
+            pattern: pattern("feed"),
+            n: 1,
+            window_ms: 60_000,
+            burst: 1,
+        }),
+    )
+    .await;
+    put(
+        "acme",
+        PolicySpec::Budget(BudgetPolicy {
+            scope: "acme".into(),
+            limits: vec![DimensionLimit {
+                dimension: "tokens".into(),
+                soft: None,
+                hard: Some(5),
+            }],
+            reset_every_ms: None,
+            cancel_pending: false,
+        }),
+    )
+    .await;
+    submit(b, job("c").concurrency_key("api")).await;
+    let second = submit(b, job("c").concurrency_key("api")).await;
+    claim_one(b, "c").await;
+    assert_eq!(
+        explained(b, second).await.holding,
+        Holding::Limited {
+            held: Held::Concurrency {
+                key: "api".into(),
+                running: 1,
+                limit: 1
+            }
+        }
+    );
+    submit(b, job("f").rate_key("feed")).await;
+    let starved = submit(b, job("f").rate_key("feed")).await;
+    claim_one(b, "f").await;
+    assert_eq!(
+        explained(b, starved).await.holding,
+        Holding::Limited {
+            held: Held::Rate {
+                key: "feed".into(),
+                next_at: b.clock.now_ms() + 60_000
+            }
+        }
+    );
+    submit(b, job("s").fairness_key("acme")).await;
+    let broke = submit(b, job("s").fairness_key("acme")).await;
+    let spender = claim_one(b, "s").await;
+    let report = UsageReport {
+        dedup_key: "r".into(),
+        amounts: [("tokens".to_owned(), 5)].into(),
+    };
+    b.engine
+        .report_usage(&spender.handle, &report)
+        .await
+        .expect("report");
+    assert_eq!(
+        explained(b, broke).await.holding,
+        Holding::Limited {
+            held: Held::Budget {
+                policy: "acme".into(),
+                dimensions: vec!["tokens".into()]
+            }
+        }
+    );
 }

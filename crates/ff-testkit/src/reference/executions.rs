@@ -49,8 +49,12 @@ impl ExecutionStore for ReferenceBackend {
         id: ExecutionId,
         mut rule: R,
     ) -> Result<T, EngineError> {
-        let now = self.now();
-        self.with_store(|store, effects| store.update(id, now, effects, |exec| rule(exec, now)))
+        // The time is read under the lock, so a later step never records an
+        // earlier time than one it follows.
+        self.with_store(|store, effects| {
+            let now = self.now();
+            store.update(id, now, effects, |exec| rule(exec, now))
+        })
     }
 
     async fn claim_valid(&self, req: &Valid<ClaimRequest>) -> Result<Vec<Claimed>, EngineError> {

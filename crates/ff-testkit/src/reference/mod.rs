@@ -3,6 +3,7 @@
 //! differential test and a test double for users.
 
 mod executions;
+mod flow_control;
 mod flows;
 mod leases;
 mod maintenance;
@@ -45,6 +46,7 @@ struct Store {
     flows: BTreeMap<FlowId, StoredFlow>,
     flow_keys: HashMap<(String, String), FlowId>,
     waitpoint_keys: Vec<ff_core::suspension::WaitpointKey>,
+    flow_control: flow_control::FlowControl,
 }
 
 /// A flow with its nodes (in creation order) and edges.
@@ -154,7 +156,10 @@ impl Store {
         let out = f(exec);
         let after = exec.state;
         let completion = (!before.is_terminal() && after.is_terminal()).then(|| exec.clone());
-        if before != after && matches!(after, State::Ready) {
+        // Work to wake a claim for: an execution became claimable, or a
+        // limited one left running and freed its slot.
+        let freed = before == State::Running && exec.concurrency_key.is_some();
+        if before != after && (matches!(after, State::Ready) || freed) {
             effects.work_ready = true;
         }
         if let Some(exec) = completion {
