@@ -7,6 +7,7 @@ use std::time::Duration;
 use ff_core::cascade::FlowCancelResponse;
 use ff_core::explain::Explanation;
 use ff_core::flow::{FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView};
+use ff_core::flow_control::{BudgetStatus, Policy, PolicySpec};
 use ff_core::suspension::{SignalRequest, SignalResponse, SignalsView};
 use ff_core::{
     CancelResponse, CompletionBackend, EngineBackend, EngineError, Execution, ExecutionId, FlowId,
@@ -199,6 +200,26 @@ impl Client {
     /// backoff, unfinished parents, a suspension, or its place in the lane.
     pub async fn why(&self, id: ExecutionId) -> Result<Explanation, EngineError> {
         self.transport.why(&self.namespace, id).await
+    }
+
+    /// The namespace's flow-control policies, by name.
+    pub async fn policies(&self) -> Result<Vec<Policy>, EngineError> {
+        self.transport.policies(&self.namespace).await
+    }
+
+    /// Creates policy `name` or replaces its spec; the next claim applies it.
+    pub async fn put_policy(&self, name: &str, spec: &PolicySpec) -> Result<Policy, EngineError> {
+        self.transport.put_policy(&self.namespace, name, spec).await
+    }
+
+    /// Removes policy `name`; `NotFound` when there is none.
+    pub async fn delete_policy(&self, name: &str) -> Result<(), EngineError> {
+        self.transport.delete_policy(&self.namespace, name).await
+    }
+
+    /// Budget policy `name` as it stands: usage, what remains, any breach.
+    pub async fn budget(&self, name: &str) -> Result<BudgetStatus, EngineError> {
+        self.transport.budget(&self.namespace, name).await
     }
 
     /// How many executions each lane holds in each state (non-zero only).

@@ -55,13 +55,16 @@ pub mod worker;
 pub use client::{Client, ExecutionResult};
 pub use error::HttpError;
 pub use ff_core::flow::{EdgeSpec, FlowSpec, NodeSpec};
+/// Flow-control policies and budgets ([`Client::put_policy`],
+/// [`JobContext::report_usage`]).
+pub use ff_core::flow_control;
 pub use ff_core::suspension::{
     ResumeCondition, Signal, SignalRequest, SignalResponse, SignalsView, TimeoutPolicy,
     WaitpointGrant,
 };
 pub use ff_core::{
-    EngineError, ErrorKind, Execution, ExecutionId, FlowId, JsonText, Outcome, RetryPolicy, State,
-    SubmitRequest,
+    EngineError, ErrorKind, Execution, ExecutionId, FlowId, JsonText, Limits, Outcome, RetryPolicy,
+    State, SubmitRequest,
 };
 pub use worker::{
     Fail, HandlerError, JobContext, Release, Retry, StopReason, Suspend, Worker, WorkerBuilder,

@@ -12,7 +12,7 @@ use ff_core::Limits;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
-use crate::routes::{events, executions, flows, health, signals, workers};
+use crate::routes::{events, executions, flows, health, limits, signals, workers};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -42,6 +42,11 @@ use crate::routes::{events, executions, flows, health, signals, workers};
         signals::signal_by_token,
         signals::signal,
         signals::list,
+        limits::list,
+        limits::put,
+        limits::delete,
+        limits::budget,
+        limits::report_usage,
         events::completions,
         events::execution,
         health::healthz,
@@ -53,6 +58,7 @@ use crate::routes::{events, executions, flows, health, signals, workers};
         (name = "flows", description = "DAGs of executions"),
         (name = "workers", description = "The worker protocol: claim, renew, complete, fail"),
         (name = "signals", description = "Waitpoints, suspend, and signals from the outside world"),
+        (name = "limits", description = "Flow control: concurrency, rate, budget and fair-share policies"),
         (name = "events", description = "Server-sent events"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

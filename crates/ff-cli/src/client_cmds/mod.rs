@@ -1,5 +1,6 @@
 //! The client commands: `ff submit`, `flow submit`, `flow ls`, `ls`, `show`,
-//! `cancel`, `retry`, `signal`, `why`, `stats` and `worker`, each a call to a running
+//! `cancel`, `retry`, `signal`, `why`, `limits`, `budget`, `stats` and
+//! `worker`, each a call to a running
 //! `ff serve` through `ff-sdk` over HTTP.
 //!
 //! Output is a plain aligned table (or `key  value` lines) for people and
@@ -15,6 +16,7 @@
 //! - `steer`: `ff cancel`, `ff retry`.
 //! - `signal`: `ff signal`, and the waitpoints and signals `ff show` prints.
 //! - `why`: `ff why`, what holds an execution that is not running.
+//! - `limits`: `ff limits ls|set|rm`, `ff budget ls|show`.
 //! - `worker`, `child`: `ff worker -- CMD`, and running CMD for one attempt.
 //! - `failure`: classified errors, their exit codes and JSON.
 //! - `table`: aligned columns and times.
@@ -22,6 +24,7 @@
 mod child;
 mod failure;
 mod flow;
+mod limits;
 mod read;
 mod signal;
 mod steer;
@@ -44,7 +47,7 @@ pub(crate) use when::parse_duration_ms;
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Submit one execution, or a batch with `--file`; prints the id(s).
-    Submit(submit::SubmitArgs),
+    Submit(Box<submit::SubmitArgs>),
     /// Flows: `ff flow submit FILE`, `ff flow ls`.
     Flow(flow::FlowArgs),
     /// List executions in creation order (`--cursor` pages on; `--newest`
@@ -61,6 +64,11 @@ pub enum ClientCommand {
     Signal(signal::SignalArgs),
     /// Say what holds an execution that is not running.
     Why(why::WhyArgs),
+    /// Flow-control policies: `ff limits ls`, `ff limits set NAME
+    /// --concurrency KEY --limit 5`, `ff limits rm NAME`.
+    Limits(limits::LimitsArgs),
+    /// Budgets as they stand: `ff budget ls`, `ff budget show NAME`.
+    Budget(limits::BudgetArgs),
     /// Executions per lane and state.
     Stats(read::StatsArgs),
     /// Run a command for each execution claimed from a lane: the payload on
@@ -80,6 +88,8 @@ impl ClientCommand {
             Self::Cancel(args) | Self::Retry(args) => args.output.json,
             Self::Signal(args) => args.output.json,
             Self::Why(args) => args.output.json,
+            Self::Limits(args) => args.json(),
+            Self::Budget(args) => args.json(),
             Self::Stats(args) => args.output.json,
             Self::Worker(_) => false,
         }
@@ -91,7 +101,7 @@ impl ClientCommand {
 pub async fn run(command: ClientCommand) -> ExitCode {
     let json = command.json();
     let result = match command {
-        ClientCommand::Submit(args) => submit::submit(args).await,
+        ClientCommand::Submit(args) => submit::submit(*args).await,
         ClientCommand::Flow(args) => flow::run(args).await,
         ClientCommand::Ls(args) => read::ls(args).await,
         ClientCommand::Show(args) => read::show(args).await,
@@ -99,6 +109,8 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Retry(args) => steer::retry(args).await,
         ClientCommand::Signal(args) => signal::signal(args).await,
         ClientCommand::Why(args) => why::why(args).await,
+        ClientCommand::Limits(args) => limits::limits(args).await,
+        ClientCommand::Budget(args) => limits::budget(args).await,
         ClientCommand::Stats(args) => read::stats(args).await,
         ClientCommand::Worker(args) => worker::run(args).await,
     };

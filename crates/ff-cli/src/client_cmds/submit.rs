@@ -14,7 +14,7 @@ use super::when::{now_ms, parse_duration_ms, parse_when, When};
 use super::{print_json, OutputArgs, ServerArgs};
 
 /// The flags that describe one execution, which `--file` replaces.
-const SINGLE: [&str; 13] = [
+const SINGLE: [&str; 16] = [
     "lane",
     "kind",
     "payload",
@@ -28,6 +28,9 @@ const SINGLE: [&str; 13] = [
     "deadline",
     "tags",
     "capabilities",
+    "concurrency_key",
+    "rate_key",
+    "fairness_key",
 ];
 
 /// `ff submit` options.
@@ -79,6 +82,17 @@ pub struct SubmitArgs {
     /// A capability a worker must offer to claim it (repeat for several).
     #[arg(long = "capability")]
     capabilities: Vec<String>,
+    /// Counts against the concurrency policy matching this key while it
+    /// runs (see `ff limits`).
+    #[arg(long)]
+    concurrency_key: Option<String>,
+    /// Takes a token from the rate policy matching this key when claimed.
+    #[arg(long)]
+    rate_key: Option<String>,
+    /// Shares a fair-share lane by this key's weight, and spends from its
+    /// budgets (default: the namespace, in no budget).
+    #[arg(long)]
+    fairness_key: Option<String>,
     /// Submit a batch instead: a JSON array of submit requests (as `POST
     /// .../executions` takes them) or one per line (JSON lines); `-` reads
     /// stdin. Prints one id per line, in the file's order. Each 1,000 go in
@@ -151,6 +165,9 @@ fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
     req.lease_ms = args.lease_ms;
     req.capabilities.clone_from(&args.capabilities);
     req.tags = args.tags.iter().cloned().collect::<BTreeMap<_, _>>();
+    req.concurrency_key.clone_from(&args.concurrency_key);
+    req.rate_key.clone_from(&args.rate_key);
+    req.fairness_key.clone_from(&args.fairness_key);
     let now = now_ms();
     req.run_at = match (args.run_at, args.delay) {
         (Some(at), _) => Some(at.resolve(now)),

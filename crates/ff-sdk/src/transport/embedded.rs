@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::explain::Explanation;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
+use ff_core::flow_control::{BudgetStatus, Policy, PolicySpec, UsageReport};
 use ff_core::suspension::{
     SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
     WaitpointRequest,
@@ -243,6 +244,45 @@ impl Transport for Embedded {
         req: &SignalRequest,
     ) -> Result<SignalResponse, EngineError> {
         self.backend.signal(ns, id, waitpoint, req).await
+    }
+
+    async fn policies(&self, ns: &str) -> Result<Vec<Policy>, EngineError> {
+        self.backend.policies(ns).await
+    }
+
+    async fn put_policy(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &PolicySpec,
+    ) -> Result<Policy, EngineError> {
+        self.backend.put_policy(ns, name, spec.clone()).await
+    }
+
+    async fn delete_policy(&self, ns: &str, name: &str) -> Result<(), EngineError> {
+        if self.backend.delete_policy(ns, name).await? {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound {
+                entity: "policy",
+                id: name.to_owned(),
+            })
+        }
+    }
+
+    async fn budget(&self, ns: &str, name: &str) -> Result<BudgetStatus, EngineError> {
+        self.backend.budget(ns, name).await
+    }
+
+    async fn report_usage(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        report: &UsageReport,
+    ) -> Result<Vec<BudgetStatus>, EngineError> {
+        self.backend
+            .report_usage(handle.in_namespace(ns)?, report)
+            .await
     }
 
     async fn shutdown(&self) {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::explain::Explanation;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
+use ff_core::flow_control::{BudgetStatus, Policy, PolicySpec, UsageReport};
 use ff_core::suspension::{
     SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
     WaitpointRequest,
@@ -420,7 +421,46 @@ impl Transport for Http {
         .await
     }
 
+    async fn policies(&self, ns: &str) -> Result<Vec<Policy>, EngineError> {
+        self.get(ns, "/policies").await
+    }
+
+    async fn put_policy(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &PolicySpec,
+    ) -> Result<Policy, EngineError> {
+        let url = self.url(ns, &format!("/policies/{}", segment(name)));
+        self.call(self.request(Method::PUT, url).json(spec)).await
+    }
+
+    async fn delete_policy(&self, ns: &str, name: &str) -> Result<(), EngineError> {
+        let url = self.url(ns, &format!("/policies/{}", segment(name)));
+        self.send(self.request(Method::DELETE, url)).await.map(drop)
+    }
+
+    async fn budget(&self, ns: &str, name: &str) -> Result<BudgetStatus, EngineError> {
+        self.get(ns, &format!("/budgets/{}", segment(name))).await
+    }
+
+    async fn report_usage(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        report: &UsageReport,
+    ) -> Result<Vec<BudgetStatus>, EngineError> {
+        let mut body = serde_json::to_value(report).map_err(EngineError::backend)?;
+        body["handle"] = serde_json::to_value(handle).map_err(EngineError::backend)?;
+        self.post(ns, "/leases/usage", &body).await
+    }
+
     async fn shutdown(&self) {}
+}
+
+/// A name as one path segment (names may hold `/`).
+fn segment(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
 }
 
 /// Wakes on the `completion` event of the per-execution SSE stream.

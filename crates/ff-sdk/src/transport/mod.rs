@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use ff_core::cascade::{FlowCancelResponse, NodesAdded};
 use ff_core::explain::Explanation;
 use ff_core::flow::{EdgeSpec, FlowCreated, FlowFilter, FlowSpec, FlowSummary, FlowView, NodeSpec};
+use ff_core::flow_control::{BudgetStatus, Policy, PolicySpec, UsageReport};
 use ff_core::suspension::{
     SignalRequest, SignalResponse, SuspendRequest, SuspendResponse, WaitpointGrant,
     WaitpointRequest,
@@ -116,6 +117,23 @@ pub(crate) trait Transport: Send + Sync + std::fmt::Debug + 'static {
         waitpoint: &str,
         req: &SignalRequest,
     ) -> Result<SignalResponse, EngineError>;
+
+    async fn policies(&self, ns: &str) -> Result<Vec<Policy>, EngineError>;
+    async fn put_policy(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &PolicySpec,
+    ) -> Result<Policy, EngineError>;
+    /// `NotFound` when there is no such policy.
+    async fn delete_policy(&self, ns: &str, name: &str) -> Result<(), EngineError>;
+    async fn budget(&self, ns: &str, name: &str) -> Result<BudgetStatus, EngineError>;
+    async fn report_usage(
+        &self,
+        ns: &str,
+        handle: &LeaseHandle,
+        report: &UsageReport,
+    ) -> Result<Vec<BudgetStatus>, EngineError>;
 
     /// Stops what the transport runs in process (the embedded engine).
     async fn shutdown(&self);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ff_core::cascade::NodesAdded;
 use ff_core::flow::{EdgeSpec, Inputs, NodeSpec};
+use ff_core::flow_control::{BudgetStatus, UsageReport};
 use ff_core::suspension::{
     ResumeCondition, Signal, SuspendRequest, TimeoutPolicy, WaitpointGrant, WaitpointRequest,
 };
@@ -140,6 +141,25 @@ impl JobContext {
                 &self.claimed.handle,
                 &WaitpointRequest::new(key),
             )
+            .await
+    }
+
+    /// Reports what this attempt spent, e.g. `[("tokens", 1200),
+    /// ("usd_cents", 3)]`, against every budget of the execution's fairness
+    /// key; a repeat with the same `dedup_key` counts once. The budgets as
+    /// they now stand (a hard breach holds the scope's next claims).
+    pub async fn report_usage<K: Into<String>>(
+        &self,
+        dedup_key: &str,
+        amounts: impl IntoIterator<Item = (K, u64)>,
+    ) -> Result<Vec<BudgetStatus>, EngineError> {
+        let report = UsageReport {
+            dedup_key: dedup_key.to_owned(),
+            amounts: amounts.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        };
+        self.client
+            .transport()
+            .report_usage(&self.claimed.namespace, &self.claimed.handle, &report)
             .await
     }
 

@@ -4,6 +4,7 @@ pub mod events;
 pub mod executions;
 pub mod flows;
 pub mod health;
+pub mod limits;
 pub mod signals;
 pub mod workers;
 
@@ -13,7 +14,7 @@ use std::str::FromStr;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use ff_core::{EngineError, Limits, SubmitRequest};
 
@@ -76,6 +77,13 @@ pub fn router(state: AppState) -> Router {
             &format!("{ns}/executions/{{id}}/signals"),
             get(signals::list),
         )
+        .route(&format!("{ns}/policies"), get(limits::list))
+        .route(
+            &format!("{ns}/policies/{{name}}"),
+            put(limits::put).delete(limits::delete),
+        )
+        .route(&format!("{ns}/budgets/{{name}}"), get(limits::budget))
+        .route(&format!("{ns}/leases/usage"), post(limits::report_usage))
         .route(&format!("{ns}/events"), get(events::completions))
         .route_layer(middleware::from_fn(check_namespace))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
