@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction};
 
 use ff_core::flow_control::{
-    select, Bucket, ClaimGate, Credits, LaneSource, Policy, PolicySet, PolicySpec, Standing, Usage,
+    select, Bucket, ClaimGate, Credits, LaneSource, PassedOver, Policy, PolicySet, PolicySpec,
+    Standing, Usage,
 };
 use ff_core::{
     lease, ClaimRequest, Claimed, EngineError, Execution, ExecutionId, FlowControlStore, Millis,
@@ -238,14 +239,16 @@ pub(crate) async fn claim_limited(
             }
         }
     }
+    let mut passed = Vec::new();
     let picked = select(
         &mut lanes,
         &mut gate,
         req.n as usize,
         |e| e,
         |_, _| {},
-        &mut Vec::new(),
+        &mut passed,
     );
+    backend.inner.passed_over.add(&passed);
     let ids: Vec<uuid::Uuid> = picked.iter().map(|e| *e.id.as_uuid()).collect();
     let rows = sqlx::query(CLAIM_PICKED)
         .bind(&ids)
@@ -545,6 +548,10 @@ impl FlowControlStore for PostgresBackend {
             })
         })
         .transpose()
+    }
+
+    fn passed_over_tally(&self) -> &PassedOver {
+        &self.inner.passed_over
     }
 
     async fn pending_flow_members(

@@ -98,6 +98,8 @@ struct Inner {
     /// Execution rows written since the last vacuum (see `vacuum`).
     churn: AtomicU64,
     keyring: ff_core::suspension::KeyringCache,
+    /// Candidates the claims passed over, by limit.
+    passed_over: Arc<ff_core::flow_control::PassedOver>,
     /// Namespaces seen with flow-control policies, whose claims take the
     /// limited path at once.
     limited: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -157,6 +159,7 @@ impl PostgresBackend {
             dispatches,
             churn: AtomicU64::new(0),
             keyring: Default::default(),
+            passed_over: Default::default(),
             limited: Default::default(),
         });
         tokio::spawn(vacuum::run(Arc::downgrade(&inner)));

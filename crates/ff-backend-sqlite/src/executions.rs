@@ -29,9 +29,10 @@ impl ExecutionStore for SqliteBackend {
 
     async fn claim_valid(&self, req: &Valid<ClaimRequest>) -> Result<Vec<Claimed>, EngineError> {
         let req = req.clone();
+        let tally = self.inner.passed_over.clone();
         self.inner
             .writer
-            .write(move |ctx| leases::claim(ctx, &req))
+            .write(move |ctx| leases::claim(ctx, &req, &tally))
             .await
     }
 

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Rows};
 
 use ff_core::flow_control::{
-    select, Bucket, ClaimGate, Credits, LaneSource, Policy, PolicySet, PolicySpec, Usage,
+    select, Bucket, ClaimGate, Credits, LaneSource, PassedOver, Policy, PolicySet, PolicySpec,
+    Usage,
 };
 use ff_core::{ClaimRequest, EngineError, Execution, ExecutionId, FlowControlStore, Millis};
 
@@ -140,6 +141,7 @@ pub(crate) fn pick_limited(
     ctx: &WriteCtx<'_>,
     req: &ClaimRequest,
     set: &PolicySet,
+    tally: &PassedOver,
 ) -> Result<Vec<Candidate>, EngineError> {
     let conn = ctx.conn();
     let now = ctx.now;
@@ -231,14 +233,16 @@ pub(crate) fn pick_limited(
             failure.borrow_mut().get_or_insert(e);
         }
     };
+    let mut passed = Vec::new();
     let picked = select(
         &mut lanes,
         &mut gate,
         req.n as usize,
         |(e, _)| e,
         prepare,
-        &mut Vec::new(),
+        &mut passed,
     );
+    tally.add(&passed);
     if let Some(e) = failure.borrow_mut().take() {
         return Err(e);
     }
@@ -412,6 +416,10 @@ impl FlowControlStore for SqliteBackend {
             .readers
             .read(move |conn| load_bucket(conn, &namespace, &key))
             .await
+    }
+
+    fn passed_over_tally(&self) -> &PassedOver {
+        &self.inner.passed_over
     }
 
     async fn pending_flow_members(

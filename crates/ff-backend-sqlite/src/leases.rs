@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Rows};
 
-use ff_core::flow_control::PolicySet;
+use ff_core::flow_control::{PassedOver, PolicySet};
 use ff_core::lease;
 use ff_core::{ClaimRequest, Claimed, EngineError, Execution, ExecutionStore, LeaseToken, Valid};
 
@@ -48,12 +48,13 @@ pub(crate) async fn claim_wait(
 pub(crate) fn claim(
     ctx: &mut WriteCtx<'_>,
     req: &ClaimRequest,
+    tally: &PassedOver,
 ) -> Result<Vec<Claimed>, EngineError> {
     let policies = flow_control::load_policies(ctx.conn(), &req.namespace)?;
     let picked = if policies.is_empty() {
         pick_candidates(ctx, req)?
     } else {
-        flow_control::pick_limited(ctx, req, &PolicySet::new(&policies))?
+        flow_control::pick_limited(ctx, req, &PolicySet::new(&policies), tally)?
     };
     let mut claimed = Vec::with_capacity(picked.len());
     for (mut exec, before) in picked {

@@ -88,6 +88,8 @@ struct Inner {
     completions: Completions,
     work: WorkSignal,
     keyring: ff_core::suspension::KeyringCache,
+    /// Candidates the claims passed over, by limit.
+    passed_over: Arc<ff_core::flow_control::PassedOver>,
 }
 
 impl fmt::Debug for Inner {
@@ -147,6 +149,7 @@ impl SqliteBackend {
                 completions,
                 work,
                 keyring: Default::default(),
+                passed_over: Default::default(),
             }),
         })
     }

@@ -11,7 +11,9 @@
 -- Returns {hint, claimed...}: each claimed execution as HGETALL answers it,
 -- after the claim. hint says when a claim here can next find work when
 -- this one found less than n: '' when it cannot tell (keep asking), 'inf'
--- when the lanes hold nothing, else the epoch ms of the earliest due entry.
+-- when the lanes hold nothing, else the epoch ms of the earliest due entry;
+-- in a namespace with flow-control policies it ends `;c,r,b`, how many
+-- candidates concurrency, rate and budget limits passed over.
 
 -- Entries one lane may pass over (a capability missing, past the deadline)
 -- before the claim stops looking; the hint then says to ask again.
@@ -359,6 +361,10 @@ local function claim(keys, args)
     else
       out[1] = string.format('%d', next_due)
     end
+  end
+  if gate ~= nil then
+    local p = gate.passed
+    out[1] = out[1] .. ';' .. p.concurrency .. ',' .. p.rate .. ',' .. p.budget
   end
   return out
 end

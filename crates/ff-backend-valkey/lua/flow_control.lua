@@ -51,7 +51,8 @@ end
 local function load_gate(base, ns, now)
   local flat = redis.call('HGETALL', base .. ':pol:' .. ns)
   local g = {base = base, ns = ns, now = now, conc = {}, rate = {}, budgets = {}, fair = {},
-    running = {}, buckets = {}, changed = {}, usage = {}, any = false}
+    running = {}, buckets = {}, changed = {}, usage = {}, any = false,
+    passed = {concurrency = 0, rate = 0, budget = 0}}
   for k = 1, #flat, 2 do
     if flat[k] ~= '_v' then
       local policy = cjson.decode(flat[k + 1])
@@ -185,6 +186,12 @@ local function running_of(g, ckey)
   return running
 end
 
+-- Counts a candidate passed over for `reason` and says so.
+local function pass(g, reason)
+  g.passed[reason] = g.passed[reason] + 1
+  return true
+end
+
 -- Whether a candidate with these keys is held before this claim takes
 -- anything: its key at its limit, its bucket empty, its budget breached.
 -- A scan passes such candidates over without counting them found, so a
@@ -194,12 +201,12 @@ local function held_now(g, ckey, rkey, fkey)
     return false
   end
   if budget_held(g, fkey) then
-    return true
+    return pass(g, 'budget')
   end
   if ckey ~= nil then
     local conc = most_specific(g.conc, ckey)
     if conc ~= nil and running_of(g, ckey) >= conc.limit then
-      return true
+      return pass(g, 'concurrency')
     end
   end
   if rkey ~= nil then
@@ -209,7 +216,7 @@ local function held_now(g, ckey, rkey, fkey)
       local elapsed = math.max(0, g.now - b.at)
       local capacity = rate.burst * rate.window
       if elapsed < capacity / rate.n and b.level + elapsed * rate.n < rate.window then
-        return true
+        return pass(g, 'rate')
       end
     end
   end
@@ -224,21 +231,19 @@ local function admit(g, c)
   end
   local ckey, rkey, fkey = c[6], c[7], c[8]
   if budget_held(g, fkey) then
-    return false
+    return not pass(g, 'budget')
   end
   local conc = nil
   if ckey ~= nil then
     conc = most_specific(g.conc, ckey)
-    if conc ~= nil then
-      if running_of(g, ckey) >= conc.limit then
-        return false
-      end
+    if conc ~= nil and running_of(g, ckey) >= conc.limit then
+      return not pass(g, 'concurrency')
     end
   end
   if rkey ~= nil then
     local rate = most_specific(g.rate, rkey)
     if rate ~= nil and not take_token(g, rkey, rate) then
-      return false
+      return not pass(g, 'rate')
     end
   end
   if conc ~= nil then

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use ff_core::flow_control::{Bucket, Policy, PolicySpec, Usage};
+use ff_core::flow_control::{Bucket, PassedOver, PassedOverCounts, Policy, PolicySpec, Usage};
 use ff_core::{EngineError, ExecutionId, FlowControlStore, State};
 
 use crate::rows::VERSION_FIELD;
@@ -235,6 +235,10 @@ impl FlowControlStore for ValkeyBackend {
         .transpose()
     }
 
+    fn passed_over_tally(&self) -> &PassedOver {
+        &self.inner.passed_over
+    }
+
     async fn pending_flow_members(
         &self,
         namespace: &str,
@@ -271,5 +275,20 @@ impl FlowControlStore for ValkeyBackend {
             }
             start += PAGE;
         }
+    }
+}
+
+impl ValkeyBackend {
+    /// Counts what a claim's answer says it passed over: `c,r,b`.
+    pub(crate) fn note_passed_over(&self, counts: &str) {
+        let mut parts = counts.split(',').map(|n| n.parse::<u64>().unwrap_or(0));
+        if counts.is_empty() {
+            return;
+        }
+        self.inner.passed_over.add_counts(PassedOverCounts {
+            concurrency: parts.next().unwrap_or(0),
+            rate: parts.next().unwrap_or(0),
+            budget: parts.next().unwrap_or(0),
+        });
     }
 }

@@ -85,11 +85,16 @@ impl ValkeyBackend {
             .await?;
         let mut reply = reply.into_iter();
         let hint = match reply.next() {
-            Some(Value::BulkString(h)) => match h.as_slice() {
-                b"" => None,
-                b"inf" => Some(Millis::MAX),
-                t => std::str::from_utf8(t).ok().and_then(|t| t.parse().ok()),
-            },
+            Some(Value::BulkString(h)) => {
+                let text = String::from_utf8_lossy(&h);
+                let (hint, passed) = text.split_once(';').unwrap_or((&text, ""));
+                self.note_passed_over(passed);
+                match hint {
+                    "" => None,
+                    "inf" => Some(Millis::MAX),
+                    t => t.parse().ok(),
+                }
+            }
             other => {
                 return Err(EngineError::backend(format!(
                     "unexpected answer from ff_v2_claim: {other:?}"

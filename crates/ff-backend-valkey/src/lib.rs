@@ -100,6 +100,8 @@ struct Inner {
     subscribed: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
     keyring: ff_core::suspension::KeyringCache,
+    /// Candidates the claims passed over, by limit.
+    passed_over: Arc<ff_core::flow_control::PassedOver>,
 }
 
 impl Drop for Inner {
@@ -168,6 +170,7 @@ impl ValkeyBackend {
             subscribed,
             listener,
             keyring: Default::default(),
+            passed_over: Default::default(),
         });
         tracing::debug!(partitions, "valkey backend connected");
         Ok(Self { inner })

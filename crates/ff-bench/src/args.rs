@@ -90,6 +90,11 @@ pub struct BenchArgs {
     /// soak: executions per claim, small so each wave has many claim samples.
     #[arg(long, default_value_t = 10, help_heading = "Sizes", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) soak_claim_batch: u32,
+    /// throughput: also run the submit-then-drain shape with every
+    /// execution under a concurrency key (a generous limit) and one of 10
+    /// fairness keys sharing the lane, to compare with the plain run.
+    #[arg(long, help_heading = "Sizes")]
+    pub(crate) limits: bool,
     /// suspend: suspend → signal → resumed claim cycles measured.
     #[arg(long, default_value_t = 500, help_heading = "Sizes", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) suspensions: u64,
@@ -115,7 +120,18 @@ pub(crate) enum Scenario {
 }
 
 impl Scenario {
-    pub(crate) fn variants(self) -> Vec<Variant> {
+    pub(crate) fn variants(self, limits: bool) -> Vec<Variant> {
+        use Variant::*;
+        let mut variants = self.base_variants();
+        if limits {
+            if let Some(at) = variants.iter().position(|v| *v == ThroughputDrain) {
+                variants.insert(at + 1, ThroughputLimited);
+            }
+        }
+        variants
+    }
+
+    fn base_variants(self) -> Vec<Variant> {
         use Variant::*;
         match self {
             Scenario::Throughput => vec![ThroughputDrain, ThroughputConcurrent],

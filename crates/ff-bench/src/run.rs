@@ -16,7 +16,7 @@ use crate::report::{self, Backend, Report, VariantReport};
 /// Runs the benchmark and prints (and with `--markdown` writes) the report.
 /// `opener` parses `--database-url` and opens each run's backend.
 pub async fn run(args: BenchArgs, opener: &dyn Opener) -> anyhow::Result<ExitCode> {
-    let variants = args.scenario.variants();
+    let variants = args.scenario.variants(args.limits);
     let sizes = args.sizes();
     let target = Target::new(
         opener,

@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use ff_core::flow_control::{KeyPattern, PolicySpec};
 use ff_core::{EngineBackend, Limits, DEFAULT_NAMESPACE};
 use ff_engine::{EngineStats, StatsSnapshot};
 
@@ -148,11 +149,83 @@ impl Metrics {
                 }
             }
         }
+        render_flow_control(&mut out, engine, &namespaces).await;
         if let Some(stats) = &self.engine {
             render_engine(&mut out, &stats.snapshot());
         }
         out
     }
+}
+
+/// Candidates passed over by limit, what runs under each exact-key
+/// concurrency policy, and what each budget has used.
+async fn render_flow_control(
+    out: &mut String,
+    engine: &dyn EngineBackend,
+    namespaces: &BTreeSet<String>,
+) {
+    let passed = engine.passed_over();
+    out.push_str(
+        "# HELP ff_claims_passed_over_total Candidates claims passed over, by the limit that held them.\n",
+    );
+    out.push_str("# TYPE ff_claims_passed_over_total counter\n");
+    for (reason, n) in [
+        ("concurrency", passed.concurrency),
+        ("rate", passed.rate),
+        ("budget", passed.budget),
+    ] {
+        let _ = writeln!(
+            out,
+            "ff_claims_passed_over_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    let mut running = String::new();
+    let mut used = String::new();
+    for ns in namespaces {
+        let policies = match engine.policies(ns).await {
+            Ok(policies) => policies,
+            Err(err) => {
+                tracing::warn!(namespace = %ns, error = %err, "policies unavailable");
+                continue;
+            }
+        };
+        for policy in policies {
+            match &policy.spec {
+                PolicySpec::Concurrency(c) => {
+                    let KeyPattern::Exact(key) = &c.pattern else {
+                        continue;
+                    };
+                    if let Ok(n) = engine.concurrency_running(ns, key).await {
+                        let _ = writeln!(
+                            running,
+                            "ff_concurrency_running{{namespace=\"{ns}\",policy=\"{}\",key=\"{key}\"}} {n}",
+                            policy.name
+                        );
+                    }
+                }
+                PolicySpec::Budget(_) => {
+                    if let Ok(status) = engine.budget(ns, &policy.name).await {
+                        for (dimension, n) in &status.used {
+                            let _ = writeln!(
+                                used,
+                                "ff_budget_used{{namespace=\"{ns}\",policy=\"{}\",dimension=\"{dimension}\"}} {n}",
+                                policy.name
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.push_str(
+        "# HELP ff_concurrency_running Executions running under an exact-key concurrency policy.\n",
+    );
+    out.push_str("# TYPE ff_concurrency_running gauge\n");
+    out.push_str(&running);
+    out.push_str("# HELP ff_budget_used A budget's usage in its current window, by dimension.\n");
+    out.push_str("# TYPE ff_budget_used gauge\n");
+    out.push_str(&used);
 }
 
 fn render_engine(out: &mut String, s: &StatsSnapshot) {

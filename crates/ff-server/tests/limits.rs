@@ -60,6 +60,28 @@ async fn a_concurrency_policy_holds_the_second_claim_and_why_says_so() {
     assert_eq!(why["holding"]["held"]["by"], "concurrency", "{why}");
     assert_eq!(why["holding"]["held"]["running"], 1, "{why}");
 
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            "ff_concurrency_running{namespace=\"default\",policy=\"partner\",key=\"partner-api\"} 1"
+        ),
+        "{metrics}"
+    );
+    let passed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ff_claims_passed_over_total{reason=\"concurrency\"} "))
+        .and_then(|n| n.parse().ok())
+        .expect("passed-over counter");
+    assert!(passed >= 1, "{metrics}");
+
     let (status, listed) = get(&server, "/policies").await;
     assert_eq!(status, 200);
     assert_eq!(listed[0]["name"], "partner", "{listed}");

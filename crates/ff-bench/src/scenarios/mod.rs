@@ -31,7 +31,7 @@ use super::worker::Pool;
 /// The batch limit of `submit_batch`.
 pub const SUBMIT_BATCH: u64 = 1_000;
 /// Batches submitted concurrently by one producer.
-const SUBMIT_IN_FLIGHT: usize = 4;
+pub const SUBMIT_IN_FLIGHT: usize = 4;
 /// A run fails when nothing completes for this long.
 pub const STALL: Duration = Duration::from_secs(60);
 
@@ -61,6 +61,7 @@ pub struct Sizes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     ThroughputDrain,
+    ThroughputLimited,
     ThroughputConcurrent,
     Latency,
     ChainIdle,
@@ -73,7 +74,9 @@ pub enum Variant {
 impl Variant {
     pub fn scenario(self) -> &'static str {
         match self {
-            Variant::ThroughputDrain | Variant::ThroughputConcurrent => "throughput",
+            Variant::ThroughputDrain
+            | Variant::ThroughputLimited
+            | Variant::ThroughputConcurrent => "throughput",
             Variant::Latency => "latency",
             Variant::ChainIdle | Variant::ChainLoaded => "chain",
             Variant::Fanout => "fanout",
@@ -85,6 +88,7 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::ThroughputDrain => "submit-then-drain",
+            Variant::ThroughputLimited => "submit-then-drain-limited",
             Variant::ThroughputConcurrent => "concurrent",
             Variant::Latency => "fixed-rate",
             Variant::ChainIdle => "idle",
@@ -102,6 +106,11 @@ impl Variant {
             Variant::ThroughputDrain => format!(
                 "{} executions submitted in batches of {SUBMIT_BATCH}, then {workers} and completing each",
                 s.count
+            ),
+            Variant::ThroughputLimited => format!(
+                "as submit-then-drain, each execution under concurrency key `bench` (limit {}) and one of {} fairness keys sharing the lane by weight",
+                throughput::GENEROUS_LIMIT,
+                throughput::FAIRNESS_KEYS
             ),
             Variant::ThroughputConcurrent => format!(
                 "{} producers submitting {} executions in batches of {SUBMIT_BATCH} while {workers} complete them",
@@ -139,7 +148,8 @@ impl Variant {
     /// Runs the variant once on `bed`.
     pub async fn run(self, bed: &Bed, sizes: &Sizes) -> anyhow::Result<Measured> {
         match self {
-            Variant::ThroughputDrain => throughput::submit_then_drain(bed, sizes).await,
+            Variant::ThroughputDrain => throughput::submit_then_drain(bed, sizes, false).await,
+            Variant::ThroughputLimited => throughput::submit_then_drain(bed, sizes, true).await,
             Variant::ThroughputConcurrent => throughput::concurrent(bed, sizes).await,
             Variant::Latency => latency::run(bed, sizes).await,
             Variant::ChainIdle => chain::idle(bed, sizes).await,
@@ -211,11 +221,22 @@ pub async fn submit_many(
     count: u64,
     in_flight: usize,
 ) -> anyhow::Result<()> {
+    submit_made(backend, lane, count, in_flight, noop).await
+}
+
+/// [`submit_many`] of the executions `make` gives for each index.
+pub async fn submit_made(
+    backend: &dyn EngineBackend,
+    lane: &str,
+    count: u64,
+    in_flight: usize,
+    make: fn(&str, u64) -> SubmitRequest,
+) -> anyhow::Result<()> {
     let batches = (0..count.div_ceil(SUBMIT_BATCH))
         .map(|b| b * SUBMIT_BATCH..((b + 1) * SUBMIT_BATCH).min(count));
     let mut answers = futures::stream::iter(batches)
         .map(|range| {
-            let requests = range.map(|i| noop(lane, i)).collect();
+            let requests = range.map(|i| make(lane, i)).collect();
             backend.submit_batch(requests)
         })
         .buffer_unordered(in_flight.max(1));

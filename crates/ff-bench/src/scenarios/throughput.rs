@@ -6,17 +6,72 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{submit_all, submit_many, warm_up, Measured, Sizes, STALL};
+use ff_core::flow_control::{ConcurrencyPolicy, FairSharePolicy, KeyPattern, PolicySpec};
+use ff_core::SubmitRequest;
+
+use super::{noop, submit_made, submit_many, warm_up, Measured, Sizes, STALL, SUBMIT_IN_FLIGHT};
 use crate::ceiling::CeilingKind::Batched;
 use crate::harness::Bed;
 use crate::stats::per_sec;
 use crate::worker::Pool;
 
-/// Submits `count`, then starts the workers and waits until all completed.
-pub async fn submit_then_drain(bed: &Bed, sizes: &Sizes) -> anyhow::Result<Measured> {
+/// The concurrency limit of the limited run: more than the workers ever
+/// hold, so it costs its checks and never holds work back.
+pub const GENEROUS_LIMIT: u32 = 100_000;
+
+/// The fairness keys the limited run spreads its executions over.
+pub const FAIRNESS_KEYS: u64 = 10;
+
+/// A no-op execution under the limited run's concurrency key and one of
+/// its fairness keys.
+fn limited(lane: &str, i: u64) -> SubmitRequest {
+    noop(lane, i)
+        .concurrency_key("bench")
+        .fairness_key(format!("tenant-{}", i % FAIRNESS_KEYS))
+}
+
+/// The limited run's policies: the generous limit, and the lane shared
+/// across the fairness keys.
+async fn put_policies(bed: &Bed) -> anyhow::Result<()> {
+    let ns = ff_core::DEFAULT_NAMESPACE;
+    let limits = ff_core::Limits::default();
+    let spec = PolicySpec::Concurrency(ConcurrencyPolicy {
+        pattern: KeyPattern::parse("bench", &limits)?,
+        limit: GENEROUS_LIMIT,
+    });
+    bed.backend.put_policy(ns, "bench", spec).await?;
+    let fair = PolicySpec::FairShare(FairSharePolicy {
+        lane: bed.lane.clone(),
+        weights: Default::default(),
+        default_weight: 1,
+    });
+    bed.backend.put_policy(ns, "bench-shares", fair).await?;
+    Ok(())
+}
+
+/// Submits `count`, then starts the workers and waits until all completed;
+/// `limited`, under a concurrency key and fairness keys.
+pub async fn submit_then_drain(
+    bed: &Bed,
+    sizes: &Sizes,
+    limited_run: bool,
+) -> anyhow::Result<Measured> {
+    let make = if limited_run {
+        put_policies(bed).await.context("setting the policies")?;
+        limited
+    } else {
+        noop
+    };
     warm_up(bed, sizes).await?;
     let started = Instant::now();
-    submit_all(&*bed.backend, &bed.lane, sizes.count).await?;
+    submit_made(
+        &*bed.backend,
+        &bed.lane,
+        sizes.count,
+        SUBMIT_IN_FLIGHT,
+        make,
+    )
+    .await?;
     let submitted = started.elapsed();
 
     let drain_started = Instant::now();

@@ -17,6 +17,7 @@ pub mod budget;
 pub mod concurrency;
 pub mod fairness;
 pub mod gate;
+pub mod passed;
 pub mod policy;
 pub mod rate;
 pub mod select;
@@ -25,6 +26,7 @@ pub use budget::{BudgetPolicy, BudgetStatus, DimensionLimit, Standing, Usage, Us
 pub use concurrency::{ConcurrencyPolicy, KeyPattern};
 pub use fairness::Credits;
 pub use gate::{ClaimGate, Held, LimitedKeys};
+pub use passed::{PassedOver, PassedOverCounts};
 pub use policy::{FairSharePolicy, Policy, PolicySet, PolicySpec, RateLimitPolicy};
 pub use rate::{Bucket, RatePolicy};
 pub use select::{select, LaneSource};

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::error::EngineError;
 use crate::execution::Execution;
 use crate::flow_control::{
-    Bucket, BudgetStatus, ClaimGate, Held, Policy, PolicySet, PolicySpec, Standing, Usage,
-    UsageReport,
+    Bucket, BudgetStatus, ClaimGate, Held, PassedOver, PassedOverCounts, Policy, PolicySet,
+    PolicySpec, Standing, Usage, UsageReport,
 };
 use crate::ids::ExecutionId;
 use crate::lease::fencing::{fence, Fence, WorkerOp};
@@ -53,6 +53,12 @@ pub trait FlowControlOps: Send + Sync {
 
     /// What a claim would pass `exec` over for now, if anything.
     async fn held(&self, exec: &Execution) -> Result<Option<Held>, EngineError>;
+
+    /// How many executions with concurrency key `key` run now.
+    async fn concurrency_running(&self, namespace: &str, key: &str) -> Result<u32, EngineError>;
+
+    /// How many candidates this backend's claims passed over, by limit.
+    fn passed_over(&self) -> PassedOverCounts;
 }
 
 /// The storage side of the flow-control operations. Implementing it gives
@@ -91,6 +97,9 @@ pub trait FlowControlStore: SignalStore + ExecutionOps {
 
     /// The stored bucket of rate key `key`, if it was ever used.
     async fn load_bucket(&self, namespace: &str, key: &str) -> Result<Option<Bucket>, EngineError>;
+
+    /// The tally of candidates this backend's claims passed over.
+    fn passed_over_tally(&self) -> &PassedOver;
 
     /// Flow members with fairness key `scope` not yet started (ready,
     /// scheduled or blocked, never claimed).
@@ -237,5 +246,16 @@ impl<S: FlowControlStore> FlowControlOps for S {
             gate.set_usage(name, usage);
         }
         Ok(gate.check(exec))
+    }
+
+    async fn concurrency_running(&self, namespace: &str, key: &str) -> Result<u32, EngineError> {
+        let limits = self.limits();
+        limits.check_name("namespace", namespace)?;
+        limits.check_name("key", key)?;
+        self.running_with_key(namespace, key).await
+    }
+
+    fn passed_over(&self) -> PassedOverCounts {
+        self.passed_over_tally().snapshot()
     }
 }

@@ -215,6 +215,28 @@ macro_rules! wrap_backend {
             ) -> Result<Option<$crate::flow_control::Held>, $crate::EngineError> {
                 $crate::__forward!(self, false, FlowControlOps::held(exec), Some(exec.id), None)
             }
+            async fn concurrency_running(
+                &self,
+                namespace: &str,
+                key: &str,
+            ) -> Result<u32, $crate::EngineError> {
+                $crate::__forward!(
+                    self,
+                    false,
+                    FlowControlOps::concurrency_running(namespace, key)
+                )
+            }
+            fn passed_over(&self) -> $crate::flow_control::PassedOverCounts {
+                let call = $crate::ops::Call {
+                    op: "passed_over",
+                    writes: false,
+                    execution: None,
+                    flow: None,
+                };
+                $crate::ops::BackendWrapper::target(self, call)
+                    .map(|backend| backend.passed_over())
+                    .unwrap_or_default()
+            }
         }
 
         #[$crate::ops::__async_trait]

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use ff_core::flow_control::{
-    select, Bucket, ClaimGate, Credits, LaneSource, Policy, PolicySet, PolicySpec, Usage,
+    select, Bucket, ClaimGate, Credits, LaneSource, PassedOver, Policy, PolicySet, PolicySpec,
+    Usage,
 };
 use ff_core::{
     lease, ClaimRequest, Claimed, EngineError, Execution, ExecutionId, FlowControlStore,
@@ -58,7 +59,12 @@ impl Store {
 
     /// Claims up to `req.n` in claim order, passing over what the policies
     /// hold, through `ff_core`'s claim rule.
-    pub(super) fn claim(&mut self, req: &ClaimRequest, now: Millis) -> Vec<Claimed> {
+    pub(super) fn claim(
+        &mut self,
+        req: &ClaimRequest,
+        now: Millis,
+        tally: &PassedOver,
+    ) -> Vec<Claimed> {
         let set = PolicySet::new(&self.flow_control.policies(&req.namespace));
         let mut gate = ClaimGate::new(&set, now);
         let mut lanes = Vec::with_capacity(req.lanes.len());
@@ -114,14 +120,16 @@ impl Store {
             );
             let Ok(()) = loaded;
         };
+        let mut passed = Vec::new();
         let picked = select(
             &mut lanes,
             &mut gate,
             req.n as usize,
             |(_, e)| e,
             prepare,
-            &mut Vec::new(),
+            &mut passed,
         );
+        tally.add(&passed);
         for (lane, source) in req.lanes.iter().zip(&lanes) {
             if let Some(credits) = source.credits() {
                 self.flow_control
@@ -231,6 +239,10 @@ impl FlowControlStore for ReferenceBackend {
                 .get(&named(namespace, key))
                 .copied()
         }))
+    }
+
+    fn passed_over_tally(&self) -> &PassedOver {
+        &self.inner.passed_over
     }
 
     async fn pending_flow_members(

@@ -35,6 +35,8 @@ struct Inner {
     work: WorkSignal,
     completions: CompletionBroadcast,
     keyring: ff_core::suspension::KeyringCache,
+    /// Candidates the claims passed over, by limit.
+    passed_over: Arc<ff_core::flow_control::PassedOver>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -96,6 +98,7 @@ impl ReferenceBackend {
                 work: WorkSignal::new(),
                 completions: CompletionBroadcast::new(),
                 keyring: Default::default(),
+                passed_over: Default::default(),
             }),
         }
     }
