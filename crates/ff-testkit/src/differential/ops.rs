@@ -3,6 +3,10 @@
 //! comparable string.
 
 use ff_core::flow::{EdgeSpec, FlowSpec, NodeSpec};
+use ff_core::flow_control::{
+    BudgetPolicy, ConcurrencyPolicy, DimensionLimit, FairSharePolicy, KeyPattern, PolicySpec,
+    RateLimitPolicy, UsageReport,
+};
 use ff_core::suspension::{
     ResumeCondition, SignalRequest, SuspendRequest, SuspendResponse, TimeoutPolicy,
     WaitpointRequest,
@@ -63,6 +67,64 @@ pub(super) enum Op {
     /// Signals execution `i`'s waitpoint by id and key.
     Signal(usize, String, Box<SignalRequest>),
     ExpireSuspensions,
+    PutPolicy(&'static str, Box<PolicySpec>),
+    DeletePolicy(&'static str),
+    /// Reports usage with the lease of this handle.
+    ReportUsage(usize, Box<UsageReport>),
+}
+
+/// The policies a case may set, by name, over the keys submits draw.
+const POLICY_NAMES: [&str; 4] = ["conc", "rate", "budget", "shares"];
+
+fn pattern(text: &str) -> KeyPattern {
+    KeyPattern::parse(text, &ff_core::Limits::default())
+        .unwrap_or(KeyPattern::Prefix(String::new()))
+}
+
+fn random_policy(rng: &mut Rng) -> Op {
+    let name = *rng.pick(&POLICY_NAMES);
+    let spec = match name {
+        "conc" => PolicySpec::Concurrency(ConcurrencyPolicy {
+            pattern: pattern(if rng.chance(50) { "k1" } else { "k*" }),
+            limit: 1 + rng.below(3) as u32,
+        }),
+        "rate" => PolicySpec::Rate(RateLimitPolicy {
+            pattern: pattern("r1"),
+            n: 1 + rng.below(3),
+            window_ms: 1_000,
+            burst: 1 + rng.below(2),
+        }),
+        "budget" => PolicySpec::Budget(BudgetPolicy {
+            scope: "t1".to_owned(),
+            limits: vec![DimensionLimit {
+                dimension: "tokens".to_owned(),
+                soft: Some(5),
+                hard: Some(10 + rng.below(20)),
+            }],
+            reset_every_ms: rng.chance(50).then_some(2_000),
+            cancel_pending: rng.chance(30),
+        }),
+        _ => PolicySpec::FairShare(FairSharePolicy {
+            lane: rng.pick(&LANES).to_string(),
+            weights: [
+                ("t1".to_owned(), 1 + rng.below(3) as u32),
+                ("t2".to_owned(), 1 + rng.below(3) as u32),
+            ]
+            .into(),
+            default_weight: 1,
+        }),
+    };
+    Op::PutPolicy(name, Box::new(spec))
+}
+
+fn random_usage(rng: &mut Rng, handle: usize) -> Op {
+    Op::ReportUsage(
+        handle,
+        Box::new(UsageReport {
+            dedup_key: format!("u{}", rng.below(4)),
+            amounts: [("tokens".to_owned(), 1 + rng.below(8))].into(),
+        }),
+    )
 }
 
 fn random_signal(rng: &mut Rng) -> Box<SignalRequest> {
@@ -133,6 +195,15 @@ fn random_submit(rng: &mut Rng, now: i64) -> Op {
     if rng.chance(15) {
         req = req.idempotency_key(format!("k{}", rng.below(5)));
     }
+    if rng.chance(20) {
+        req = req.concurrency_key(*rng.pick(&["k1", "k2"]));
+    }
+    if rng.chance(15) {
+        req = req.rate_key("r1");
+    }
+    if rng.chance(25) {
+        req = req.fairness_key(*rng.pick(&["t1", "t2"]));
+    }
     Op::Submit(Box::new(req))
 }
 
@@ -194,7 +265,17 @@ pub(super) fn random_op(rng: &mut Rng, now: i64, side: &Side) -> Op {
             repeat: rng.chance(30),
         },
         83 => Op::ReconcileBlocked,
-        84..=90 => Op::Advance(1 + rng.below(700)),
+        84..=87 => Op::Advance(1 + rng.below(700)),
+        88 => random_policy(rng),
+        89 if rng.chance(30) => {
+            Op::DeletePolicy(POLICY_NAMES[rng.below(POLICY_NAMES.len() as u64) as usize])
+        }
+        89 => random_policy(rng),
+        90 if handles > 0 => {
+            let h = handles - 1 - rng.below(handles.min(3) as u64) as usize;
+            random_usage(rng, h)
+        }
+        90 => Op::Advance(1 + rng.below(700)),
         91..=92 => Op::ExpireLeases,
         93 => Op::PromoteScheduled,
         94 => Op::ExpireDeadlines,
@@ -298,5 +379,12 @@ pub(super) async fn apply(side: &mut Side, op: &Op) -> String {
             side.normalize(e.signal("default", side.ids[*i], key, req).await)
         }
         Op::ExpireSuspensions => side.normalize(e.expire_suspensions(1_000).await),
+        Op::PutPolicy(name, spec) => {
+            side.normalize(e.put_policy("default", name, PolicySpec::clone(spec)).await)
+        }
+        Op::DeletePolicy(name) => side.normalize(e.delete_policy("default", name).await),
+        Op::ReportUsage(h, report) => {
+            side.normalize(e.report_usage(&side.handles[*h], report).await)
+        }
     }
 }
