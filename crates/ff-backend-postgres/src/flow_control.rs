@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction};
 
 use ff_core::flow_control::{
-    select, Bucket, ClaimGate, Credits, LaneSource, PassedOver, Policy, PolicySet, PolicySpec,
-    Standing, Usage,
+    fair_fetch, select, Bucket, ClaimGate, Credits, HeldKeys, LaneSource, PassedOver, Policy,
+    PolicySet, PolicySpec, Usage,
 };
 use ff_core::{
     lease, ClaimRequest, Claimed, EngineError, Execution, ExecutionId, FlowControlStore, Millis,
@@ -42,22 +42,25 @@ macro_rules! limited_filter {
     };
 }
 
-/// A plain lane's (`$2`) first `$5` limited candidates in claim order.
+/// A plain lane's (`$2`) first `$5` limited candidates in claim order,
+/// locked, so no transition changes one between the pick and the take
+/// (which would spend its token for nothing).
 const LANE_CANDIDATES: &str = concat!(
     select_stored!(),
     " WHERE lane = $2 AND ",
     limited_filter!(),
-    " ORDER BY priority DESC, ready_at, id LIMIT $5"
+    " ORDER BY priority DESC, ready_at, id LIMIT $5 FOR UPDATE"
 );
 
-/// A fair-share lane's (`$2`) first `$5` limited candidates of each
-/// fairness key `$9`, through `executions_fair_claim`.
+/// A fair-share lane's (`$2`) first limited candidates of each fairness
+/// key `$9`, as many as `$10` says for it, through `executions_fair_claim`
+/// (`$5` is unused).
 const FAIR_CANDIDATES: &str = concat!(
-    "SELECT c.* FROM unnest($9::text[]) AS k(key) CROSS JOIN LATERAL (",
+    "SELECT c.* FROM unnest($9::text[], $10::bigint[]) AS k(key, n) CROSS JOIN LATERAL (",
     select_stored!(),
-    " WHERE lane = $2 AND COALESCE(fairness_key, namespace) = k.key AND ",
+    " WHERE lane = $2 AND COALESCE(fairness_key, namespace) = k.key AND $5 > 0 AND ",
     limited_filter!(),
-    " ORDER BY priority DESC, ready_at, id LIMIT $5) c"
+    " ORDER BY priority DESC, ready_at, id LIMIT k.n FOR UPDATE) c"
 );
 
 /// The distinct fairness keys with claimable work in a lane, by a skip
@@ -72,18 +75,40 @@ const FAIR_KEYS: &str = "WITH RECURSIVE k(key) AS ( \
        FROM k WHERE k.key IS NOT NULL) \
      SELECT key FROM k WHERE key IS NOT NULL";
 
-/// The picks (`$1`, still claimable) moved to running at `$2` by worker `$3`.
+/// The limited claim's one write: the picks (`$1`, still claimable) moved
+/// to running at `$2` by worker `$3`, and the rate buckets (`$5`..`$7`)
+/// and fair-share credits (`$8`, `$9`) of namespace `$4` stored.
 const CLAIM_PICKED: &str = claim_sql!(
+    "buckets AS (INSERT INTO rate_buckets (namespace, key, level, at) \
+       SELECT $4, * FROM unnest($5::text[], $6::bigint[], $7::bigint[]) \
+       ON CONFLICT (namespace, key) DO UPDATE SET level = excluded.level, at = excluded.at), \
+     credits AS (INSERT INTO fair_credits (namespace, lane, credits) \
+       SELECT $4, * FROM unnest($8::text[], $9::text[]) \
+       ON CONFLICT (namespace, lane) DO UPDATE SET credits = excluded.credits), ",
     "SELECT id AS picked_id FROM executions WHERE id = ANY ($1::uuid[]) \
      AND state IN ('ready', 'scheduled') FOR UPDATE",
     "$2",
     "$3"
 );
 
-const RUNNING_BY_KEY: &str = "SELECT concurrency_key, count(*) FROM executions \
-     WHERE namespace = $1 AND state = 'running' AND concurrency_key IS NOT NULL \
-     AND lease_until > $2 AND (attempt_deadline IS NULL OR attempt_deadline > $2) \
-     GROUP BY concurrency_key";
+/// Everything a limited claim of namespace `$1` at `$2` reads before it
+/// picks, in one statement, as JSON: the policies, the running count of
+/// each concurrency key, the rate buckets, the budgets' usage and the
+/// credits of the lanes `$3`.
+const CLAIM_STATE: &str = "SELECT \
+     (SELECT coalesce(json_agg(json_build_array(name, version, spec, updated_at) ORDER BY name), '[]') \
+        FROM flow_policies WHERE namespace = $1)::text, \
+     (SELECT coalesce(json_agg(json_build_array(concurrency_key, n)), '[]') FROM ( \
+        SELECT concurrency_key, count(*) AS n FROM executions \
+        WHERE namespace = $1 AND state = 'running' AND concurrency_key IS NOT NULL \
+        AND lease_until > $2 AND (attempt_deadline IS NULL OR attempt_deadline > $2) \
+        GROUP BY concurrency_key) r)::text, \
+     (SELECT coalesce(json_agg(json_build_array(key, level, at)), '[]') \
+        FROM rate_buckets WHERE namespace = $1)::text, \
+     (SELECT coalesce(json_agg(json_build_array(policy, usage)), '[]') \
+        FROM budget_usage WHERE namespace = $1)::text, \
+     (SELECT coalesce(json_agg(json_build_array(lane, credits)), '[]') \
+        FROM fair_credits WHERE namespace = $1 AND lane = ANY ($3))::text";
 
 impl PostgresBackend {
     pub(crate) fn is_limited(&self, namespace: &str) -> bool {
@@ -155,32 +180,35 @@ fn parse_usage(text: Option<String>) -> Result<Usage, EngineError> {
 }
 
 /// The limited claim, or `None` when the namespace has no policies after
-/// all (its claims go back to the one statement).
+/// all (its claims go back to the one statement): under the lock, one
+/// read of the state, the candidates of each lane, one write, the commit.
 pub(crate) async fn claim_limited(
     backend: &PostgresBackend,
     req: &ClaimRequest,
 ) -> Result<Option<Vec<Claimed>>, EngineError> {
     let ns = req.namespace.as_str();
     let mut tx = backend.inner.pool.begin().await.db()?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ff_claim:' || current_schema() || ':' || $1, 0))")
-        .bind(ns)
-        .execute(&mut *tx)
-        .await
-        .db()?;
-    let policies = load_policies(&mut *tx, ns).await?;
-    if policies.is_empty() {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('ff_claim:' || current_schema() || ':' || $1, 0))",
+    )
+    .bind(ns)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    // Read under the lock, after the transitions it sees, so no attempt
+    // here starts before one it follows ended.
+    let now = backend.now();
+    let state = ClaimState::read(&mut tx, req, now).await?;
+    if state.policies.is_empty() {
         backend.mark_limited(ns, false);
         return Ok(None);
     }
     backend.mark_limited(ns, true);
-    let set = PolicySet::new(&policies);
-    // Read under the lock, after the transitions it sees, so no attempt
-    // here starts before one it follows ended.
-    let now = backend.now();
+    let set = PolicySet::new(&state.policies);
     let mut gate = ClaimGate::new(&set, now);
-    let held = load_state(&mut tx, &set, &mut gate, ns, now).await?;
+    let held = state.load(&set, &mut gate)?;
     let mut lanes = Vec::with_capacity(req.lanes.len());
-    let mut credits_of = Vec::new();
+    let mut fair_lanes = Vec::new();
     let want = i64::from(req.n) + SLACK;
     for lane in &req.lanes {
         match set.fair_share(lane) {
@@ -199,9 +227,15 @@ pub(crate) async fn claim_limited(
                     .fetch_all(&mut *tx)
                     .await
                     .db()?;
+                let total: u32 = keys.iter().map(|k| fair.weight(k)).sum();
+                let limits: Vec<i64> = keys
+                    .iter()
+                    .map(|k| fair_fetch(req.n as usize, fair.weight(k), total) as i64)
+                    .collect();
                 let rows = held
                     .bind(sqlx::query(FAIR_CANDIDATES), req, lane, now, want)
                     .bind(&keys)
+                    .bind(&limits)
                     .fetch_all(&mut *tx)
                     .await
                     .db()?;
@@ -212,20 +246,7 @@ pub(crate) async fn claim_limited(
                         .or_default()
                         .push(exec);
                 }
-                let text: Option<String> = sqlx::query_scalar(
-                    "SELECT credits FROM fair_credits WHERE namespace = $1 AND lane = $2 \
-                     FOR UPDATE",
-                )
-                .bind(ns)
-                .bind(lane)
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-                let credits: Credits = text
-                    .map(|t| serde_json::from_str(&t).map_err(EngineError::backend))
-                    .transpose()?
-                    .unwrap_or_default();
-                credits_of.push((lanes.len(), lane.clone()));
+                fair_lanes.push((lanes.len(), lane.clone()));
                 lanes.push(LaneSource::Fair {
                     keys: by_key
                         .into_iter()
@@ -234,7 +255,7 @@ pub(crate) async fn claim_limited(
                             (k, weight, e.into_iter().peekable())
                         })
                         .collect(),
-                    credits,
+                    credits: state.credits(lane)?,
                 });
             }
         }
@@ -250,59 +271,39 @@ pub(crate) async fn claim_limited(
     );
     backend.inner.passed_over.add(&passed);
     let ids: Vec<uuid::Uuid> = picked.iter().map(|e| *e.id.as_uuid()).collect();
+    let (mut keys, mut levels, mut ats) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, bucket) in gate.changed_buckets() {
+        keys.push(key);
+        levels.push(rows::signed(bucket.level));
+        ats.push(bucket.at);
+    }
+    let (mut credit_lanes, mut credits) = (Vec::new(), Vec::new());
+    for (i, lane) in fair_lanes {
+        if let Some(c) = lanes[i].credits() {
+            credit_lanes.push(lane);
+            credits.push(to_json(c)?);
+        }
+    }
     let rows = sqlx::query(CLAIM_PICKED)
         .bind(&ids)
         .bind(now)
         .bind(&req.worker_id)
-        .fetch_all(&mut *tx)
-        .await
-        .db()?;
-    let changed = gate.changed_buckets();
-    if !changed.is_empty() {
-        let (keys, levels, ats): (Vec<String>, Vec<i64>, Vec<i64>) = changed
-            .into_iter()
-            .map(|(k, b)| (k, rows::signed(b.level), b.at))
-            .fold(
-                (Vec::new(), Vec::new(), Vec::new()),
-                |mut acc, (k, l, a)| {
-                    acc.0.push(k);
-                    acc.1.push(l);
-                    acc.2.push(a);
-                    acc
-                },
-            );
-        sqlx::query(
-            "INSERT INTO rate_buckets (namespace, key, level, at) \
-             SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[]) \
-             ON CONFLICT (namespace, key) DO UPDATE SET level = excluded.level, at = excluded.at",
-        )
         .bind(ns)
         .bind(keys)
         .bind(levels)
         .bind(ats)
-        .execute(&mut *tx)
+        .bind(credit_lanes)
+        .bind(credits)
+        .fetch_all(&mut *tx)
         .await
         .db()?;
-    }
-    for (i, lane) in credits_of {
-        if let Some(credits) = lanes[i].credits() {
-            sqlx::query(
-                "INSERT INTO fair_credits (namespace, lane, credits) VALUES ($1, $2, $3) \
-                 ON CONFLICT (namespace, lane) DO UPDATE SET credits = excluded.credits",
-            )
-            .bind(ns)
-            .bind(lane)
-            .bind(to_json(credits)?)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        }
-    }
     tx.commit().await.db()?;
     // Answered in the order they were picked, which a fair-share lane
     // decides rather than the lane order.
+    let order: HashMap<uuid::Uuid, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut claimed = read_all(&rows)?;
-    claimed.sort_by_key(|e| ids.iter().position(|id| id == e.id.as_uuid()));
+    claimed.sort_by_key(|e| order.get(e.id.as_uuid()).copied());
     backend.note_churn(claimed.len());
     claimed
         .iter()
@@ -311,25 +312,105 @@ pub(crate) async fn claim_limited(
         .map(Some)
 }
 
+/// What [`CLAIM_STATE`] read, as JSON texts.
+struct ClaimState {
+    policies: Vec<Policy>,
+    running: String,
+    buckets: String,
+    usage: String,
+    credits: String,
+}
+
+impl ClaimState {
+    async fn read(
+        tx: &mut Transaction<'_, Postgres>,
+        req: &ClaimRequest,
+        now: Millis,
+    ) -> Result<Self, EngineError> {
+        let row = sqlx::query(CLAIM_STATE)
+            .bind(&req.namespace)
+            .bind(now)
+            .bind(&req.lanes)
+            .fetch_one(&mut **tx)
+            .await
+            .db()?;
+        let policies: Vec<(String, i64, String, i64)> = json(row.try_get(0).db()?)?;
+        let policies = policies
+            .into_iter()
+            .map(|(name, version, spec, updated_at)| {
+                Ok(Policy {
+                    namespace: req.namespace.clone(),
+                    name,
+                    version: u64::try_from(version).unwrap_or(0),
+                    spec: serde_json::from_str(&spec).map_err(EngineError::backend)?,
+                    updated_at,
+                })
+            })
+            .collect::<Result<_, EngineError>>()?;
+        Ok(Self {
+            policies,
+            running: row.try_get(1).db()?,
+            buckets: row.try_get(2).db()?,
+            usage: row.try_get(3).db()?,
+            credits: row.try_get(4).db()?,
+        })
+    }
+
+    /// Loads the running counts, buckets and usage into `gate`, and says
+    /// what is held outright.
+    fn load(&self, set: &PolicySet, gate: &mut ClaimGate<'_>) -> Result<HeldKeys, EngineError> {
+        let running: Vec<(String, i64)> = json(self.running.clone())?;
+        for (key, n) in running {
+            gate.set_running(&key, u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        let buckets: Vec<(String, i64, i64)> = json(self.buckets.clone())?;
+        for (key, level, at) in buckets {
+            let level = u64::try_from(level).unwrap_or(0);
+            gate.set_bucket(&key, Some(Bucket { level, at }));
+        }
+        let usage: HashMap<String, String> = json::<Vec<(String, String)>>(self.usage.clone())?
+            .into_iter()
+            .collect();
+        for (name, _) in set.budgets() {
+            gate.set_usage(name, parse_usage(usage.get(name).cloned())?);
+        }
+        Ok(gate.held_keys())
+    }
+
+    /// The stored credits of fair-share lane `lane`.
+    fn credits(&self, lane: &str) -> Result<Credits, EngineError> {
+        let all: Vec<(String, String)> = json(self.credits.clone())?;
+        all.into_iter()
+            .find(|(l, _)| l == lane)
+            .map(|(_, text)| serde_json::from_str(&text).map_err(EngineError::backend))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: String) -> Result<T, EngineError> {
+    serde_json::from_str(&text).map_err(EngineError::backend)
+}
+
 fn read_all(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Execution>, EngineError> {
     rows.iter()
         .map(|row| rows::read_stored(row).map(|s| s.exec))
         .collect()
 }
 
-/// What a limited claim leaves out in SQL.
-#[derive(Default)]
-struct HeldKeys {
-    /// Concurrency keys at their limit.
-    full: Vec<String>,
-    /// Rate keys without a token now.
-    empty: Vec<String>,
-    /// Fairness keys (budget scopes) over a hard limit.
-    broke: Vec<String>,
+/// Binds `$1` to `$8` of a candidates query ([`limited_filter!`]).
+trait BindHeld {
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+        req: &'q ClaimRequest,
+        lane: &'q str,
+        now: Millis,
+        want: i64,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 }
 
-impl HeldKeys {
-    /// Binds `$1` to `$8` of a candidates query ([`limited_filter!`]).
+impl BindHeld for HeldKeys {
     fn bind<'q>(
         &'q self,
         query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
@@ -348,70 +429,6 @@ impl HeldKeys {
             .bind(&self.empty)
             .bind(&self.broke)
     }
-}
-
-/// Loads the running counts, buckets and usage into `gate`, and what is
-/// held outright.
-async fn load_state(
-    tx: &mut Transaction<'_, Postgres>,
-    set: &PolicySet,
-    gate: &mut ClaimGate<'_>,
-    ns: &str,
-    now: Millis,
-) -> Result<HeldKeys, EngineError> {
-    let mut held = HeldKeys::default();
-    let running = sqlx::query(RUNNING_BY_KEY)
-        .bind(ns)
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await
-        .db()?;
-    for row in &running {
-        let key: String = row.try_get(0).db()?;
-        let n = u32::try_from(row.try_get::<i64, _>(1).db()?).unwrap_or(u32::MAX);
-        if set.concurrency_limit(&key).is_some_and(|limit| n >= limit) {
-            held.full.push(key.clone());
-        }
-        gate.set_running(&key, n);
-    }
-    let buckets = sqlx::query("SELECT key, level, at FROM rate_buckets WHERE namespace = $1")
-        .bind(ns)
-        .fetch_all(&mut **tx)
-        .await
-        .db()?;
-    for row in &buckets {
-        let key: String = row.try_get(0).db()?;
-        let bucket = Bucket {
-            level: u64::try_from(row.try_get::<i64, _>(1).db()?).unwrap_or(0),
-            at: row.try_get(2).db()?,
-        };
-        if let Some(rate) = set.rate_for(&key) {
-            if rate.take(bucket, now).is_err() {
-                held.empty.push(key.clone());
-            }
-        }
-        gate.set_bucket(&key, Some(bucket));
-    }
-    let budgets: HashMap<String, Option<String>> =
-        sqlx::query("SELECT policy, usage FROM budget_usage WHERE namespace = $1")
-            .bind(ns)
-            .fetch_all(&mut **tx)
-            .await
-            .db()?
-            .iter()
-            .map(|row| Ok((row.try_get(0).db()?, row.try_get(1).db()?)))
-            .collect::<Result<_, EngineError>>()?;
-    for (name, budget) in set.budgets() {
-        let usage = parse_usage(budgets.get(name).cloned().flatten())?;
-        if matches!(
-            budget.standing(&budget.current(usage.clone(), now)),
-            Standing::Hard { .. }
-        ) {
-            held.broke.push(budget.scope.clone());
-        }
-        gate.set_usage(name, usage);
-    }
-    Ok(held)
 }
 
 #[async_trait]

@@ -24,14 +24,17 @@ pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 /// version-4 UUID from the server's strong generator, as
 /// `ff_core::LeaseToken::random` draws them). The differential test holds
 /// this to the Rust rule.
-/// `$picked` selects the claimed ids as `picked_id`.
+/// `$picked` selects the claimed ids as `picked_id`; `$with`, other
+/// common table expressions written in the same statement.
 macro_rules! claim_sql {
     ($picked:expr) => {
-        claim_sql!($picked, "$3", "$6")
+        claim_sql!("", $picked, "$3", "$6")
     };
-    ($picked:expr, $now:literal, $worker:literal) => {
+    ($with:expr, $picked:expr, $now:literal, $worker:literal) => {
         concat!(
-            "WITH picked AS (",
+            "WITH ",
+            $with,
+            "picked AS (",
             $picked,
             ") UPDATE executions e SET \
                attempt = CASE WHEN e.reuse_attempt THEN e.attempt ELSE e.attempt + 1 END, \
@@ -112,9 +115,11 @@ pub(crate) async fn claim(
         }
     }
     let claimed = claim_plain(backend, req).await?;
-    if claimed.len() < req.n as usize && flow_control::has_policies(backend, &req.namespace).await?
-    {
-        if let Some(more) = flow_control::claim_limited(backend, req).await? {
+    let left = req.n.saturating_sub(claimed.len() as u32);
+    if left > 0 && flow_control::has_policies(backend, &req.namespace).await? {
+        let mut rest = req.clone();
+        rest.n = left;
+        if let Some(more) = flow_control::claim_limited(backend, &rest).await? {
             return Ok(claimed.into_iter().chain(more).collect());
         }
     }

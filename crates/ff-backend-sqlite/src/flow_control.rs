@@ -19,15 +19,43 @@ use crate::command::WriteCtx;
 use crate::rows::{self, select_stored, Stamp};
 use crate::{SqlResult, SqliteBackend};
 
+/// What every limited candidate passes besides being claimable: none of
+/// the keys at their limit (`?5`), the rate keys without a token (`?6`) or
+/// the breached scopes (`?7`), each a JSON array, so a backlog held by one
+/// limit is never read, let alone in the way of the work behind it.
+macro_rules! not_held {
+    () => {
+        " AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT value FROM json_each(?5))) \
+         AND (rate_key IS NULL OR rate_key NOT IN (SELECT value FROM json_each(?6))) \
+         AND (fairness_key IS NULL OR fairness_key NOT IN (SELECT value FROM json_each(?7)))"
+    };
+}
+
+/// One lane's limited candidates in claim order (`?4` is unused).
+const LANE_CANDIDATES: &str = concat!(
+    select_stored!(),
+    " WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
+     AND ready_at <= ?3 AND (deadline IS NULL OR deadline > ?3) AND ?4 IS NULL",
+    not_held!(),
+    " ORDER BY priority DESC, ready_at, id"
+);
+
 /// One lane's candidates of one fairness key (`?4`, NULL for the
 /// namespace's own) in claim order, through `executions_fair_claim`.
 const FAIR_CANDIDATES: &str = concat!(
     select_stored!(),
     " WHERE namespace = ?1 AND lane = ?2 AND fairness_key IS ?4 \
      AND state IN ('ready', 'scheduled') AND ready_at <= ?3 \
-     AND (deadline IS NULL OR deadline > ?3) \
-     ORDER BY priority DESC, ready_at, id"
+     AND (deadline IS NULL OR deadline > ?3)",
+    not_held!(),
+    " ORDER BY priority DESC, ready_at, id"
 );
+
+/// The running count of every concurrency key of a namespace.
+const RUNNING_BY_KEY: &str = "SELECT concurrency_key, COUNT(*) FROM executions \
+     WHERE namespace = ?1 AND state = 'running' AND concurrency_key IS NOT NULL \
+     AND lease_until > ?2 AND (attempt_deadline IS NULL OR attempt_deadline > ?2) \
+     GROUP BY concurrency_key";
 
 /// The distinct fairness keys with claimable work in a lane, by a skip
 /// scan of `executions_fair_claim` (one probe per key, not per row).
@@ -150,6 +178,30 @@ pub(crate) fn pick_limited(
     for (name, _) in set.budgets() {
         gate.set_usage(name, load_usage(conn, ns, name)?);
     }
+    let mut stmt = conn.prepare_cached(RUNNING_BY_KEY).db()?;
+    let mut rows = stmt.query(params![ns, now]).db()?;
+    while let Some(row) = rows.next().db()? {
+        let key: String = row.get(0).db()?;
+        gate.set_running(&key, row.get(1).db()?);
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT key, level, at FROM rate_buckets WHERE namespace = ?1")
+        .db()?;
+    let mut rows = stmt.query([ns]).db()?;
+    while let Some(row) = rows.next().db()? {
+        let key: String = row.get(0).db()?;
+        let bucket = Bucket {
+            level: row.get(1).db()?,
+            at: row.get(2).db()?,
+        };
+        gate.set_bucket(&key, Some(bucket));
+    }
+    let held = gate.held_keys();
+    let (full, empty, broke) = (
+        to_json(&held.full)?,
+        to_json(&held.empty)?,
+        to_json(&held.broke)?,
+    );
     // Every cursor's statement, with the fairness key it reads (`None`: a
     // plain lane). Each statement text differs (a trailing comment) so
     // every one of them stays in the statement cache.
@@ -182,7 +234,7 @@ pub(crate) fn pick_limited(
         let base = if key.is_some() {
             FAIR_CANDIDATES
         } else {
-            crate::leases::CANDIDATES
+            LANE_CANDIDATES
         };
         stmts.push(conn.prepare_cached(&format!("{base} -- cursor {i}")).db()?);
     }
@@ -197,10 +249,10 @@ pub(crate) fn pick_limited(
             let stmt = stmts
                 .next()
                 .ok_or_else(|| EngineError::backend("a cursor without its statement"))?;
-            let rows = match &specs[at].1 {
-                Some(key) => stmt.query(params![ns, lane, now, key]).db()?,
-                None => stmt.query(params![ns, lane, now]).db()?,
-            };
+            let key = specs[at].1.clone().flatten();
+            let rows = stmt
+                .query(params![ns, lane, now, key, full, empty, broke])
+                .db()?;
             cursors.push((specs[at].1.clone(), claimable(rows, req, now, &failure)));
             at += 1;
         }
@@ -223,16 +275,9 @@ pub(crate) fn pick_limited(
             }
         }
     }
-    let prepare = |gate: &mut ClaimGate<'_>, exec: &Execution| {
-        let loaded = gate.prepare(
-            exec,
-            |key| running_with_key(conn, ns, key, now),
-            |key| load_bucket(conn, ns, key),
-        );
-        if let Err(e) = loaded {
-            failure.borrow_mut().get_or_insert(e);
-        }
-    };
+    // Every running key and every bucket is loaded: a key not among them
+    // runs nothing, a bucket not among them is full.
+    let prepare = |_: &mut ClaimGate<'_>, _: &Execution| {};
     let mut passed = Vec::new();
     let picked = select(
         &mut lanes,

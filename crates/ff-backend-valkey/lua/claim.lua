@@ -200,13 +200,13 @@ local function before(a, b)
   if a[2] ~= b[2] then
     return a[2] < b[2]
   end
-  return a[1] < b[1]
+  return bytes_before(a[1], b[1])
 end
 
 -- One lane's candidates from its queue and each fairness key's queue:
 -- {plain = sorted list} or, on a fair-share lane, {fair = policy, keys =
 -- key -> {list, at}, credits}; and what the scan learned.
-local function lane_source(base, ns, lane, want, now, caps, gate)
+local function lane_source(base, ns, lane, n, want, now, caps, gate)
   local queue = base .. ':q:' .. ns .. '|' .. lane
   local fkeys = base .. ':fk:' .. ns .. '|' .. lane
   local due = move_due(base, base .. ':l:' .. ns .. '|' .. lane, queue, fkeys, now)
@@ -221,8 +221,21 @@ local function lane_source(base, ns, lane, want, now, caps, gate)
   end
   local seen_all, passed_over = true, false
   local by_key = {}
+  local fair = gate and gate.fair[lane]
+  local total = 0
+  if fair ~= nil then
+    for _, q in ipairs(queues) do
+      total = total + weight_of(fair, q[2])
+    end
+  end
   for _, q in ipairs(queues) do
-    local found, ended, passed, d = lane_candidates(base, q[1], lane, want, now, caps, gate)
+    local read = want
+    if fair ~= nil then
+      -- A key's share of the claim and some slack, as
+      -- `ff_core::flow_control::fair_fetch` reads it.
+      read = math.min(math.ceil(n * weight_of(fair, q[2]) / total), n) + 4
+    end
+    local found, ended, passed, d = lane_candidates(base, q[1], lane, read, now, caps, gate)
     seen_all = seen_all and ended
     passed_over = passed_over or passed
     if d ~= nil and (due == nil or d < due) then
@@ -232,7 +245,6 @@ local function lane_source(base, ns, lane, want, now, caps, gate)
       by_key[q[2]] = found
     end
   end
-  local fair = gate and gate.fair[lane]
   local source
   if fair ~= nil then
     local credits_key = base .. ':fair:' .. ns .. '|' .. lane
@@ -316,7 +328,7 @@ local function claim(keys, args)
   local sources = {}
   local seen_all, passed_over, next_due = true, false, nil
   for j = 7 + ncaps, #args do
-    local source, ended, passed, due = lane_source(base, ns, args[j], want, now, caps, gate)
+    local source, ended, passed, due = lane_source(base, ns, args[j], n, want, now, caps, gate)
     sources[#sources + 1] = source
     seen_all = seen_all and ended
     passed_over = passed_over or passed

@@ -13,6 +13,19 @@ local function json_text(v)
   return cjson.decode(v)
 end
 
+-- Whether a sorts before b byte by byte, as Rust compares strings (Lua's
+-- `<` follows the server's collation locale).
+local function bytes_before(a, b)
+  local n = math.min(string.len(a), string.len(b))
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return string.len(a) < string.len(b)
+end
+
 -- `prefix*` or an exact key.
 local function parse_pattern(text)
   if string.sub(text, -1) == '*' then
@@ -280,7 +293,8 @@ local function choose_key(fair, credits, keys)
   for key, q in pairs(keys) do
     if q.at <= #q.list then
       local credit = (credits[key] or 0) + weight_of(fair, key)
-      if best == nil or credit > best_credit or (credit == best_credit and key < best) then
+      if best == nil or credit > best_credit
+        or (credit == best_credit and bytes_before(key, best)) then
         best, best_credit = key, credit
       end
     end

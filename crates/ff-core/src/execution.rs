@@ -161,9 +161,13 @@ impl SubmitRequest {
         self
     }
 
-    /// Whether it carries a concurrency, rate or fairness key.
+    /// Whether it carries a concurrency, rate or fairness key (one naming
+    /// the namespace is the default, so no key).
     pub fn has_flow_control_keys(&self) -> bool {
-        self.concurrency_key.is_some() || self.rate_key.is_some() || self.fairness_key.is_some()
+        let ns = self.resolved_namespace();
+        self.concurrency_key.is_some()
+            || self.rate_key.is_some()
+            || self.fairness_key.as_deref().is_some_and(|k| k != ns)
     }
 
     /// The namespace this request resolves to.

@@ -148,9 +148,13 @@ impl BudgetPolicy {
         if usage.reports.iter().any(|k| k == key) {
             return (usage, true);
         }
-        for (dimension, amount) in amounts {
-            let used = usage.used.entry(dimension.clone()).or_insert(0);
-            *used = used.saturating_add(*amount);
+        // Only the dimensions this budget limits are kept, so what a
+        // worker reports cannot grow the record without bound.
+        for limit in &self.limits {
+            if let Some(amount) = amounts.get(&limit.dimension) {
+                let used = usage.used.entry(limit.dimension.clone()).or_insert(0);
+                *used = used.saturating_add(*amount);
+            }
         }
         usage.reports.push_back(key.to_owned());
         while usage.reports.len() > REMEMBERED_REPORTS {

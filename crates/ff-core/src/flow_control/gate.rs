@@ -46,6 +46,19 @@ impl Held {
     }
 }
 
+/// What holds candidates outright before a claim takes anything, as
+/// loaded into its gate: a store leaves these out when it reads
+/// candidates, so a backlog under one limit never hides the work behind it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldKeys {
+    /// Concurrency keys at their limit.
+    pub full: Vec<String>,
+    /// Rate keys without a token now.
+    pub empty: Vec<String>,
+    /// Fairness keys (budget scopes) over a hard limit.
+    pub broke: Vec<String>,
+}
+
 /// The keys of an execution that some policy limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LimitedKeys<'e> {
@@ -74,15 +87,6 @@ impl<'p> ClaimGate<'p> {
             changed: Vec::new(),
             usage: HashMap::new(),
         }
-    }
-
-    pub fn policies(&self) -> &'p PolicySet {
-        self.policies
-    }
-
-    /// Whether the gate can pass nothing over.
-    pub fn is_open(&self) -> bool {
-        self.policies.is_empty()
     }
 
     /// The keys of `exec` a policy limits: the state the backend loads.
@@ -182,6 +186,40 @@ impl<'p> ClaimGate<'p> {
             *self.running.entry(key.to_owned()).or_insert(0) += 1;
         }
         Ok(())
+    }
+
+    /// What the loaded state holds outright; see [`HeldKeys`].
+    pub fn held_keys(&self) -> HeldKeys {
+        let mut held = HeldKeys::default();
+        for (key, running) in &self.running {
+            if self
+                .policies
+                .concurrency_limit(key)
+                .is_some_and(|limit| *running >= limit)
+            {
+                held.full.push(key.clone());
+            }
+        }
+        for (key, bucket) in &self.buckets {
+            if let Some(rate) = self.policies.rate_for(key) {
+                if rate.take(*bucket, self.now).is_err() {
+                    held.empty.push(key.clone());
+                }
+            }
+        }
+        for (name, budget) in self.policies.budgets() {
+            let usage = self.usage.get(name).cloned().unwrap_or_default();
+            if matches!(
+                budget.standing(&budget.current(usage, self.now)),
+                Standing::Hard { .. }
+            ) {
+                held.broke.push(budget.scope.clone());
+            }
+        }
+        held.full.sort();
+        held.empty.sort();
+        held.broke.sort();
+        held
     }
 
     /// What would hold `exec` now, changing nothing (for "why").

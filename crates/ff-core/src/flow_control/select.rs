@@ -86,6 +86,19 @@ impl<I: Iterator> LaneSource<I> {
     }
 }
 
+/// Candidates read beyond a key's share of a claim, for the ones the gate
+/// holds and the keys that run out.
+pub const FAIR_SLACK: usize = 4;
+
+/// How many candidates of a fairness key of `weight` (of `total` among the
+/// keys with work) a claim of `n` reads: its share and some slack, so a
+/// fair-share claim reads about `n` rows, not `n` per key.
+pub fn fair_fetch(n: usize, weight: u32, total: u32) -> usize {
+    let total = u64::from(total.max(1));
+    let share = (n as u64 * u64::from(weight)).div_ceil(total);
+    usize::try_from(share).unwrap_or(n).min(n) + FAIR_SLACK
+}
+
 /// The keys with a candidate left, with their weights.
 fn waiting<I: Iterator>(keys: &mut [(String, u32, Peekable<I>)]) -> Vec<(&str, u32)> {
     let has: Vec<bool> = keys
@@ -198,6 +211,14 @@ mod tests {
             [ids[0], ids[2]]
         );
         assert_eq!(passed.len(), 1);
+    }
+
+    #[test]
+    fn a_fair_fetch_reads_a_share_and_some_slack() {
+        assert_eq!(fair_fetch(100, 1, 10), 10 + FAIR_SLACK);
+        assert_eq!(fair_fetch(100, 3, 4), 75 + FAIR_SLACK);
+        assert_eq!(fair_fetch(1, 1, 10), 1 + FAIR_SLACK);
+        assert_eq!(fair_fetch(10, 5, 0), 10 + FAIR_SLACK);
     }
 
     #[test]

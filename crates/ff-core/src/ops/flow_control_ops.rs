@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::error::EngineError;
 use crate::execution::Execution;
+use crate::flow_control::policy::MAX_POLICIES;
 use crate::flow_control::{
     Bucket, BudgetStatus, ClaimGate, Held, PassedOver, PassedOverCounts, Policy, PolicySet,
     PolicySpec, Standing, Usage, UsageReport,
@@ -121,6 +122,12 @@ impl<S: FlowControlStore> FlowControlOps for S {
         let limits = self.limits();
         limits.check_name("namespace", namespace)?;
         limits.check_name("name", name)?;
+        if name.starts_with('_') {
+            return Err(EngineError::invalid(
+                "name",
+                "names starting with `_` are reserved",
+            ));
+        }
         spec.validate(limits)?;
         if let PolicySpec::Budget(budget) = &spec {
             if budget.scope == namespace {
@@ -129,6 +136,13 @@ impl<S: FlowControlStore> FlowControlOps for S {
                     "a budget's scope is a fairness key; executions without one spend from no budget",
                 ));
             }
+        }
+        let stored = self.load_policies(namespace).await?;
+        if stored.len() >= MAX_POLICIES && !stored.iter().any(|p| p.name == name) {
+            return Err(EngineError::invalid(
+                "name",
+                format!("a namespace holds at most {MAX_POLICIES} policies"),
+            ));
         }
         self.store_policy(namespace, name, &spec).await
     }

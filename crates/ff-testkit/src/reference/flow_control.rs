@@ -65,8 +65,40 @@ impl Store {
         now: Millis,
         tally: &PassedOver,
     ) -> Vec<Claimed> {
-        let set = PolicySet::new(&self.flow_control.policies(&req.namespace));
+        let ns = req.namespace.as_str();
+        let set = PolicySet::new(&self.flow_control.policies(ns));
         let mut gate = ClaimGate::new(&set, now);
+        // Every running key, bucket and budget loaded: what they hold
+        // outright is left out, as the stores leave it out when they read.
+        let mut running: BTreeMap<&str, u32> = BTreeMap::new();
+        for e in self.executions.values() {
+            if let Some(key) = e.concurrency_key.as_deref() {
+                if e.namespace == ns && e.holds_slot(now) {
+                    *running.entry(key).or_insert(0) += 1;
+                }
+            }
+        }
+        for (key, n) in running {
+            gate.set_running(key, n);
+        }
+        for ((bucket_ns, key), bucket) in &self.flow_control.buckets {
+            if bucket_ns == ns {
+                gate.set_bucket(key, Some(*bucket));
+            }
+        }
+        for (name, _) in set.budgets() {
+            let usage = self.flow_control.usage.get(&named(ns, name));
+            gate.set_usage(name, usage.cloned().unwrap_or_default());
+        }
+        let held = gate.held_keys();
+        let held_now = |e: &Execution| {
+            let among = |list: &[String], key: &Option<String>| {
+                key.as_ref().is_some_and(|k| list.contains(k))
+            };
+            among(&held.full, &e.concurrency_key)
+                || among(&held.empty, &e.rate_key)
+                || among(&held.broke, &e.fairness_key)
+        };
         let mut lanes = Vec::with_capacity(req.lanes.len());
         for lane in &req.lanes {
             let mut candidates: Vec<&Execution> = self
@@ -77,6 +109,7 @@ impl Store {
                         && &e.lane == lane
                         && e.is_claimable(now)
                         && e.capabilities_met_by(&req.capabilities)
+                        && !held_now(e)
                 })
                 .collect();
             candidates.sort_by_key(|e| e.order_key());
@@ -105,28 +138,13 @@ impl Store {
                 }
             });
         }
-        for (name, _) in set.budgets() {
-            let usage = self.flow_control.usage.get(&named(&req.namespace, name));
-            gate.set_usage(name, usage.cloned().unwrap_or_default());
-        }
-        let prepare = |gate: &mut ClaimGate<'_>, e: &Execution| {
-            let loaded: Result<(), std::convert::Infallible> = gate.prepare(
-                e,
-                |key| Ok(self.running_with_key(&req.namespace, key, now)),
-                |key| {
-                    let bucket = self.flow_control.buckets.get(&named(&req.namespace, key));
-                    Ok(bucket.copied())
-                },
-            );
-            let Ok(()) = loaded;
-        };
         let mut passed = Vec::new();
         let picked = select(
             &mut lanes,
             &mut gate,
             req.n as usize,
             |(_, e)| e,
-            prepare,
+            |_, _| {},
             &mut passed,
         );
         tally.add(&passed);
