@@ -182,11 +182,12 @@ pub async fn flow_node_keys_are_its_own(f: &dyn BackendFactory) {
     assert_eq!(ids(&claimed), [standalone]);
 }
 
-/// Sixteen workers, a limit of 3 on one key over 150 slow executions beside 100
-/// unlimited ones in the same lane: the stored attempt intervals never
-/// overlap more than 3 deep, and the unlimited work is not held back.
+/// Sixteen workers and 1,000 executions, 900 of them slow ones under a
+/// limit of 3 on one key and 100 unlimited ones in the same lane: the
+/// stored attempt intervals never overlap more than 3 deep, and the
+/// unlimited work is not held back.
 pub async fn concurrency_limit_under_many_workers(f: &dyn BackendFactory) {
-    const LIMITED: usize = 150;
+    const LIMITED: usize = 900;
     const PLAIN: usize = 100;
     let b = f.open_default().await;
     put(&b, "three", concurrency("api", 3)).await;
@@ -226,7 +227,7 @@ pub async fn concurrency_limit_under_many_workers(f: &dyn BackendFactory) {
                     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     most_in_flight.fetch_max(now, Ordering::SeqCst);
                     // The limited work is slow, so its slots stay taken.
-                    tokio::time::sleep(ms(10)).await;
+                    tokio::time::sleep(ms(3)).await;
                     in_flight.fetch_sub(1, Ordering::SeqCst);
                 }
                 clock.advance(ms(1));
@@ -248,7 +249,7 @@ pub async fn concurrency_limit_under_many_workers(f: &dyn BackendFactory) {
     let page = b
         .engine
         .list_executions(&ff_core::ListFilter {
-            limit: 500,
+            limit: 1_000,
             ..Default::default()
         })
         .await
