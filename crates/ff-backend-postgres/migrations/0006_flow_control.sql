@@ -42,6 +42,30 @@ CREATE TABLE budget_usage (
     PRIMARY KEY (namespace, policy)
 );
 
+-- The fairness keys each lane has seen, registered as executions are
+-- stored, so a fair-share claim knows the keys without scanning for them.
+CREATE TABLE fair_keys (
+    namespace text NOT NULL,
+    lane      text NOT NULL,
+    key       text NOT NULL,
+    PRIMARY KEY (namespace, lane, key)
+);
+
+CREATE FUNCTION ff_register_fair_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fair_keys (namespace, lane, key)
+        SELECT DISTINCT namespace, lane, fairness_key FROM stored
+        WHERE fairness_key IS NOT NULL
+        ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER executions_fair_keys
+    AFTER INSERT ON executions
+    REFERENCING NEW TABLE AS stored
+    FOR EACH STATEMENT EXECUTE FUNCTION ff_register_fair_keys();
+
 CREATE TABLE fair_credits (
     namespace text NOT NULL,
     lane      text NOT NULL,

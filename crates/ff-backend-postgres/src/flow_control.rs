@@ -63,17 +63,15 @@ const FAIR_CANDIDATES: &str = concat!(
     " ORDER BY priority DESC, ready_at, id LIMIT k.n FOR UPDATE) c"
 );
 
-/// The distinct fairness keys with claimable work in a lane, by a skip
-/// scan of `executions_fair_claim` (one probe per key, not per row).
-const FAIR_KEYS: &str = "WITH RECURSIVE k(key) AS ( \
-       SELECT min(COALESCE(fairness_key, namespace)) FROM executions \
-       WHERE namespace = $1 AND lane = $2 AND state IN ('ready', 'scheduled') \
-     UNION ALL \
-       SELECT (SELECT min(COALESCE(fairness_key, namespace)) FROM executions \
-               WHERE namespace = $1 AND lane = $2 AND state IN ('ready', 'scheduled') \
-               AND COALESCE(fairness_key, namespace) > k.key) \
-       FROM k WHERE k.key IS NOT NULL) \
-     SELECT key FROM k WHERE key IS NOT NULL";
+/// The fairness keys of a lane (`$2`) with work due at `$3`: of those it
+/// has seen (`fair_keys`, registered as executions are stored) and the
+/// namespace's own, each one probe of `executions_fair_claim`.
+const FAIR_KEYS: &str = "SELECT k.key FROM ( \
+       SELECT key FROM fair_keys WHERE namespace = $1 AND lane = $2 UNION SELECT $1::text) k \
+     WHERE EXISTS (SELECT 1 FROM executions WHERE namespace = $1 AND lane = $2 \
+       AND COALESCE(fairness_key, namespace) = k.key AND state IN ('ready', 'scheduled') \
+       AND ready_at <= $3) \
+     ORDER BY 1";
 
 /// The limited claim's one write: the picks (`$1`, still claimable) moved
 /// to running at `$2` by worker `$3`, and the rate buckets (`$5`..`$7`)
@@ -224,6 +222,7 @@ pub(crate) async fn claim_limited(
                 let keys: Vec<String> = sqlx::query_scalar(FAIR_KEYS)
                     .bind(ns)
                     .bind(lane)
+                    .bind(now)
                     .fetch_all(&mut *tx)
                     .await
                     .db()?;

@@ -41,6 +41,23 @@ CREATE TABLE budget_usage (
     PRIMARY KEY (namespace, policy)
 ) WITHOUT ROWID;
 
+-- The fairness keys each lane has seen, registered as executions are
+-- stored, so a fair-share claim knows the keys without scanning for them.
+CREATE TABLE fair_keys (
+    namespace TEXT NOT NULL,
+    lane      TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    PRIMARY KEY (namespace, lane, key)
+) WITHOUT ROWID;
+
+CREATE TRIGGER executions_fair_keys
+    AFTER INSERT ON executions
+    WHEN NEW.fairness_key IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO fair_keys (namespace, lane, key)
+        VALUES (NEW.namespace, NEW.lane, NEW.fairness_key);
+END;
+
 CREATE TABLE fair_credits (
     namespace TEXT NOT NULL,
     lane      TEXT NOT NULL,

@@ -57,21 +57,9 @@ const RUNNING_BY_KEY: &str = "SELECT concurrency_key, COUNT(*) FROM executions \
      AND lease_until > ?2 AND (attempt_deadline IS NULL OR attempt_deadline > ?2) \
      GROUP BY concurrency_key";
 
-/// The distinct fairness keys with claimable work in a lane, by a skip
-/// scan of `executions_fair_claim` (one probe per key, not per row).
-const FAIR_KEYS: &str = "WITH RECURSIVE k(key) AS ( \
-       SELECT MIN(fairness_key) FROM executions \
-       WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
-     UNION ALL \
-       SELECT (SELECT MIN(fairness_key) FROM executions \
-               WHERE namespace = ?1 AND lane = ?2 AND state IN ('ready', 'scheduled') \
-               AND fairness_key > k.key) \
-       FROM k WHERE k.key IS NOT NULL) \
-     SELECT key FROM k WHERE key IS NOT NULL";
-
-const HAS_DEFAULT_KEY: &str = "SELECT EXISTS (SELECT 1 FROM executions \
-     WHERE namespace = ?1 AND lane = ?2 AND fairness_key IS NULL \
-     AND state IN ('ready', 'scheduled'))";
+/// The fairness keys a lane has seen (`fair_keys`, registered as
+/// executions are stored); the namespace's own is read besides.
+const FAIR_KEYS: &str = "SELECT key FROM fair_keys WHERE namespace = ?1 AND lane = ?2 ORDER BY key";
 
 const RUNNING_WITH_KEY: &str = "SELECT COUNT(*) FROM executions \
      WHERE namespace = ?1 AND concurrency_key = ?2 AND state = 'running' \
@@ -219,14 +207,7 @@ pub(crate) fn pick_limited(
             .map(|k| k.map(Some))
             .collect::<Result<_, _>>()
             .db()?;
-        let has_default: bool = conn
-            .prepare_cached(HAS_DEFAULT_KEY)
-            .db()?
-            .query_row(params![ns, lane], |row| row.get(0))
-            .db()?;
-        if has_default {
-            keys.push(None);
-        }
+        keys.push(None);
         specs.extend(keys.into_iter().map(|k| (lane_at, Some(k))));
     }
     let mut stmts = Vec::with_capacity(specs.len());

@@ -277,6 +277,10 @@ fn constrain_schemas(doc: &mut Value, limits: &Limits) {
     submit["attempt_timeout_ms"] = duration(limits.max_lease_ms * 30);
     submit["deadline"] = time.clone();
     submit["run_at"] = time;
+    let optional_name = json!({"oneOf": [{"type": "null"}, name_ref.clone()]});
+    for key in ["concurrency_key", "rate_key", "fairness_key"] {
+        submit[key] = optional_name.clone();
+    }
 
     // A node's execution takes the flow's namespace and no key of its own.
     let mut node_execution = schemas["SubmitRequest"].clone();
