@@ -122,22 +122,35 @@ fn load_bucket(
 }
 
 fn load_usage(conn: &Connection, namespace: &str, policy: &str) -> Result<Usage, EngineError> {
-    let text: Option<String> = conn
-        .prepare_cached("SELECT usage FROM budget_usage WHERE namespace = ?1 AND policy = ?2")
-        .db()?
-        .query_row(params![namespace, policy], |row| row.get(0))
-        .optional()
-        .db()?;
-    text.map(|t| serde_json::from_str(&t).map_err(EngineError::backend))
-        .transpose()
-        .map(Option::unwrap_or_default)
+    load_json(
+        conn,
+        "SELECT usage FROM budget_usage WHERE namespace = ?1 AND policy = ?2",
+        namespace,
+        policy,
+    )
 }
 
 fn load_credits(conn: &Connection, namespace: &str, lane: &str) -> Result<Credits, EngineError> {
+    load_json(
+        conn,
+        "SELECT credits FROM fair_credits WHERE namespace = ?1 AND lane = ?2",
+        namespace,
+        lane,
+    )
+}
+
+/// The JSON document `sql` reads for (`namespace`, `name`), or the default
+/// when there is none.
+fn load_json<T: serde::de::DeserializeOwned + Default>(
+    conn: &Connection,
+    sql: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<T, EngineError> {
     let text: Option<String> = conn
-        .prepare_cached("SELECT credits FROM fair_credits WHERE namespace = ?1 AND lane = ?2")
+        .prepare_cached(sql)
         .db()?
-        .query_row(params![namespace, lane], |row| row.get(0))
+        .query_row(params![namespace, name], |row| row.get(0))
         .optional()
         .db()?;
     text.map(|t| serde_json::from_str(&t).map_err(EngineError::backend))

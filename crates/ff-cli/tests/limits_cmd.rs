@@ -6,18 +6,11 @@ mod cli_support;
 mod common;
 mod serve_support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use cli_support::{fails, ff, json_of, ok};
 use common::Scratch;
 use serve_support::Server;
-
-async fn post(server: &Server, path: &str, body: &Value) -> Value {
-    let url = format!("{}/v1/namespaces/default{path}", server.base);
-    let resp = server.http.post(url).json(body).send().await.expect("POST");
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().await.expect("JSON")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_set_hold_work_and_budgets_read_back() {
@@ -67,12 +60,12 @@ async fn limits_set_hold_work_and_budgets_read_back() {
     ];
     ok(ff(&server, &keyed));
     let second = ok(ff(&server, &keyed)).trim().to_owned();
-    let claimed = post(
-        &server,
-        "/claims",
-        &json!({"lanes": ["q"], "worker_id": "w", "n": 5}),
-    )
-    .await;
+    let claimed = server
+        .post_api(
+            "/claims",
+            &json!({"lanes": ["q"], "worker_id": "w", "n": 5}),
+        )
+        .await;
     assert_eq!(claimed.as_array().map(Vec::len), Some(1), "{claimed}");
     let why = ok(ff(&server, &["why", &second]));
     assert!(
@@ -80,12 +73,12 @@ async fn limits_set_hold_work_and_budgets_read_back() {
         "{why}"
     );
 
-    post(
-        &server,
-        "/leases/usage",
-        &json!({"handle": claimed[0]["handle"], "dedup_key": "r1", "amounts": {"tokens": 120}}),
-    )
-    .await;
+    server
+        .post_api(
+            "/leases/usage",
+            &json!({"handle": claimed[0]["handle"], "dedup_key": "r1", "amounts": {"tokens": 120}}),
+        )
+        .await;
     let shown = ok(ff(&server, &["budget", "show", "acme"]));
     assert!(shown.contains("HARD breach: tokens"), "{shown}");
     assert!(shown.contains("remaining  tokens=0"), "{shown}");

@@ -6,18 +6,11 @@ mod cli_support;
 mod common;
 mod serve_support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use cli_support::{fails, ff, json_of, ok};
 use common::Scratch;
 use serve_support::Server;
-
-async fn post(server: &Server, path: &str, body: &Value) -> Value {
-    let url = format!("{}/v1/namespaces/default{path}", server.base);
-    let resp = server.http.post(url).json(body).send().await.expect("POST");
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().await.expect("JSON")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signal_by_token_and_by_waitpoint() {
@@ -30,15 +23,15 @@ async fn signal_by_token_and_by_waitpoint() {
     .trim()
     .to_owned();
     let claims = json!({"lanes": ["gate"], "worker_id": "w", "wait_ms": 2000});
-    let claimed = post(&server, "/claims", &claims).await;
+    let claimed = server.post_api("/claims", &claims).await;
     let handle = claimed[0]["handle"].clone();
-    let suspended = post(
-        &server,
-        "/leases/suspend",
-        &json!({"handle": handle, "key": "ask", "waitpoints": ["approve", "audit"],
+    let suspended = server
+        .post_api(
+            "/leases/suspend",
+            &json!({"handle": handle, "key": "ask", "waitpoints": ["approve", "audit"],
                 "condition": {"kind": "all"}}),
-    )
-    .await;
+        )
+        .await;
     let token = suspended["waitpoints"][0]["token"]
         .as_str()
         .expect("token")

@@ -17,6 +17,15 @@ pub struct Server {
 }
 
 impl Server {
+    /// POSTs JSON to an API path of the default namespace; the JSON answer
+    /// of a successful request.
+    pub async fn post_api(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let url = format!("{}/v1/namespaces/default{path}", self.base);
+        let resp = self.http.post(url).json(body).send().await.expect("POST");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.expect("JSON")
+    }
+
     /// Starts `ff serve` on a free port with the database at `db`.
     pub fn start(db: &std::path::Path, token: Option<&str>) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ff"));
