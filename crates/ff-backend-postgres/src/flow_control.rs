@@ -171,10 +171,11 @@ async fn load_policies<'e>(
         .collect()
 }
 
-fn parse_usage(text: Option<String>) -> Result<Usage, EngineError> {
-    text.map(|t| serde_json::from_str(&t).map_err(EngineError::backend))
-        .transpose()
-        .map(Option::unwrap_or_default)
+/// A stored JSON document, or the default when there is none.
+fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+    text: Option<String>,
+) -> Result<T, EngineError> {
+    text.map(json).transpose().map(Option::unwrap_or_default)
 }
 
 /// The limited claim, or `None` when the namespace has no policies after
@@ -371,7 +372,7 @@ impl ClaimState {
             .into_iter()
             .collect();
         for (name, _) in set.budgets() {
-            gate.set_usage(name, parse_usage(usage.get(name).cloned())?);
+            gate.set_usage(name, json_or_default::<Usage>(usage.get(name).cloned())?);
         }
         Ok(gate.held_keys())
     }
@@ -379,11 +380,11 @@ impl ClaimState {
     /// The stored credits of fair-share lane `lane`.
     fn credits(&self, lane: &str) -> Result<Credits, EngineError> {
         let all: Vec<(String, String)> = json(self.credits.clone())?;
-        all.into_iter()
-            .find(|(l, _)| l == lane)
-            .map(|(_, text)| serde_json::from_str(&text).map_err(EngineError::backend))
-            .transpose()
-            .map(Option::unwrap_or_default)
+        json_or_default(
+            all.into_iter()
+                .find(|(l, _)| l == lane)
+                .map(|(_, text)| text),
+        )
     }
 }
 
@@ -494,7 +495,7 @@ impl FlowControlStore for PostgresBackend {
         .fetch_optional(&self.inner.pool)
         .await
         .db()?;
-        parse_usage(text)
+        json_or_default::<Usage>(text)
     }
 
     async fn update_usage(
@@ -522,7 +523,7 @@ impl FlowControlStore for PostgresBackend {
         .fetch_optional(&mut *tx)
         .await
         .db()?;
-        let usage = update(parse_usage(text)?);
+        let usage = update(json_or_default::<Usage>(text)?);
         sqlx::query("UPDATE budget_usage SET usage = $3 WHERE namespace = $1 AND policy = $2")
             .bind(namespace)
             .bind(policy)

@@ -147,30 +147,28 @@ local function bucket_of(g, key, rate)
   return b
 end
 
+-- The bucket of a rate key refilled to now, as
+-- `ff_core::flow_control::RatePolicy::refill` does, in exact integers.
+local function refilled(g, key, rate)
+  local b = bucket_of(g, key, rate)
+  local capacity = rate.burst * rate.window
+  local elapsed = math.max(0, g.now - b.at)
+  local level = capacity
+  if elapsed < capacity / rate.n then
+    level = math.min(capacity, b.level + elapsed * rate.n)
+  end
+  return {level = level, at = math.max(b.at, g.now)}
+end
+
 -- Takes a token as `ff_core::flow_control::RatePolicy::take` does, in
 -- exact integers: whether there was one.
 local function take_token(g, key, rate)
-  local b = bucket_of(g, key, rate)
-  local capacity = rate.burst * rate.window
-  local elapsed = g.now - b.at
-  if elapsed < 0 then
-    elapsed = 0
-  end
-  local level = b.level
-  if elapsed >= capacity / rate.n then
-    level = capacity
-  else
-    level = math.min(capacity, level + elapsed * rate.n)
-  end
-  local at = b.at
-  if g.now > at then
-    at = g.now
-  end
-  if level < rate.window then
-    g.buckets[key] = {level = level, at = at}
+  local b = refilled(g, key, rate)
+  if b.level < rate.window then
+    g.buckets[key] = b
     return false
   end
-  g.buckets[key] = {level = level - rate.window, at = at}
+  g.buckets[key] = {level = b.level - rate.window, at = b.at}
   g.changed[key] = true
   return true
 end
@@ -224,13 +222,8 @@ local function held_now(g, ckey, rkey, fkey)
   end
   if rkey ~= nil then
     local rate = most_specific(g.rate, rkey)
-    if rate ~= nil then
-      local b = bucket_of(g, rkey, rate)
-      local elapsed = math.max(0, g.now - b.at)
-      local capacity = rate.burst * rate.window
-      if elapsed < capacity / rate.n and b.level + elapsed * rate.n < rate.window then
-        return pass(g, 'rate')
-      end
+    if rate ~= nil and refilled(g, rkey, rate).level < rate.window then
+      return pass(g, 'rate')
     end
   end
   return false
