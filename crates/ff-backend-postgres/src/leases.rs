@@ -6,6 +6,7 @@ use std::time::Duration;
 use ff_core::lease;
 use ff_core::{ClaimRequest, Claimed, EngineError, Execution};
 
+use crate::claim_limited;
 use crate::flow_control;
 use crate::rows;
 use crate::{PgResult, PostgresBackend};
@@ -104,13 +105,13 @@ const CLAIM_LANES: &str = claim_sql!(concat!(
 ));
 
 /// Claims up to `req.n`, answered in claim order: in one statement, or
-/// through [`flow_control::claim_limited`] in a namespace with policies.
+/// through [`claim_limited::claim_limited`] in a namespace with policies.
 pub(crate) async fn claim(
     backend: &PostgresBackend,
     req: &ClaimRequest,
 ) -> Result<Vec<Claimed>, EngineError> {
     if backend.is_limited(&req.namespace) {
-        if let Some(claimed) = flow_control::claim_limited(backend, req).await? {
+        if let Some(claimed) = claim_limited::claim_limited(backend, req).await? {
             return Ok(claimed);
         }
     }
@@ -119,7 +120,7 @@ pub(crate) async fn claim(
     if left > 0 && flow_control::has_policies(backend, &req.namespace).await? {
         let mut rest = req.clone();
         rest.n = left;
-        if let Some(more) = flow_control::claim_limited(backend, &rest).await? {
+        if let Some(more) = claim_limited::claim_limited(backend, &rest).await? {
             return Ok(claimed.into_iter().chain(more).collect());
         }
     }

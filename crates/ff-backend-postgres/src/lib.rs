@@ -23,7 +23,7 @@
 //!   schema of its own for a test or a benchmark run.
 //! - `vacuum`: keeps the hot tables' indexes free of dead entries.
 //! - `executions` (the `ExecutionStore`: transition, claim, submit),
-//!   `leases` (claims), `flow_control` (policies and the limited claim),
+//!   `leases` (claims), `flow_control` (policies), `claim_limited` (the claim under them),
 //!   `flows` (the `FlowCommands`), `maintenance`,
 //!   `reads`: the `ff_core` traits.
 //!
@@ -36,6 +36,7 @@
 pub mod config;
 mod throwaway;
 
+mod claim_limited;
 mod completions;
 mod dispatch;
 mod error;
