@@ -1,4 +1,5 @@
-//! One `ff bench` invocation: every variant `--runs` times, then the report.
+//! One `ff bench` invocation: every variant `--runs` times, the runs of
+//! the variants alternating, then the report.
 
 use std::process::ExitCode;
 
@@ -36,17 +37,18 @@ pub async fn run(args: BenchArgs, opener: &dyn Opener) -> anyhow::Result<ExitCod
         ..CeilingCounts::default()
     };
 
-    let mut scenarios = Vec::with_capacity(variants.len());
-    let mut all_ceilings = Vec::new();
+    // Runs alternate between the variants (each variant's first run, then
+    // each one's second, ...), so a drift of the machine over the
+    // invocation weighs on every variant alike.
+    let mut runs: Vec<Vec<_>> = variants.iter().map(|_| Vec::new()).collect();
+    let mut ceilings: Vec<Vec<_>> = variants.iter().map(|_| Vec::new()).collect();
     let mut described = None;
-    for variant in variants {
-        let title = format!("{}/{}", variant.scenario(), variant.name());
-        let mut runs = Vec::with_capacity(args.runs as usize);
-        let mut ceilings = Vec::with_capacity(args.runs as usize);
-        for run in 1..=args.runs {
+    for run in 1..=args.runs {
+        for (at, variant) in variants.iter().enumerate() {
+            let title = format!("{}/{}", variant.scenario(), variant.name());
             if args.ceiling {
                 bar.set_message(format!("{title} run {run}/{}: the ceiling", args.runs));
-                ceilings.push(ceiling::measure(args.synchronous, counts).await?);
+                ceilings[at].push(ceiling::measure(args.synchronous, counts).await?);
             }
             bar.set_message(format!("{title} run {run}/{}", args.runs));
             let bed = Bed::open(opener, &target, variant.scenario()).await?;
@@ -61,12 +63,18 @@ pub async fn run(args: BenchArgs, opener: &dyn Opener) -> anyhow::Result<ExitCod
             }
             let measured = variant.run(&bed, &sizes).await;
             bed.close().await;
-            runs.push(measured.with_context(|| format!("{title}, run {run}"))?);
+            runs[at].push(measured.with_context(|| format!("{title}, run {run}"))?);
             bar.inc(1);
         }
-        scenarios.push(VariantReport::aggregate(variant, &sizes, &runs, &ceilings));
-        all_ceilings.extend(ceilings);
     }
+    let scenarios: Vec<_> = variants
+        .iter()
+        .zip(runs.iter().zip(&ceilings))
+        .map(|(variant, (runs, ceilings))| {
+            VariantReport::aggregate(*variant, &sizes, runs, ceilings)
+        })
+        .collect();
+    let all_ceilings: Vec<_> = ceilings.into_iter().flatten().collect();
     bar.finish_and_clear();
 
     let report = Report {
