@@ -25,6 +25,7 @@
 --                                    undispatched mark, PUBLISH
 --   X seq                            mark an outbox entry dispatched
 --   P channel message                PUBLISH
+--   W hash field channel message     PUBLISH if HDEL removed the field
 -- Returns {'ok', seq...} (the new outbox seqs) or {'conflict', what}.
 local function apply(keys, args)
   local base = keys[1]
@@ -108,6 +109,11 @@ local function apply(keys, args)
     elseif op == 'P' then
       redis.call('PUBLISH', args[i + 1], args[i + 2])
       i = i + 3
+    elseif op == 'W' then
+      if redis.call('HDEL', args[i + 1], args[i + 2]) == 1 then
+        redis.call('PUBLISH', args[i + 3], args[i + 4])
+      end
+      i = i + 5
     else
       return redis.error_reply('ERR flowfabric: unknown write ' .. tostring(op))
     end

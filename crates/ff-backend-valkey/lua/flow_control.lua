@@ -64,7 +64,7 @@ end
 local function load_gate(base, ns, now)
   local flat = redis.call('HGETALL', base .. ':pol:' .. ns)
   local g = {base = base, ns = ns, now = now, conc = {}, rate = {}, budgets = {}, fair = {},
-    running = {}, buckets = {}, changed = {}, usage = {}, any = false,
+    running = {}, buckets = {}, changed = {}, usage = {}, waiting = {}, any = false,
     passed = {concurrency = 0, rate = 0, budget = 0}}
   for k = 1, #flat, 2 do
     if flat[k] ~= '_v' then
@@ -217,6 +217,7 @@ local function held_now(g, ckey, rkey, fkey)
   if ckey ~= nil then
     local conc = most_specific(g.conc, ckey)
     if conc ~= nil and running_of(g, ckey) >= conc.limit then
+      g.waiting[ckey] = true
       return pass(g, 'concurrency')
     end
   end
@@ -243,6 +244,7 @@ local function admit(g, c)
   if ckey ~= nil then
     conc = most_specific(g.conc, ckey)
     if conc ~= nil and running_of(g, ckey) >= conc.limit then
+      g.waiting[ckey] = true
       return not pass(g, 'concurrency')
     end
   end
@@ -258,10 +260,16 @@ local function admit(g, c)
   return true
 end
 
--- Stores the buckets the claim took tokens from.
+-- Stores the buckets the claim took tokens from, and marks the
+-- concurrency keys it found full as waited on: the transition that frees
+-- a slot of such a key announces it (`W` in ff_v2_apply), the others
+-- announce nothing.
 local function save_gate(g)
   if g == nil then
     return
+  end
+  for key, _ in pairs(g.waiting) do
+    redis.call('HSET', g.base .. ':cwait:' .. g.ns, key, '1')
   end
   for key, _ in pairs(g.changed) do
     local b = g.buckets[key]

@@ -148,6 +148,12 @@ impl Keys {
         format!("{}:fcclock", self.base(p))
     }
 
+    /// The concurrency keys of `namespace` a claim found full, whose next
+    /// freed slot is announced on the work channel.
+    pub(crate) fn slot_waiters(&self, p: u32, namespace: &str) -> String {
+        format!("{}:cwait:{namespace}", self.base(p))
+    }
+
     /// Executions running with concurrency key `key`, by lease expiry.
     pub(crate) fn running_with_key(&self, p: u32, namespace: &str, key: &str) -> String {
         format!("{}:crun:{namespace}|{key}", self.base(p))

@@ -172,11 +172,21 @@ impl Plan {
         let freed = was == Some(State::Running)
             && new.state != State::Running
             && new.concurrency_key.is_some();
-        if freed {
+        if let (true, Some(key)) = (freed, &new.concurrency_key) {
             // A claim taking the slot starts no earlier than this ended.
             self.write(&["M", &keys.flow_clock(p), &now.to_string()]);
+            // Announced only when a claim found the key full: on a cluster
+            // every announcement reaches every node.
+            let message = format!("{p}|{}|{}", new.namespace, new.lane);
+            self.write(&[
+                "W",
+                &keys.slot_waiters(p, &new.namespace),
+                key,
+                &keys.work_channel(),
+                &message,
+            ]);
         }
-        if (waiting && was != Some(new.state)) || freed {
+        if waiting && was != Some(new.state) {
             self.wakes.insert((new.namespace.clone(), new.lane.clone()));
         }
         Ok(fields)
