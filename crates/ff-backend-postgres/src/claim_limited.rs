@@ -7,7 +7,11 @@
 //!
 //! Limited claims overlap in their reads: each reads the state and its
 //! candidates (locking them) before the lock, and reads the candidates
-//! again under it only when the state it reads there has changed.
+//! again under it when the policies or the held keys it reads there
+//! differ, or when a read came back short (rows another claim held may
+//! have been let go since). The re-read under the lock sees every claim
+//! committed before it because the transaction runs at READ COMMITTED,
+//! Postgres' default, which the backend's transactions assume.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -147,10 +151,10 @@ pub(crate) async fn claim_limited(
     let set = PolicySet::new(&state.policies);
     let mut gate = ClaimGate::new(&set, now);
     let held = state.load(&set, &mut gate)?;
-    let candidates = if state.policies == seen.policies && held == seen_held {
-        seen_candidates
-    } else {
-        Candidates::read(&mut tx, req, &set, &held, now).await?
+    let reusable = state.policies == seen.policies && held == seen_held;
+    let candidates = match seen_candidates.reuse(reusable, now) {
+        Some(candidates) => candidates,
+        None => Candidates::read(&mut tx, req, &set, &held, now).await?,
     };
     let decided = Decision::make(candidates, &state, &mut gate, req.n)?;
     let (mut keys, mut levels, mut ats) = (Vec::new(), Vec::new(), Vec::new());
@@ -211,8 +215,8 @@ impl Decision {
         n: u32,
     ) -> Result<Self, EngineError> {
         let mut fair_lanes = Vec::new();
-        let mut lanes = Vec::with_capacity(candidates.0.len());
-        for (lane, source) in candidates.0 {
+        let mut lanes = Vec::with_capacity(candidates.lanes.len());
+        for (lane, source) in candidates.lanes {
             lanes.push(match source {
                 LaneCandidates::Plain(execs) => LaneSource::plain(execs.into_iter()),
                 LaneCandidates::Fair(by_key) => {
@@ -254,8 +258,12 @@ impl Decision {
     }
 }
 
-/// A claim's candidates, per lane in the request's order.
-struct Candidates(Vec<(String, LaneCandidates)>);
+/// A claim's candidates, per lane in the request's order, and whether every
+/// read filled its limit.
+struct Candidates {
+    lanes: Vec<(String, LaneCandidates)>,
+    whole: bool,
+}
 
 /// One lane's candidates: in claim order, or on a fair-share lane per
 /// fairness key (with its weight) in claim order.
@@ -276,6 +284,7 @@ impl Candidates {
     ) -> Result<Self, EngineError> {
         let want = i64::from(req.n) + SLACK;
         let mut lanes = Vec::with_capacity(req.lanes.len());
+        let mut whole = true;
         for lane in &req.lanes {
             let source = match set.fair_share(lane) {
                 None => {
@@ -283,6 +292,7 @@ impl Candidates {
                         .fetch_all(&mut **tx)
                         .await
                         .db()?;
+                    whole &= rows.len() as i64 >= want;
                     LaneCandidates::Plain(read_all(&rows)?)
                 }
                 Some(fair) => {
@@ -305,7 +315,12 @@ impl Candidates {
                         .await
                         .db()?;
                     let mut by_key: BTreeMap<String, Vec<Execution>> = BTreeMap::new();
-                    for exec in read_all(&rows)? {
+                    let execs = read_all(&rows)?;
+                    for (key, limit) in keys.iter().zip(&limits) {
+                        let read = execs.iter().filter(|e| e.fairness() == key).count();
+                        whole &= read as i64 >= *limit;
+                    }
+                    for exec in execs {
                         by_key
                             .entry(exec.fairness().to_owned())
                             .or_default()
@@ -324,7 +339,30 @@ impl Candidates {
             };
             lanes.push((lane.clone(), source));
         }
-        Ok(Self(lanes))
+        Ok(Self { lanes, whole })
+    }
+
+    /// These candidates for a decision at `now` when they may serve
+    /// (`reusable`) and every read filled its limit, less those no longer
+    /// claimable then (a deadline passed while the claim waited for the
+    /// lock); `None` when they must be read again.
+    fn reuse(self, reusable: bool, now: Millis) -> Option<Self> {
+        if !reusable || !self.whole {
+            return None;
+        }
+        let claimable = |execs: &mut Vec<Execution>| execs.retain(|e| e.is_claimable(now));
+        let mut lanes = self.lanes;
+        for (_, source) in &mut lanes {
+            match source {
+                LaneCandidates::Plain(execs) => claimable(execs),
+                LaneCandidates::Fair(keys) => {
+                    for (_, _, execs) in keys.iter_mut() {
+                        claimable(execs);
+                    }
+                }
+            }
+        }
+        Some(Self { lanes, whole: true })
     }
 }
 

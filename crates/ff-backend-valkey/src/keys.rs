@@ -14,7 +14,8 @@
 //! - flow control, all in the namespace's home partition (with every
 //!   execution that carries a flow-control key): `pol:<ns>` (policies),
 //!   `bkt:<ns>` (rate buckets), `use:<ns>|<policy>` (budget usage),
-//!   `crun:<ns>|<key>` (running with a concurrency key, by expiry) and
+//!   `crun:<ns>|<key>` (running with a concurrency key, by expiry),
+//!   `cwait:<ns>` (concurrency keys a claim found full), `fcclock` and
 //!   `fair:<ns>|<lane>` (fair-share credits);
 //! - `ids:<ns>`: every execution (lexical order is id order); `cnt:<ns>`:
 //!   counts per lane and state; `idem:<ns>`: idempotency key → id;

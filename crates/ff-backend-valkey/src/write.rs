@@ -169,10 +169,8 @@ impl Plan {
             }
         }
         // A limited execution leaving running frees its slot for another.
-        let freed = was == Some(State::Running)
-            && new.state != State::Running
-            && new.concurrency_key.is_some();
-        if let (true, Some(key)) = (freed, &new.concurrency_key) {
+        let left_running = was == Some(State::Running) && new.state != State::Running;
+        if let Some(key) = new.concurrency_key.as_ref().filter(|_| left_running) {
             // A claim taking the slot starts no earlier than this ended.
             self.write(&["M", &keys.flow_clock(p), &now.to_string()]);
             // Announced only when a claim found the key full: on a cluster
